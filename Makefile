@@ -1,0 +1,51 @@
+# moe-inspect: set-up, build, tests, demo, benchmarks.
+# `make demo` and `make test` install the Debian packages they need when missing.
+
+SWIFT        ?= swift
+APT_PACKAGES := libhdf5-dev libopenblas-dev libpng-dev libcairo2-dev fonts-dejavu-core pkg-config
+RELEASE_FLAGS := -c release -Xswiftc -enable-testing
+BIN          := .build/release/moe-inspect
+DEMO_OUT     ?= demo-out
+PYTHON       ?= python3
+
+.PHONY: all deps build test demo bench fuzz fixtures clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product moe-inspect
+
+# Tests run on the release build: the numeric tests are slow unoptimised.
+test: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
+	MOE_INSPECT_BIN=$(CURDIR)/$(BIN) $(SWIFT) test $(RELEASE_FLAGS) --skip-build
+
+demo: build
+	@mkdir -p $(DEMO_OUT)
+	$(BIN) info fixtures/olmoe-tiny
+	$(BIN) info fixtures/deepseek-v3-tiny
+	$(BIN) convert fixtures/olmoe-tiny $(DEMO_OUT)/olmoe-tiny.h5 --overwrite
+	$(BIN) info $(DEMO_OUT)/olmoe-tiny.h5
+
+bench: build
+	scripts/bench.sh
+
+# libFuzzer over the safetensors header parser, for a bounded time (FUZZ_SECONDS).
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Regenerates fixtures/ with the Python peers (needs torch, transformers, safetensors, h5py).
+fixtures:
+	$(PYTHON) fixtures/make_fixtures.py
+
+clean:
+	rm -rf .build $(DEMO_OUT)

@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Data flows one way through the layers, each a target depending only on those above it:
+//   C shims -> Tensors -> Checkpoints -> MoELayout -> Analysis (+ Embedding) -> Training
+//   Plotting (on Cairo, knows no MoE) -> Reports -> moe-inspect (thin CLI)
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "moe-inspect",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "moe-inspect", targets: ["moe-inspect"]),
+        .library(name: "MoEInspect", targets: [
+            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+        ]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+
+        // MARK: - Tensors and files
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"], swiftSettings: optimize),
+        .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"], swiftSettings: optimize),
+
+        // MARK: - Analyses and training
+        .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: optimize),
+        .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: optimize),
+
+        // MARK: - Figures and reports
+        .target(name: "Plotting", dependencies: ["CCairo", "CPNG"], swiftSettings: optimize),
+        .target(name: "Reports", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Embedding", "Plotting"], swiftSettings: optimize),
+
+        // MARK: - Executable
+        .executableTarget(
+            name: "moe-inspect",
+            dependencies: [
+                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimize),
+
+        // MARK: - Tests
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Tensors"]),
+        .testTarget(name: "MoELayoutTests", dependencies: ["MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Plotting", "Analysis"]),
+        .testTarget(name: "CLITests", dependencies: []),
+    ]
+)

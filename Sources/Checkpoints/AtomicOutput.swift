@@ -1,0 +1,98 @@
+import Foundation
+
+/// Writing outputs so that nothing the user had is lost: every file goes to a temporary name in
+/// the same folder and is renamed into place only when complete.
+public enum AtomicOutput {
+    /// A temporary sibling path of `path` (same folder, so the rename is atomic).
+    public static func temporaryPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+    }
+
+    /// Writes `data` to `path` atomically.
+    public static func write(_ data: Data, to path: String) throws(CheckpointError) {
+        let tmp = temporaryPath(for: path)
+        do {
+            try data.write(to: URL(fileURLWithPath: tmp))
+        } catch {
+            throw .io(file: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        try commit(tmp, to: path)
+    }
+
+    /// Writes `text` (UTF-8) to `path` atomically.
+    public static func write(_ text: String, to path: String) throws(CheckpointError) {
+        try write(Data(text.utf8), to: path)
+    }
+
+    /// Renames the finished temporary `tmp` onto `path`, replacing a file of that name.
+    public static func commit(_ tmp: String, to path: String) throws(CheckpointError) {
+        if rename(tmp, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw .io(file: path, reason: "cannot rename into place: \(reason)")
+        }
+    }
+
+    /// Creates a fresh temporary folder beside `path` for building a whole output folder.
+    public static func temporaryFolder(for path: String) throws(CheckpointError) -> String {
+        let tmp = temporaryPath(for: path)
+        do {
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        } catch {
+            throw .io(file: path, reason: "cannot create folder: \(error.localizedDescription)")
+        }
+        return tmp
+    }
+
+    /// Moves the finished folder `tmp` to `path`. An existing `path` is replaced only when
+    /// `replace` is true, and then only after the new folder is complete.
+    public static func commitFolder(_ tmp: String, to path: String, replace: Bool) throws(CheckpointError) {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path) {
+            guard replace else {
+                try? fm.removeItem(atPath: tmp)
+                throw .io(file: path, reason: "already exists; choose another output or pass --overwrite")
+            }
+            let old = temporaryPath(for: path)
+            guard rename(path, old) == 0 else { throw .io(file: path, reason: "cannot move the old output aside") }
+            try commit(tmp, to: path)
+            try? fm.removeItem(atPath: old)
+        } else {
+            try commit(tmp, to: path)
+        }
+    }
+}
+
+/// A file being written sequentially through a buffered handle.
+final class SequentialFile {
+    let path: String
+    private let handle: UnsafeMutablePointer<FILE>
+
+    init(path: String) throws(CheckpointError) {
+        guard let h = fopen(path, "wb") else { throw .io(file: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
+        self.path = path
+        handle = h
+        setvbuf(h, nil, _IOFBF, 1 << 22)
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+        guard let b = bytes.baseAddress, !bytes.isEmpty else { return }
+        if fwrite(b, 1, bytes.count, handle) != bytes.count {
+            throw .io(file: path, reason: "write failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws(CheckpointError) {
+        let r = bytes.withUnsafeBytes { b -> Result<Void, CheckpointError> in
+            do throws(CheckpointError) { try write(b); return .success(()) } catch { return .failure(error) }
+        }
+        try r.get()
+    }
+
+    func close() throws(CheckpointError) {
+        if fflush(handle) != 0 || fclose(handle) != 0 {
+            throw .io(file: path, reason: "cannot finish writing: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Checkpoints
+
+/// Where a model family keeps its MoE tensors: name patterns with `{layer}` and `{expert}`.
+///
+/// The built-in families are values of this type, and so is a user's layout file (JSON with the
+/// same keys; see `docs/layout-file.md`). Per-expert and fused 3-D expert tensors are both
+/// described; a layer uses whichever its checkpoint holds.
+public struct LayoutSpec: Sendable, Codable, Equatable {
+    /// Family name shown to the user.
+    public var family: String
+    /// Prefix of every tensor of a decoder layer, e.g. `model.layers.{layer}.`.
+    public var layerPrefix: NamePattern
+    /// Router weight R [n, d].
+    public var router: NamePattern
+    /// Expert gate projection W_g [D, d] (feeds SiLU).
+    public var expertGate: NamePattern?
+    /// Expert up projection W_p [D, d].
+    public var expertUp: NamePattern?
+    /// Expert down projection W_o [d, D].
+    public var expertDown: NamePattern?
+    /// Fused gate and up projections [n, 2D, d], gate rows first.
+    public var fusedGateUp: NamePattern?
+    /// Fused down projections [n, d, D].
+    public var fusedDown: NamePattern?
+    /// Shared expert(s) gate/up/down projections, if the family has them.
+    public var sharedGate: NamePattern?
+    public var sharedUp: NamePattern?
+    public var sharedDown: NamePattern?
+    /// Qwen2-MoE's sigmoid gate on the shared expert [1, d].
+    public var sharedExpertGate: NamePattern?
+    /// DeepSeek-V3's score-correction bias [n].
+    public var scoreCorrectionBias: NamePattern?
+    /// Dense MLP gate projection, for layers without experts.
+    public var denseGate: NamePattern?
+    /// Router scoring: `softmax` or `sigmoid`.
+    public var scoring: String?
+    /// Experts per token, when the config does not say.
+    public var topK: Int?
+
+    public init(family: String, layerPrefix: String = "model.layers.{layer}.", router: String,
+                expertGate: String? = nil, expertUp: String? = nil, expertDown: String? = nil,
+                fusedGateUp: String? = nil, fusedDown: String? = nil,
+                sharedGate: String? = nil, sharedUp: String? = nil, sharedDown: String? = nil,
+                sharedExpertGate: String? = nil, scoreCorrectionBias: String? = nil,
+                denseGate: String? = nil, scoring: String? = nil, topK: Int? = nil) {
+        self.family = family
+        self.layerPrefix = NamePattern(layerPrefix)
+        self.router = NamePattern(router)
+        self.expertGate = expertGate.map(NamePattern.init)
+        self.expertUp = expertUp.map(NamePattern.init)
+        self.expertDown = expertDown.map(NamePattern.init)
+        self.fusedGateUp = fusedGateUp.map(NamePattern.init)
+        self.fusedDown = fusedDown.map(NamePattern.init)
+        self.sharedGate = sharedGate.map(NamePattern.init)
+        self.sharedUp = sharedUp.map(NamePattern.init)
+        self.sharedDown = sharedDown.map(NamePattern.init)
+        self.sharedExpertGate = sharedExpertGate.map(NamePattern.init)
+        self.scoreCorrectionBias = scoreCorrectionBias.map(NamePattern.init)
+        self.denseGate = denseGate.map(NamePattern.init)
+        self.scoring = scoring
+        self.topK = topK
+    }
+
+    /// Reads a user layout file (JSON).
+    public static func load(_ path: String) throws(LayoutError) -> LayoutSpec {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .badLayoutFile(file: path, reason: "cannot read") }
+        do { return try JSONDecoder().decode(LayoutSpec.self, from: data) } catch {
+            throw .badLayoutFile(file: path, reason: "not a valid layout file: \(error)")
+        }
+    }
+
+    // MARK: - Built-in families
+
+    static let mlp = "model.layers.{layer}.mlp."
+
+    /// OLMoE (and the same naming in Qwen3-MoE and DeepSeek-V2 routed experts).
+    public static let olmoe = LayoutSpec(
+        family: "olmoe", router: mlp + "gate.weight",
+        expertGate: mlp + "experts.{expert}.gate_proj.weight", expertUp: mlp + "experts.{expert}.up_proj.weight",
+        expertDown: mlp + "experts.{expert}.down_proj.weight",
+        fusedGateUp: mlp + "experts.gate_up_proj", fusedDown: mlp + "experts.down_proj",
+        denseGate: mlp + "gate_proj.weight", scoring: "softmax")
+
+    /// Mixtral: `block_sparse_moe`, experts' `w1` (gate), `w3` (up), `w2` (down).
+    public static let mixtral = LayoutSpec(
+        family: "mixtral", router: "model.layers.{layer}.block_sparse_moe.gate.weight",
+        expertGate: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w1.weight",
+        expertUp: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w3.weight",
+        expertDown: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w2.weight",
+        fusedGateUp: "model.layers.{layer}.block_sparse_moe.experts.gate_up_proj",
+        fusedDown: "model.layers.{layer}.block_sparse_moe.experts.down_proj", scoring: "softmax")
+
+    /// Qwen2-MoE: OLMoE naming plus one shared expert and its sigmoid gate; dense layers possible.
+    public static let qwen2Moe: LayoutSpec = {
+        var s = olmoe
+        s.family = "qwen2_moe"
+        s.sharedGate = NamePattern(mlp + "shared_expert.gate_proj.weight")
+        s.sharedUp = NamePattern(mlp + "shared_expert.up_proj.weight")
+        s.sharedDown = NamePattern(mlp + "shared_expert.down_proj.weight")
+        s.sharedExpertGate = NamePattern(mlp + "shared_expert_gate.weight")
+        return s
+    }()
+
+    /// Qwen3-MoE: OLMoE naming, no shared expert.
+    public static let qwen3Moe: LayoutSpec = { var s = olmoe; s.family = "qwen3_moe"; return s }()
+
+    /// DeepSeek-V2: shared experts (plural), dense first layers.
+    public static let deepseekV2: LayoutSpec = {
+        var s = olmoe
+        s.family = "deepseek_v2"
+        s.sharedGate = NamePattern(mlp + "shared_experts.gate_proj.weight")
+        s.sharedUp = NamePattern(mlp + "shared_experts.up_proj.weight")
+        s.sharedDown = NamePattern(mlp + "shared_experts.down_proj.weight")
+        return s
+    }()
+
+    /// DeepSeek-V3: as V2 plus the score-correction bias and sigmoid scoring.
+    public static let deepseekV3: LayoutSpec = {
+        var s = deepseekV2
+        s.family = "deepseek_v3"
+        s.scoreCorrectionBias = NamePattern(mlp + "gate.e_score_correction_bias")
+        s.scoring = "sigmoid"
+        return s
+    }()
+
+    /// The built-in families, in the order names are tried when the config does not say.
+    public static let builtIn: [LayoutSpec] = [deepseekV3, qwen2Moe, deepseekV2, mixtral, olmoe, qwen3Moe]
+
+    /// The built-in spec for a `model_type`, if known.
+    public static func forModelType(_ t: String) -> LayoutSpec? {
+        switch t {
+        case "olmoe": return olmoe
+        case "mixtral": return mixtral
+        case "qwen2_moe": return qwen2Moe
+        case "qwen3_moe": return qwen3Moe
+        case "deepseek_v2": return deepseekV2
+        case "deepseek_v3": return deepseekV3
+        default: return nil
+        }
+    }
+}
+
+/// Errors of the layout layer; each names the checkpoint.
+public enum LayoutError: Error, CustomStringConvertible, Sendable {
+    /// No family's names fit: lists the names that could not be placed.
+    case unrecognized(file: String, unplaced: [String], total: Int)
+    /// A layout file could not be used.
+    case badLayoutFile(file: String, reason: String)
+    /// A layer's tensors are inconsistent in a way that stops an analysis.
+    case inconsistent(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unrecognized(f, names, total):
+            let shown = names.prefix(8).joined(separator: ", ")
+            let more = total > 8 ? " and \(total - 8) more" : ""
+            return "\(f): no known MoE layout fits; could not place \(shown)\(more) (write a layout file and pass --layout, see docs/layout-file.md)"
+        case let .badLayoutFile(f, r): return "\(f): \(r)"
+        case let .inconsistent(f, r): return "\(f): \(r)"
+        }
+    }
+}
