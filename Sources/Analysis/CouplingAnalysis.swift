@@ -1,0 +1,162 @@
+import Checkpoints
+import Foundation
+import MoELayout
+import Tensors
+
+/// What to compute for each MoE layer.
+public struct CouplingOptions: Sendable {
+    /// ERC alphas to evaluate (the paper: 1 at n = 64, 0.5 at n = 256).
+    public var alphas: [Double] = [1]
+    /// The probe feature (default: the gate projection, as in the paper).
+    public var feature: ProbeFeature = .gate
+    /// Multiplicative noise on the proxies (on by default, as in training).
+    public var noise: Bool = true
+    /// Noise samples to average over.
+    public var samples: Int = 1
+    /// Seed of the noise; the same seed gives the same numbers on any thread count.
+    public var seed: UInt64 = 0
+    /// Decoder layers to analyse (nil: every MoE layer).
+    public var layers: Set<Int>? = nil
+
+    public init(alphas: [Double] = [1], feature: ProbeFeature = .gate, noise: Bool = true, samples: Int = 1, seed: UInt64 = 0, layers: Set<Int>? = nil) {
+        self.alphas = alphas; self.feature = feature; self.noise = noise; self.samples = samples; self.seed = seed; self.layers = layers
+    }
+}
+
+/// Mean and standard deviation over noise samples (std 0 for one sample or no noise).
+public struct Estimate: Sendable, Equatable {
+    public var mean: Double
+    public var std: Double
+    public init(_ values: [Double]) {
+        let n = Double(max(values.count, 1))
+        let mu = values.reduce(0, +) / n
+        mean = mu
+        std = values.count > 1 ? (values.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / (n - 1)).squareRoot() : 0
+    }
+}
+
+/// The ERC loss at one alpha.
+public struct AlphaResult: Sendable {
+    public var alpha: Double
+    public var loss: Estimate
+    public var specialization: Estimate
+    public var precision: Estimate
+}
+
+/// Everything measured on one MoE layer.
+public struct LayerCoupling: Sendable {
+    /// Decoder layer index.
+    public var layer: Int
+    /// Routed experts n.
+    public var experts: Int
+    /// `ok`, or why the layer could not be analysed.
+    public var status: String
+    /// Noise bound eps_i per expert.
+    public var eps: [Double] = []
+    /// Router geometry (cosine similarity, norms).
+    public var geometry: RouterGeometry?
+    /// ERC loss per alpha.
+    public var alphas: [AlphaResult] = []
+    /// Coupling threshold alpha* of the noise-free M.
+    public var couplingAlpha: Double = .nan
+    /// Mean of M's diagonal and off-diagonal entries (over samples when noisy).
+    public var mDiagonalMean: Estimate = Estimate([.nan])
+    public var mOffDiagonalMean: Estimate = Estimate([.nan])
+    /// The noise-free activation matrix M [n, n].
+    public var activation: Tensor?
+    /// Seconds spent reading the layer and computing.
+    public var readSeconds: Double = 0, computeSeconds: Double = 0
+
+    public var isOK: Bool { status == "ok" }
+}
+
+/// Runs the coupling analysis over a checkpoint, one layer at a time (memory: one layer's
+/// expert weights as Float32).
+public enum CouplingAnalysis {
+    /// Analyses one layer from weights already in memory.
+    public static func analyze(layer: Int, router: Tensor, stack: ExpertStack, options: CouplingOptions) -> LayerCoupling {
+        var r = LayerCoupling(layer: layer, experts: router.rows, status: "ok")
+        do throws(AnalysisError) {
+            if router.hasNonFinite { throw .nonFinite(layer: layer, what: "router") }
+            for (w, name) in [(stack.gate, "gate projection"), (stack.up, "up projection"), (stack.down, "down projection")] {
+                if let w, w.hasNonFinite { throw .nonFinite(layer: layer, what: "an expert's \(name)") }
+            }
+            let eps = try NoiseBound.compute(router: router, layer: layer)
+            r.eps = eps
+            r.geometry = RouterGeometry(router: router, gate: stack.gate)
+            let n = router.rows, d = router.columns
+            let samples = options.noise ? max(1, options.samples) : 0
+            // One GEMM for the clean proxies and all noise samples: X = [R; delta_1*R; ...].
+            var x = Tensor(shape: [(samples + 1) * n, d])
+            x.storage.replaceSubrange(0..<(n * d), with: router.storage)
+            let root = SeededGenerator(seed: options.seed).split(UInt64(layer))
+            for s in 0..<samples {
+                let delta = NoiseBound.sampleNoise(eps: eps, dimension: d, generator: root.split(UInt64(s)))
+                let off = (s + 1) * n * d
+                for k in 0..<(n * d) { x.storage[off + k] = router.storage[k] * delta.storage[k] }
+            }
+            let all = try ActivationMatrix.compute(proxies: x, stack: stack, feature: options.feature)
+            let clean = all.rows(0..<n)
+            r.activation = clean
+            r.couplingAlpha = ERCLoss.couplingThreshold(clean)
+            let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
+            r.mDiagonalMean = Estimate(used.map { m in (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
+            r.mOffDiagonalMean = Estimate(used.map { m in
+                var s = 0.0
+                for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
+                return s / Double(n * (n - 1))
+            })
+            r.alphas = options.alphas.map { a in
+                let losses = used.map { ERCLoss(activation: $0, alpha: a) }
+                return AlphaResult(alpha: a, loss: Estimate(losses.map { $0.total }),
+                                   specialization: Estimate(losses.map { $0.specialization }),
+                                   precision: Estimate(losses.map { $0.precision }))
+            }
+        } catch {
+            r.status = error.description
+        }
+        return r
+    }
+
+    /// Analyses every selected MoE layer of `model`, reading one layer at a time, calling
+    /// `each` with each layer's result as soon as it is ready.
+    public static func analyze(_ model: MoEModel, options: CouplingOptions,
+                               each: (LayerCoupling) -> Void = { _ in }) -> [LayerCoupling] {
+        var results: [LayerCoupling] = []
+        for layer in model.moeLayers where options.layers?.contains(layer.index) ?? true {
+            let t0 = Date()
+            var result: LayerCoupling
+            do {
+                let router = try model.routerWeight(layer)
+                let f = options.feature
+                let gate = f.needsGate ? try model.expertWeights(layer, .gate) : nil
+                let up = f.needsUp ? try model.expertWeights(layer, .up) : nil
+                let down = f.needsDown ? try model.expertWeights(layer, .down) : nil
+                let t1 = Date()
+                let stack = ExpertStack(gate: gate, up: up, down: down, experts: layer.expertCount,
+                                        intermediate: layer.intermediateSize, hidden: layer.hiddenSize)
+                result = analyze(layer: layer.index, router: router, stack: stack, options: options)
+                result.readSeconds = t1.timeIntervalSince(t0)
+                result.computeSeconds = Date().timeIntervalSince(t1)
+            } catch {
+                result = LayerCoupling(layer: layer.index, experts: layer.expertCount, status: "cannot read: \(error)")
+            }
+            each(result)
+            results.append(result)
+        }
+        return results
+    }
+
+    /// The training step in a checkpoint path (`.../step1000/...` -> 1000), if any.
+    public static func step(fromPath path: String) -> Int? {
+        let parts = path.split(separator: "/").reversed()
+        for p in parts {
+            let s = p.lowercased()
+            for prefix in ["step", "global_step", "checkpoint-", "iter_", "ckpt"] where s.hasPrefix(prefix) {
+                let digits = s.dropFirst(prefix.count).drop { $0 == "_" || $0 == "-" }.prefix { $0.isNumber }
+                if !digits.isEmpty, let v = Int(digits) { return v }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+
+/// The `moe-inspect` command: parses, validates, calls the library, prints.
+@main
+struct MoEInspect: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "moe-inspect",
+        abstract: "Inspect Mixture-of-Experts checkpoints: expert-router coupling (ERC), noise bound, router geometry, t-SNE, figures, training.",
+        discussion: """
+        Reads safetensors (single, sharded) and HDF5 checkpoints of OLMoE, Mixtral, Qwen2-MoE,
+        Qwen3-MoE and DeepSeek-V2/V3, or any layout described by a layout file (--layout).
+        See docs/guide.md for a worked example of every command.
+        """,
+        version: version,
+        subcommands: [Info.self, Convert.self, Synth.self])
+
+    /// Runs the command; library errors become one line `moe-inspect: error: ...` and exit code 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let e as ExitCode {
+            Foundation.exit(e.rawValue)
+        } catch let e as CleanExit {
+            MoEInspect.exit(withError: e)
+        } catch let e as CustomStringConvertible & Error where !(e is ValidationError) && isLibraryError(e) {
+            FileHandle.standardError.write(Data("moe-inspect: error: \(e.description)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            MoEInspect.exit(withError: error)
+        }
+    }
+
+    static func isLibraryError(_ e: Error) -> Bool {
+        !(String(reflecting: type(of: e)).hasPrefix("ArgumentParser."))
+    }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Tensors
+
+extension MoEInspect {
+    struct Convert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Convert a checkpoint between safetensors and HDF5, optionally casting floating tensors.",
+            discussion: """
+            The output format follows OUT: a name ending in .h5/.hdf5 is an HDF5 file (tensors as
+            nested groups, config as the `config` attribute); one ending in .safetensors is a single
+            file (config.json written beside it if none is there); anything else is a Hugging Face
+            folder (model.safetensors or shards + index, and config.json). Without --dtype the bytes
+            are copied unchanged. Nothing existing is replaced unless --overwrite.
+            """)
+
+        @Argument(help: "Input checkpoint (file, index or folder).")
+        var input: String
+
+        @Argument(help: "Output path (.h5/.hdf5, .safetensors, or a folder).")
+        var output: String
+
+        @Option(help: ArgumentHelp("Cast floating-point tensors to bf16, f16 or f32 (default: keep).", valueName: "dtype"))
+        var dtype: String?
+
+        @Option(help: ArgumentHelp("Largest shard for folder output, e.g. 5GB, 200MB (default 5GB).", valueName: "size"))
+        var shardSize: String = "5GB"
+
+        @Flag(help: "gzip-compress HDF5 datasets (chunks of about 1 MB).")
+        var compress = false
+
+        @Flag(help: "Replace OUT if it exists (only after the new output is complete).")
+        var overwrite = false
+
+        @Flag(help: "No progress on stderr.")
+        var quiet = false
+
+        func validate() throws {
+            if let d = dtype, !["bf16", "f16", "f32", "bfloat16", "float16", "float32", "fp16", "fp32"].contains(d.lowercased()) {
+                throw ValidationError("--dtype must be bf16, f16 or f32, not '\(d)'")
+            }
+            guard let s = parseSize(shardSize), s > 0 else { throw ValidationError("--shard-size '\(shardSize)' is not a size such as 5GB") }
+        }
+
+        func run() throws {
+            let source = try Checkpoint.open(input)
+            let progress = Progress(quiet: quiet)
+            let target = dtype.flatMap { DType(userSpelling: $0) }
+            var done = 0
+            let start = Date()
+            try CheckpointConverter.convert(source, to: output, dtype: target, overwrite: overwrite,
+                                            maxShardBytes: parseSize(shardSize) ?? 5_000_000_000, compress: compress) { _ in
+                done += 1
+                if done % 200 == 0 { progress.say("converted \(done)/\(source.tensors.count) tensors") }
+            }
+            progress.say(String(format: "wrote %@ (%d tensors) in %.1f s", output, source.tensors.count, Date().timeIntervalSince(start)))
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import MoELayout
+
+/// Options shared by every command that reads a checkpoint.
+struct LayoutOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("A layout file (JSON) mapping tensor names with {layer}/{expert} patterns, for checkpoints whose naming is not recognised. See docs/layout-file.md.", valueName: "FILE"))
+    var layout: String?
+
+    /// Opens `path` and recognises its MoE layout (the layout file, if given, replaces detection).
+    func open(_ path: String) throws -> MoEModel {
+        let ckpt = try Checkpoint.open(path)
+        let spec = try layout.map { p throws(LayoutError) in try LayoutSpec.load(p) }
+        return try MoEModel(ckpt, layout: spec)
+    }
+}
+
+/// Progress lines on stderr, silenced by --quiet.
+struct Progress {
+    var quiet: Bool
+    func say(_ s: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+}
+
+/// An error of the command line itself, printed as `moe-inspect: error: ...`.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Human-readable byte count (GB with 1000 steps, as disk sizes are quoted).
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var v = Double(n), i = 0
+    while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
+    return i == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[i])
+}
+
+/// Human-readable parameter count (K, M, B).
+func formatCount(_ n: Int) -> String {
+    let v = Double(n)
+    if v >= 1e9 { return String(format: "%.2fB", v / 1e9) }
+    if v >= 1e6 { return String(format: "%.2fM", v / 1e6) }
+    if v >= 1e3 { return String(format: "%.1fK", v / 1e3) }
+    return "\(n)"
+}
+
+/// Parses a size such as `5GB`, `200KB`, `1e9` into bytes.
+func parseSize(_ s: String) -> Int? {
+    let t = s.uppercased().trimmingCharacters(in: .whitespaces)
+    let units: [(String, Double)] = [("GIB", 1_073_741_824), ("MIB", 1_048_576), ("KIB", 1024), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
+    for (u, m) in units where t.hasSuffix(u) {
+        return Double(t.dropLast(u.count)).map { Int($0 * m) }
+    }
+    return Double(t).map { Int($0) }
+}
