@@ -68,6 +68,9 @@ public struct LayerCoupling: Sendable {
     public var readSeconds: Double = 0, computeSeconds: Double = 0
 
     public var isOK: Bool { status == "ok" }
+
+    /// An empty result for `layer` with `status` (`ok`, or why it could not be analysed).
+    public init(layer: Int, experts: Int, status: String) { self.layer = layer; self.experts = experts; self.status = status }
 }
 
 /// Runs the coupling analysis over a checkpoint, one layer at a time (memory: one layer's

@@ -33,7 +33,7 @@ extension MoEInspect {
         @Flag(help: "Replace OUT if it exists (only after the new output is complete).")
         var overwrite = false
 
-        @Flag(help: "No progress on stderr.")
+        @Flag(name: [.short, .long], help: "No progress on stderr.")
         var quiet = false
 
         func validate() throws {

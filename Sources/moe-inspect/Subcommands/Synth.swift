@@ -31,7 +31,7 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Largest shard, e.g. 5GB (default), 200MB.", valueName: "size")) var shardSize: String = "5GB"
         @Option(help: "Random seed (default 0).") var seed: UInt64 = 0
         @Flag(help: "Replace OUT if it exists.") var overwrite = false
-        @Flag(help: "No progress on stderr.") var quiet = false
+        @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
         func shape() throws -> SyntheticCheckpoint.Shape {
             guard var s = SyntheticCheckpoint.Shape.named(like) else { throw ValidationError("--like must be olmoe-1b-7b or tiny, not '\(like)'") }
