@@ -1,0 +1,229 @@
+import Foundation
+import Tensors
+
+/// The sparse Mixture-of-Experts block of OLMoE (transformers' `OlmoeSparseMoeBlock`):
+/// router logits `h R^T`, Float32 softmax over the n experts, the k largest probabilities as
+/// weights (renormalised to sum 1 only with `norm_topk_prob`), and SwiGLU experts
+/// `W_down (SiLU(W_gate h) * W_up h)` combined with those weights.
+///
+/// Tokens are gathered per expert so that each expert runs one GEMM for gate and up together
+/// ([m_e, d] x [d, 2D]) and one for down ([m_e, D] x [D, d]).
+struct SparseMoE {
+    let tokens: Int, hidden: Int, intermediate: Int, experts: Int, topK: Int, normalizeTopK: Bool
+
+    init(_ c: OlmoeConfig, tokens: Int) {
+        self.tokens = tokens
+        hidden = c.hiddenSize
+        intermediate = c.intermediateSize
+        experts = c.expertCount
+        topK = c.topK
+        normalizeTopK = c.normalizeTopKProbabilities
+    }
+
+    /// Router: logits, probabilities, log-sum-exp, top-k and the dispatch of rows to experts.
+    func route(input h: UnsafePointer<Float>, router: UnsafePointer<Float>, _ a: LayerActivations) {
+        let T = tokens, n = experts, k = topK, norm = normalizeTopK
+        BLAS.gemm(transB: true, m: T, n: n, k: hidden, a: h, lda: hidden, b: router, ldb: hidden, c: a.routerLogits.pointer, ldc: n)
+        let lg = SharedPointer(a.routerLogits.pointer), pr = SharedPointer(a.routerProbabilities.pointer)
+        let lse = SharedPointer(a.logSumExp.pointer), te = SharedPointer(a.topExpert.pointer), tw = SharedPointer(a.topWeight.pointer)
+        Parallel.forRows(T, rowCost: n * (k + 2)) { _, range in
+            for t in range {
+                let l = lg.p + t * n, p = pr.p + t * n
+                var mx = -Float.infinity
+                for e in 0..<n { mx = max(mx, l[e]) }
+                var sum: Float = 0
+                for e in 0..<n { let v = exp(l[e] - mx); p[e] = v; sum += v }
+                let inv = 1 / sum
+                for e in 0..<n { p[e] *= inv }
+                lse.p[t] = mx + log(sum)
+                // top-k by repeated maximum: largest first, lower index first on ties
+                var chosenSum: Float = 0
+                for s in 0..<k {
+                    var best = -1
+                    var bestValue = -Float.infinity
+                    for e in 0..<n where p[e] > bestValue {
+                        var taken = false
+                        for r in 0..<s where te.p[t * k + r] == Int32(e) { taken = true; break }
+                        if !taken { best = e; bestValue = p[e] }
+                    }
+                    if best < 0 { // all remaining probabilities underflowed to -inf ordering; take the first free
+                        for e in 0..<n { var taken = false; for r in 0..<s where te.p[t * k + r] == Int32(e) { taken = true }; if !taken { best = e; break } }
+                    }
+                    te.p[t * k + s] = Int32(best)
+                    tw.p[t * k + s] = p[best]
+                    chosenSum += p[best]
+                }
+                if norm { for s in 0..<k { tw.p[t * k + s] /= chosenSum } }
+            }
+        }
+        // dispatch rows: expert-major, tokens ascending
+        let start = a.expertStart.pointer, rowToken = a.rowToken.pointer, rowOf = a.rowOfSlot.pointer
+        start.update(repeating: 0, count: n + 1)
+        for i in 0..<(T * k) { start[Int(te.p[i]) + 1] += 1 }
+        for e in 0..<n { start[e + 1] += start[e] }
+        var cursor = [Int32](repeating: 0, count: n)
+        for e in 0..<n { cursor[e] = start[e] }
+        for t in 0..<T {
+            for s in 0..<k {
+                let e = Int(te.p[t * k + s])
+                let r = cursor[e]
+                cursor[e] += 1
+                rowToken[Int(r)] = Int32(t)
+                rowOf[t * k + s] = r
+            }
+        }
+    }
+
+    /// Expert forward: writes `output` [T, d] = sum over chosen experts of weight * expert(h).
+    /// `gateUp` [n, 2D, d] (gate rows first per expert), `down` [n, d, D].
+    func forwardExperts(input h: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
+                        _ a: LayerActivations, output: UnsafeMutablePointer<Float>) {
+        let d = hidden, D = intermediate, k = topK, rows = tokens * topK
+        let hs = SharedPointer(UnsafeMutablePointer(mutating: h)), xg = SharedPointer(a.expertInput.pointer)
+        let rt = SharedPointer(a.rowToken.pointer)
+        Parallel.forRows(rows, rowCost: d) { _, range in
+            for r in range { (xg.p + r * d).update(from: hs.p + Int(rt.p[r]) * d, count: d) }
+        }
+        let start = a.expertStart.pointer
+        for e in 0..<experts {
+            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
+            guard m > 0 else { continue }
+            BLAS.gemm(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
+                      b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
+        }
+        let gu = SharedPointer(a.gateUp.pointer), act = SharedPointer(a.swiglu.pointer)
+        Parallel.forRows(rows, rowCost: 2 * D) { _, range in
+            for r in range {
+                let g = gu.p + r * 2 * D, u = g + D, o = act.p + r * D
+                for j in 0..<D { o[j] = g[j] / (1 + exp(-g[j])) * u[j] }
+            }
+        }
+        for e in 0..<experts {
+            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
+            guard m > 0 else { continue }
+            BLAS.gemm(transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
+                      b: w2 + e * d * D, ldb: D, c: a.expertOutput.pointer + r0 * d, ldc: d)
+        }
+        // combine per token, experts in ascending order as transformers' index_add_ does
+        let y = SharedPointer(a.expertOutput.pointer), out = SharedPointer(output)
+        let te = SharedPointer(a.topExpert.pointer), tw = SharedPointer(a.topWeight.pointer), ro = SharedPointer(a.rowOfSlot.pointer)
+        Parallel.forRows(tokens, rowCost: d * k) { _, range in
+            var order = [Int](repeating: 0, count: k)
+            for t in range {
+                for s in 0..<k { order[s] = s }
+                order.sort { te.p[t * k + $0] < te.p[t * k + $1] }
+                let o = out.p + t * d
+                o.update(repeating: 0, count: d)
+                for s in order {
+                    let w = tw.p[t * k + s], yr = y.p + Int(ro.p[t * k + s]) * d
+                    for j in 0..<d { o[j] += yr[j] * w }
+                }
+            }
+        }
+    }
+
+    /// Expert backward. `dOutput` [T, d] is the gradient of the block's output. Writes
+    /// `dInput` [T, d] (overwritten) and `dTopWeight` [T, k]; adds weight gradients to `dGateUp`,
+    /// `dDown` when given. Overwrites the layer's expert activations.
+    func backwardExperts(dOutput: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
+                         _ a: LayerActivations, dTopWeight: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>,
+                         dGateUp: UnsafeMutablePointer<Float>?, dDown: UnsafeMutablePointer<Float>?) {
+        let d = hidden, D = intermediate, k = topK, rows = tokens * topK
+        let dO = SharedPointer(UnsafeMutablePointer(mutating: dOutput)), y = SharedPointer(a.expertOutput.pointer)
+        let tw = SharedPointer(a.topWeight.pointer), ro = SharedPointer(a.rowOfSlot.pointer), dtw = SharedPointer(dTopWeight)
+        // dw = <dOut[t], Y[row]>, then Y <- dY = w * dOut[t]
+        Parallel.forRows(tokens, rowCost: d * k) { _, range in
+            for t in range {
+                let g = dO.p + t * d
+                for s in 0..<k {
+                    let yr = y.p + Int(ro.p[t * k + s]) * d
+                    var dot: Float = 0
+                    for j in 0..<d { dot += g[j] * yr[j] }
+                    dtw.p[t * k + s] = dot
+                    let w = tw.p[t * k + s]
+                    for j in 0..<d { yr[j] = g[j] * w }
+                }
+            }
+        }
+        let start = a.expertStart.pointer
+        let dY = a.expertOutput.pointer
+        for e in 0..<experts {
+            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
+            guard m > 0 else { continue }
+            if let dDown {
+                BLAS.gemm(transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
+                          beta: 1, c: dDown + e * d * D, ldc: D)
+            }
+            // dAct = dY W_down, into the SwiGLU buffer
+            BLAS.gemm(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
+        }
+        let gu = SharedPointer(a.gateUp.pointer), dact = SharedPointer(a.swiglu.pointer)
+        Parallel.forRows(rows, rowCost: 2 * D) { _, range in
+            for r in range {
+                let g = gu.p + r * 2 * D, u = g + D, da = dact.p + r * D
+                for j in 0..<D {
+                    let x = g[j], sg = 1 / (1 + exp(-x))
+                    let silu = x * sg
+                    let dg = da[j] * u[j] * (sg * (1 + x * (1 - sg)))
+                    u[j] = da[j] * silu
+                    g[j] = dg
+                }
+            }
+        }
+        let dGU = a.gateUp.pointer
+        for e in 0..<experts {
+            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
+            guard m > 0 else { continue }
+            if let dGateUp {
+                BLAS.gemm(transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
+                          beta: 1, c: dGateUp + e * 2 * D * d, ldc: d)
+            }
+            // dX = dGU W_gateUp, into the gathered-input buffer
+            BLAS.gemm(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
+                      c: a.expertInput.pointer + r0 * d, ldc: d)
+        }
+        let dx = SharedPointer(a.expertInput.pointer), din = SharedPointer(dInput)
+        Parallel.forRows(tokens, rowCost: d * k) { _, range in
+            for t in range {
+                let o = din.p + t * d
+                (o).update(from: dx.p + Int(ro.p[t * k]) * d, count: d)
+                for s in 1..<max(1, k) {
+                    let xr = dx.p + Int(ro.p[t * k + s]) * d
+                    for j in 0..<d { o[j] += xr[j] }
+                }
+            }
+        }
+    }
+
+    /// Router backward: gradient of the router logits [T, n] from the expert weights' gradient
+    /// `dTopWeight`, the load-balancing term `lbPerExpert[e]` (added to dL/dp[t, e] for every
+    /// token) and the z-loss term `zScale * 2 * lse_t * p[t, e]` (added to dL/dlogit).
+    func backwardRouter(_ a: LayerActivations, dTopWeight: UnsafePointer<Float>, lbPerExpert: [Float], zScale: Float,
+                        dLogits: UnsafeMutablePointer<Float>) {
+        let n = experts, k = topK, norm = normalizeTopK
+        let pr = SharedPointer(a.routerProbabilities.pointer), te = SharedPointer(a.topExpert.pointer)
+        let tw = SharedPointer(a.topWeight.pointer), dtw = SharedPointer(UnsafeMutablePointer(mutating: dTopWeight))
+        let dl = SharedPointer(dLogits), lse = SharedPointer(a.logSumExp.pointer)
+        lbPerExpert.withUnsafeBufferPointer { lbb in
+            let lb = SharedPointer(UnsafeMutablePointer(mutating: lbb.baseAddress!))
+            Parallel.forRows(tokens, rowCost: n * 4) { _, range in
+                for t in range {
+                    let p = pr.p + t * n, dp = dl.p + t * n
+                    for e in 0..<n { dp[e] = lb.p[e] }
+                    if norm {
+                        // w_s = p_s / S: dp_s += (dw_s - sum_j dw_j w_j) / S, S = sum of chosen p
+                        var chosen: Float = 0, dotW: Float = 0
+                        for s in 0..<k { chosen += p[Int(te.p[t * k + s])]; dotW += dtw.p[t * k + s] * tw.p[t * k + s] }
+                        for s in 0..<k { dp[Int(te.p[t * k + s])] += (dtw.p[t * k + s] - dotW) / chosen }
+                    } else {
+                        for s in 0..<k { dp[Int(te.p[t * k + s])] += dtw.p[t * k + s] }
+                    }
+                    var dot: Float = 0
+                    for e in 0..<n { dot += p[e] * dp[e] }
+                    let z = zScale * 2 * lse.p[t]
+                    for e in 0..<n { dp[e] = p[e] * (dp[e] - dot) + z * p[e] }
+                }
+            }
+        }
+    }
+}

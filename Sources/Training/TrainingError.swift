@@ -1,0 +1,33 @@
+/// What went wrong setting up or running training; always names the file or option at fault.
+public enum TrainingError: Error, CustomStringConvertible, Sendable {
+    /// A `config.json` that does not describe a trainable OLMoE model.
+    case config(file: String, reason: String)
+    /// A checkpoint whose tensors do not fit the config.
+    case checkpoint(file: String, reason: String)
+    /// A token file that cannot be used.
+    case data(file: String, reason: String)
+    /// A token id at or above the vocabulary size (`position` counts tokens from 0).
+    case tokenOutOfVocabulary(file: String, position: Int, token: Int64, vocabularySize: Int)
+    /// Saved trainer state that cannot be resumed from.
+    case state(file: String, reason: String)
+    /// An option value or a combination of options that cannot work.
+    case invalidOption(String)
+    /// Reading or writing a file failed.
+    case io(file: String, reason: String)
+    /// The loss or the gradient became NaN or infinite.
+    case nonFinite(step: Int, what: String)
+
+    public var description: String {
+        switch self {
+        case let .config(f, r): return "\(f): \(r)"
+        case let .checkpoint(f, r): return "\(f): \(r)"
+        case let .data(f, r): return "\(f): \(r)"
+        case let .tokenOutOfVocabulary(f, p, t, v):
+            return "\(f): token \(t) at position \(p) is outside the vocabulary (size \(v)); it is the first such token"
+        case let .state(f, r): return "\(f): \(r)"
+        case let .invalidOption(r): return r
+        case let .io(f, r): return "\(f): \(r)"
+        case let .nonFinite(s, w): return "step \(s): \(w) is not finite (NaN or infinity); lower the learning rate or clip gradients"
+        }
+    }
+}
