@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+/// End-to-end runs of the built `moe-inspect` binary on the fixtures.
+@Suite struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let fixtures = root + "/fixtures"
+
+    /// The binary: $MOE_INSPECT_BIN, else the release or debug build next to the tests.
+    static var binary: String? {
+        if let b = ProcessInfo.processInfo.environment["MOE_INSPECT_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
+        for c in ["release", "debug"] where FileManager.default.isExecutableFile(atPath: root + "/.build/\(c)/moe-inspect") {
+            return root + "/.build/\(c)/moe-inspect"
+        }
+        return nil
+    }
+
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    func run(_ args: [String]) throws -> Run {
+        let bin = try #require(CLITests.binary, "build moe-inspect first (make test does)")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func temporaryFolder() -> String {
+        let p = NSTemporaryDirectory() + "moe-cli-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        return p
+    }
+
+    @Test func helpExplainsEveryCommand() throws {
+        let top = try run(["--help"])
+        #expect(top.status == 0)
+        for c in ["info", "erc", "epsilon", "similarity", "convert", "synth"] {
+            #expect(top.stdout.contains(c))
+            let h = try run([c, "--help"])
+            #expect(h.status == 0, "\(c)")
+            #expect(h.stdout.contains("USAGE"), "\(c)")
+        }
+        #expect(try run(["erc", "--help"]).stdout.contains("default 1"))
+    }
+
+    @Test func infoOnEveryFamily() throws {
+        for (f, family) in [("olmoe-tiny", "olmoe"), ("mixtral-tiny", "mixtral"), ("qwen2-moe-tiny", "qwen2_moe"), ("deepseek-v3-tiny", "deepseek_v3"), ("olmoe-tiny.h5", "olmoe")] {
+            let r = try run(["info", CLITests.fixtures + "/" + f])
+            #expect(r.status == 0, "\(f): \(r.stderr)")
+            #expect(r.stdout.contains(family))
+        }
+        let j = try run(["info", "--json", CLITests.fixtures + "/deepseek-v3-tiny"])
+        let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any]
+        #expect(obj?["dense_layers"] as? [Int] == [0])
+        #expect(obj?["moe_layers"] as? [Int] == [1, 2])
+        #expect(obj?["parameters_total"] as? Int == 51664)
+    }
+
+    @Test(arguments: ["empty.safetensors", "header-length-too-large.safetensors", "shape-overflow.safetensors",
+                      "duplicate-names.safetensors", "unknown-dtype.safetensors", "missing-shard", "corrupt.h5", "garbage.h5"])
+    func malformedInputGetsOneLineAndExitCode1(_ file: String) throws {
+        let path = CLITests.fixtures + "/malformed/" + file
+        let r = try run(["info", path])
+        #expect(r.status == 1)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("moe-inspect: error: "), "\(r.stderr)")
+        #expect(r.stderr.contains("malformed/" + file))
+    }
+
+    @Test func convertRoundTripAndNoOverwrite() throws {
+        let dir = temporaryFolder()
+        #expect(try run(["convert", CLITests.fixtures + "/olmoe-tiny", dir + "/m.h5", "-q"]).status == 0)
+        #expect(try run(["convert", dir + "/m.h5", dir + "/back", "--dtype", "bf16", "-q"]).status == 0)
+        let info = try run(["info", dir + "/back"])
+        #expect(info.stdout.contains("BF16") && info.stdout.contains("olmoe"))
+        let again = try run(["convert", CLITests.fixtures + "/olmoe-tiny", dir + "/m.h5", "-q"])
+        #expect(again.status == 1 && again.stderr.contains("already exists"))
+        #expect(try run(["convert", CLITests.fixtures + "/olmoe-tiny", dir + "/x", "--dtype", "f7"]).status != 0)
+    }
+
+    @Test func ercTableHasTheDocumentedColumnsAndPyTorchValues() throws {
+        let r = try run(["erc", CLITests.fixtures + "/olmoe-tiny", "--no-noise", "--alpha", "1", "--alpha", "0.5", "--csv", "-", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("checkpoint,step,layer,n_experts,alpha,erc_loss,erc_specialization,erc_precision,eps_mean,eps_min,eps_max,router_cos_mean_abs,m_diag_mean,m_offdiag_mean,coupling_alpha") == true)
+        #expect(lines.count == 1 + 2 * 2)
+        // Layer 0, alpha 1: PyTorch (fixtures/erc/expected.json).
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.fixtures + "/erc/expected.json"))) as? [String: Any]
+        let layer0 = ((expected?["models"] as? [String: Any])?["olmoe-tiny"] as? [String: Any]).flatMap { ($0["layers"] as? [String: Any])?["0"] as? [String: Any] }
+        let want = ((layer0?["alphas"] as? [String: Any])?["1.0"] as? [String: Any]).flatMap { ($0["clean"] as? [String: Double])?["loss"] }
+        let cells = lines[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        #expect(cells[2] == "0" && cells[4] == "1")
+        let got = try #require(Double(cells[5]))
+        #expect(abs(got - (want ?? .nan)) <= 1e-4 * abs(want ?? 1))
+        let bad = try run(["erc", CLITests.fixtures + "/olmoe-tiny", "--layers", "7"])
+        #expect(bad.status == 1 && bad.stderr.contains("not MoE layers"))
+        let dir = temporaryFolder()
+        #expect(try run(["erc", CLITests.fixtures + "/qwen2-moe-tiny", "--matrices", dir, "-q"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/layer2_activation.csv"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/layer0_router_cosine.csv"))
+    }
+
+    @Test func synthThenAnalyse() throws {
+        let dir = temporaryFolder()
+        let s = try run(["synth", "--like", "tiny", "--layers", "3", "--experts", "4", dir + "/s", "-q"])
+        #expect(s.status == 0, "\(s.stderr)")
+        let e = try run(["epsilon", dir + "/s", "--csv", "-", "-q"])
+        #expect(e.stdout.split(separator: "\n").count == 1 + 3 * 4)
+        #expect(try run(["synth", "--like", "tiny", "--top-k", "9", dir + "/t"]).status != 0)
+    }
+}
