@@ -3,7 +3,7 @@ import Foundation
 import Tensors
 
 /// How a checkpoint stored the model, so that saving keeps its tensor names and dtypes.
-public struct StoredFormat: Sendable, Equatable {
+public struct StoredFormat: Sendable, Equatable, Codable {
     /// Experts as transformers' fused 3-D tensors (`mlp.experts.gate_up_proj` [n, 2D, d],
     /// `mlp.experts.down_proj` [n, d, D]) rather than one tensor per expert and projection.
     public var fusedExperts: Bool

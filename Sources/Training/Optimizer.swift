@@ -1,0 +1,127 @@
+import Foundation
+
+/// The update rule.
+public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
+    /// torch.optim.AdamW: decoupled weight decay, bias-corrected moments.
+    case adamw
+    /// Plain SGD: `p -= lr * g`, no momentum, no weight decay.
+    case sgd
+}
+
+/// AdamW exactly as `torch.optim.AdamW` (non-fused, non-amsgrad) or plain SGD, over the
+/// tensors of the trainable groups of a flat parameter buffer.
+///
+/// AdamW, step t (1-based), per element:
+///
+///     p <- p (1 - lr wd)
+///     m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2
+///     p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+public final class Optimizer: @unchecked Sendable {
+    public let kind: OptimizerKind
+    public var beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double
+    /// First and second moments (AdamW only; empty buffers for SGD).
+    public let firstMoment: FloatBuffer, secondMoment: FloatBuffer
+    /// Updates taken so far.
+    public var stepCount: Int = 0
+    /// The element ranges updated (trainable tensors, merged when adjacent).
+    let ranges: [Range<Int>]
+
+    /// - Parameters:
+    ///   - count: parameter count.
+    ///   - ranges: element ranges to update; the rest stay frozen.
+    public init(kind: OptimizerKind, count: Int, ranges: [Range<Int>], beta1: Double = 0.9, beta2: Double = 0.999,
+                epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
+        self.kind = kind
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+        self.weightDecay = kind == .sgd ? 0 : weightDecay
+        firstMoment = FloatBuffer(count: kind == .adamw ? count : 0)
+        secondMoment = FloatBuffer(count: kind == .adamw ? count : 0)
+        var merged: [Range<Int>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) where !r.isEmpty {
+            if let last = merged.last, last.upperBound >= r.lowerBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else { merged.append(r) }
+        }
+        self.ranges = merged
+    }
+
+    /// Applies one update with learning rate `lr` to `parameters` from `gradients`.
+    public func step(parameters: FloatBuffer, gradients: FloatBuffer, learningRate lr: Double) {
+        stepCount += 1
+        let p = SharedPointer(parameters.pointer), g = SharedPointer(gradients.pointer)
+        switch kind {
+        case .sgd:
+            let a = Float(lr)
+            for r in ranges {
+                Parallel.forRows(r.count, rowCost: 1) { _, sub in
+                    for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) { p.p[i] -= a * g.p[i] }
+                }
+            }
+        case .adamw:
+            let m = SharedPointer(firstMoment.pointer), v = SharedPointer(secondMoment.pointer)
+            let t = Double(stepCount)
+            let b1 = Float(beta1), b2 = Float(beta2), eps = Float(epsilon)
+            let decay = Float(1 - lr * weightDecay)
+            let bc1 = 1 - Foundation.pow(beta1, t), bc2 = 1 - Foundation.pow(beta2, t)
+            let stepSize = Float(lr / bc1)
+            let bc2Sqrt = Float(bc2.squareRoot())
+            for r in ranges {
+                Parallel.forRows(r.count, rowCost: 4) { _, sub in
+                    for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) {
+                        let gi = g.p[i]
+                        p.p[i] *= decay
+                        // torch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                        m.p[i] = m.p[i] + (gi - m.p[i]) * (1 - b1)
+                        v.p[i] = v.p[i] * b2 + (1 - b2) * gi * gi
+                        let denom = v.p[i].squareRoot() / bc2Sqrt + eps
+                        p.p[i] -= stepSize * (m.p[i] / denom)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Global gradient-norm clipping over the trainable ranges (as
+/// `torch.nn.utils.clip_grad_norm_`: scale by `max / (norm + 1e-6)` when norm > max).
+enum GradientClipping {
+    /// The L2 norm of the gradient over `ranges`, accumulated in Double over fixed chunks.
+    static func norm(_ g: FloatBuffer, ranges: [Range<Int>]) -> Double {
+        var total = 0.0
+        for r in ranges {
+            let chunks = Parallel.chunkCount(r.count, rowCost: 1)
+            var part = [Double](repeating: 0, count: chunks)
+            let gp = SharedPointer(g.pointer)
+            part.withUnsafeMutableBufferPointer { pb in
+                let pp = SharedPointer(pb.baseAddress!)
+                Parallel.forRows(r.count, rowCost: 1) { c, sub in
+                    var s: Double = 0
+                    var f: Float = 0
+                    var k = 0
+                    for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) {
+                        f += gp.p[i] * gp.p[i]
+                        k += 1
+                        if k == 1024 { s += Double(f); f = 0; k = 0 }
+                    }
+                    pp.p[c] = s + Double(f)
+                }
+            }
+            total += part.reduce(0, +)
+        }
+        return total.squareRoot()
+    }
+
+    /// Scales the gradient so its norm is at most `maxNorm`; returns the norm before.
+    static func clip(_ g: FloatBuffer, ranges: [Range<Int>], maxNorm: Double) -> Double {
+        let n = norm(g, ranges: ranges)
+        guard maxNorm > 0, n > maxNorm else { return n }
+        let s = Float(maxNorm / (n + 1e-6))
+        let gp = SharedPointer(g.pointer)
+        for r in ranges {
+            Parallel.forRows(r.count, rowCost: 1) { _, sub in
+                for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) { gp.p[i] *= s }
+            }
+        }
+        return n
+    }
+}

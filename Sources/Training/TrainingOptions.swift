@@ -1,0 +1,79 @@
+import Tensors
+
+/// Learning-rate schedule shapes.
+public enum ScheduleKind: String, Sendable, Codable, CaseIterable {
+    case constant, cosine
+}
+
+/// Every setting of a training run. Saved with each checkpoint so that a resumed run
+/// continues with the same ones.
+public struct TrainingOptions: Sendable, Codable, Equatable {
+    /// Optimizer steps to reach (a resumed run continues up to this step).
+    public var steps = 100
+    /// Rows (sequences) per micro-batch.
+    public var batchSize = 8
+    /// Tokens per row fed to the model; each row reads a window of `sequenceLength + 1` tokens.
+    public var sequenceLength = 256
+    /// Micro-batches whose gradients are averaged into one step.
+    public var accumulation = 1
+    /// Peak learning rate.
+    public var learningRate = 1e-3
+    public var schedule: ScheduleKind = .constant
+    /// Linear warm-up steps.
+    public var warmupSteps = 0
+    /// Final learning rate of the cosine schedule.
+    public var minimumLearningRate = 0.0
+    public var optimizer: OptimizerKind = .adamw
+    public var beta1 = 0.9, beta2 = 0.95, adamEpsilon = 1e-8
+    /// AdamW decoupled weight decay (ignored by SGD).
+    public var weightDecay = 0.0
+    /// Global gradient-norm clipping threshold; 0 turns clipping off.
+    public var clipGradNorm = 1.0
+    /// Load-balancing loss weight; nil takes the config's `router_aux_loss_coef`.
+    public var lbWeight: Double?
+    /// Router z-loss weight.
+    public var zWeight = 0.0
+    /// ERC loss weight (0: the ERC loss is not trained on).
+    public var ercWeight = 0.0
+    /// ERC alpha.
+    public var ercAlpha = 1.0
+    /// Multiplicative noise on the router rows for the ERC proxies (the paper's default).
+    public var ercNoise = true
+    /// Seed of every random draw (initialisation, data order, ERC noise).
+    public var seed: UInt64 = 0
+    public var dataOrder: DataOrder = .random
+    /// Save every this many steps (0: only at the end).
+    public var saveEvery = 0
+    /// Element type of saved weights; nil keeps the input's.
+    public var saveDType: DType?
+    /// Parameter groups trained; the others stay frozen.
+    public var trainGroups: [ParameterGroup] = ParameterGroup.allCases
+    /// Batches of held-out data evaluated at each save.
+    public var evalBatches = 8
+
+    public init() {}
+
+    /// Checks values that cannot work, naming the option.
+    public func validate() throws(TrainingError) {
+        func bad(_ s: String) -> TrainingError { .invalidOption(s) }
+        if steps < 1 { throw bad("--steps must be at least 1, got \(steps)") }
+        if batchSize < 1 { throw bad("--batch-size must be at least 1, got \(batchSize)") }
+        if sequenceLength < 2 { throw bad("--seq-len must be at least 2, got \(sequenceLength)") }
+        if accumulation < 1 { throw bad("--grad-accum must be at least 1, got \(accumulation)") }
+        if !(learningRate >= 0) || !learningRate.isFinite { throw bad("--lr must be a non-negative number, got \(learningRate)") }
+        if warmupSteps < 0 { throw bad("--warmup must be non-negative") }
+        if schedule == .cosine && warmupSteps >= steps { throw bad("--warmup \(warmupSteps) leaves no steps for the cosine decay of \(steps) steps") }
+        if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { throw bad("--beta1 and --beta2 must lie in [0, 1)") }
+        if !(adamEpsilon > 0) { throw bad("--adam-eps must be positive") }
+        if !(weightDecay >= 0) { throw bad("--weight-decay must be non-negative") }
+        if optimizer == .sgd && weightDecay > 0 { throw bad("--weight-decay does not apply to plain SGD (no momentum, no weight decay); use --optimizer adamw") }
+        if !(clipGradNorm >= 0) { throw bad("--clip-grad-norm must be non-negative (0 turns clipping off)") }
+        if let w = lbWeight, !(w >= 0) { throw bad("--lb-weight must be non-negative") }
+        if !(zWeight >= 0) { throw bad("--z-weight must be non-negative") }
+        if !(ercWeight >= 0) { throw bad("--erc-weight must be non-negative") }
+        if !(ercAlpha >= 0) { throw bad("--erc-alpha must be non-negative") }
+        if saveEvery < 0 { throw bad("--save-every must be non-negative") }
+        if trainGroups.isEmpty { throw bad("--train selects no parameters") }
+        if evalBatches < 1 { throw bad("--eval-batches must be at least 1") }
+    }
+}
