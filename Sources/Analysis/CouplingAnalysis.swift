@@ -126,15 +126,30 @@ public enum CouplingAnalysis {
     public static func analyze(_ model: MoEModel, options: CouplingOptions,
                                each: (LayerCoupling) -> Void = { _ in }) -> [LayerCoupling] {
         var results: [LayerCoupling] = []
+        // One buffer per projection, reused from layer to layer: fresh 0.5 GB allocations per
+        // layer cost more in page faults than the decoding itself.
+        var buffers: [Projection: Tensor] = [:]
+        func load(_ layer: MoELayer, _ p: Projection) throws(CheckpointError) -> Tensor {
+            let shape = [layer.expertCount] + model.projectionShape(layer, p)
+            var t = buffers.removeValue(forKey: p) ?? Tensor(shape: shape)
+            if t.shape != shape { t = Tensor(shape: shape) }
+            try t.storage.withUnsafeMutableBufferPointer { b throws(CheckpointError) in try model.readExpertWeights(layer, p, into: b) }
+            return t
+        }
         for layer in model.moeLayers where options.layers?.contains(layer.index) ?? true {
             let t0 = Date()
             var result: LayerCoupling
             do {
                 let router = try model.routerWeight(layer)
                 let f = options.feature
-                let gate = f.needsGate ? try model.expertWeights(layer, .gate) : nil
-                let up = f.needsUp ? try model.expertWeights(layer, .up) : nil
-                let down = f.needsDown ? try model.expertWeights(layer, .down) : nil
+                let gate = f.needsGate ? try load(layer, .gate) : nil
+                let up = f.needsUp ? try load(layer, .up) : nil
+                let down = f.needsDown ? try load(layer, .down) : nil
+                defer {
+                    if let gate { buffers[.gate] = gate }
+                    if let up { buffers[.up] = up }
+                    if let down { buffers[.down] = down }
+                }
                 let t1 = Date()
                 let stack = ExpertStack(gate: gate, up: up, down: down, experts: layer.expertCount,
                                         intermediate: layer.intermediateSize, hidden: layer.hiddenSize)

@@ -41,6 +41,14 @@ public final class MappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: b + range.lowerBound, count: range.count)
     }
 
+    /// Maps the pages of bytes `range` in one call (Linux MADV_POPULATE_READ), which is much
+    /// cheaper than taking one page fault per 4 KB while decoding; a no-op where unsupported.
+    public func populate(_ range: Range<Int>) {
+        #if os(Linux)
+        advise(range, 22)  // MADV_POPULATE_READ, Linux 5.14+
+        #endif
+    }
+
     /// Tells the kernel that bytes `range` will be read soon (read-ahead).
     public func willNeed(_ range: Range<Int>) { advise(range, MADV_WILLNEED) }
 

@@ -53,6 +53,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw .malformed(file: path, reason: "tensor '\(name)': \(info.elementCount) elements, buffer of \(destination.count)")
         }
         guard let dst = destination.baseAddress, let src = map.bytes(ranges[i]).baseAddress else { return }
+        map.populate(ranges[i])
         Conversion.decode(info.dtype, from: src, count: info.elementCount, into: dst)
         map.release(ranges[i])
     }

@@ -53,6 +53,17 @@ public enum CouplingTables {
         return t
     }
 
+    /// The erc table narrowed to what fits a terminal, with short headings.
+    public static func ercDisplay(_ full: Table) -> Table {
+        let keep: [(String, String)] = [("checkpoint", "checkpoint"), ("step", "step"), ("layer", "layer"), ("n_experts", "n"),
+                                        ("alpha", "alpha"), ("erc_loss", "erc_loss"), ("erc_loss_std", "±std"),
+                                        ("erc_specialization", "spec"), ("erc_precision", "prec"), ("eps_mean", "eps_mean"),
+                                        ("eps_min", "eps_min"), ("router_cos_mean_abs", "|cos|"), ("coupling_alpha", "alpha*"),
+                                        ("status", "status")]
+        let index = keep.compactMap { k in full.columns.firstIndex(of: k.0) }
+        return Table(columns: keep.map(\.1), rows: full.rows.map { r in index.map { r[$0] } })
+    }
+
     /// One row per checkpoint, layer and expert: eps_i, ||R[i]||, ||W_g^i||_F.
     public static func epsilon(_ results: [CheckpointCoupling]) -> Table {
         var t = Table(columns: ["checkpoint", "step", "layer", "expert", "eps", "router_norm", "gate_proj_norm", "status"])

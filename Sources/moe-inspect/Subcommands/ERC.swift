@@ -77,13 +77,13 @@ func runCoupling(_ paths: [String], layout: LayoutOptions, options: CouplingOpti
     return out
 }
 
-/// Prints `table` as CSV to a file, JSON or aligned text on stdout.
-func emit(_ table: Table, csv: String?, json: Bool) throws {
+/// Prints `table` as CSV to a file, JSON or aligned text (`display`, if given) on stdout.
+func emit(_ table: Table, csv: String?, json: Bool, display: Table? = nil) throws {
     if let csv {
         if csv == "-" { print(table.csv, terminator: "") } else { try table.writeCSV(to: csv) }
     }
     if json { print(table.json.serialized(pretty: true)) }
-    if csv == nil && !json { print(table.aligned()) }
+    if csv == nil && !json { print((display ?? table).aligned()) }
 }
 
 extension MoEInspect {
@@ -119,7 +119,8 @@ extension MoEInspect {
                     try CouplingTables.writeMatrices(r, to: results.count == 1 ? dir : dir + "/\(i)-" + ((r.checkpoint as NSString).lastPathComponent))
                 }
             }
-            try emit(CouplingTables.erc(results, options: options), csv: csv, json: json)
+            let table = CouplingTables.erc(results, options: options)
+            try emit(table, csv: csv, json: json, display: CouplingTables.ercDisplay(table))
         }
     }
 
