@@ -45,6 +45,13 @@ public struct Rect: Sendable, Equatable {
     /// Whether the two rectangles share interior area.
     public func intersects(_ o: Rect) -> Bool { minX < o.maxX && o.minX < maxX && minY < o.maxY && o.minY < maxY }
 
+    /// The smallest rectangle holding all `points` (empty at the origin when there are none).
+    init(enclosing points: [Point]) {
+        let xs = points.map(\.x), ys = points.map(\.y)
+        let x0 = xs.min() ?? 0, y0 = ys.min() ?? 0
+        self.init(x: x0, y: y0, width: (xs.max() ?? x0) - x0, height: (ys.max() ?? y0) - y0)
+    }
+
     /// The smallest rectangle holding both.
     func union(_ o: Rect) -> Rect {
         let x0 = min(minX, o.minX), y0 = min(minY, o.minY)
@@ -224,19 +231,17 @@ final class Canvas {
         return Point(x: x, y: y)
     }
 
-    /// The bounding rectangle, on the figure, of `text` drawn at `point` with `anchor`, turned
-    /// `rotation` degrees counter-clockwise about the anchor point.
-    func bounds(_ text: RichText, _ font: Font, at point: Point, anchor: TextAnchor, rotation: Double = 0) -> Rect {
+    /// The four corners, on the figure, of the box of `text` drawn at `point` with `anchor`,
+    /// turned `rotation` degrees counter-clockwise about the anchor point (start of the baseline
+    /// side first: top-left, top-right, bottom-right, bottom-left in the text's own frame).
+    func corners(_ text: RichText, _ font: Font, at point: Point, anchor: TextAnchor, rotation: Double = 0) -> [Point] {
         let box = measure(text, font)
         let o = origin(box, font, anchor)
-        let corners = [(o.x, o.y - box.ascent), (o.x + box.width, o.y - box.ascent),
-                       (o.x, o.y + box.descent), (o.x + box.width, o.y + box.descent)]
+        let local = [(o.x, o.y - box.ascent), (o.x + box.width, o.y - box.ascent),
+                     (o.x + box.width, o.y + box.descent), (o.x, o.y + box.descent)]
         let angle = -rotation * .pi / 180
         let (c, s) = (cos(angle), sin(angle))
-        let xs = corners.map { point.x + $0.0 * c - $0.1 * s }
-        let ys = corners.map { point.y + $0.0 * s + $0.1 * c }
-        let x0 = xs.min() ?? point.x, y0 = ys.min() ?? point.y
-        return Rect(x: x0, y: y0, width: (xs.max() ?? x0) - x0, height: (ys.max() ?? y0) - y0)
+        return local.map { Point(x: point.x + $0.0 * c - $0.1 * s, y: point.y + $0.0 * s + $0.1 * c) }
     }
 
     /// Draws `text` at `point` with `anchor`, turned `rotation` degrees counter-clockwise.

@@ -607,7 +607,7 @@ final class LayoutEngine {
 
     func place(_ rich: RichText, _ font: Font, role: TextRole, at point: Point, anchor: TextAnchor,
                rotation: Double = 0, color: RGBColor = .ink) -> PlacedText {
-        PlacedText(role: role, frame: canvas.bounds(rich, font, at: point, anchor: anchor, rotation: rotation),
+        PlacedText(role: role, corners: canvas.corners(rich, font, at: point, anchor: anchor, rotation: rotation),
                    rotation: rotation, rich: rich, font: font, point: point, anchor: anchor, color: color)
     }
 

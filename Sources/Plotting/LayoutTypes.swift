@@ -12,7 +12,10 @@ public struct PlacedText: Sendable {
     /// What the text is.
     public let role: TextRole
     /// The bounding box (after rotation), in points from the top-left corner.
-    public let frame: Rect
+    public var frame: Rect { Rect(enclosing: corners) }
+    /// The corners of the text's own box, turned with it, in points: top-left, top-right,
+    /// bottom-right, bottom-left as read. For rotated texts this is tighter than `frame`.
+    public let corners: [Point]
     /// Rotation in degrees, counter-clockwise.
     public let rotation: Double
 

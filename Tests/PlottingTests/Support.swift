@@ -87,3 +87,19 @@ func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
     for i in 0...(haystack.count - n.count) where haystack[i] == n[0] && Array(haystack[i..<(i + n.count)]) == n { return true }
     return false
 }
+
+/// Whether two convex polygons share interior area deeper than `slack` points (separating axis
+/// theorem: they are apart when their projections on some edge normal do not overlap).
+func overlap(_ a: [Point], _ b: [Point], slack: Double = 0.01) -> Bool {
+    for polygon in [a, b] {
+        for i in polygon.indices {
+            let p = polygon[i], q = polygon[(i + 1) % polygon.count]
+            let nx = p.y - q.y, ny = q.x - p.x
+            let length = (nx * nx + ny * ny).squareRoot()
+            guard length > 0 else { continue }
+            let pa = a.map { ($0.x * nx + $0.y * ny) / length }, pb = b.map { ($0.x * nx + $0.y * ny) / length }
+            if (pa.max() ?? 0) <= (pb.min() ?? 0) + slack || (pb.max() ?? 0) <= (pa.min() ?? 0) + slack { return false }
+        }
+    }
+    return true
+}
