@@ -30,13 +30,17 @@ test: deps
 
 demo: build
 	@mkdir -p $(DEMO_OUT)
-	$(BIN) info fixtures/olmoe-tiny
 	$(BIN) info fixtures/deepseek-v3-tiny
-	$(BIN) convert fixtures/olmoe-tiny $(DEMO_OUT)/olmoe-tiny.h5 --overwrite
-	$(BIN) info $(DEMO_OUT)/olmoe-tiny.h5
+	$(BIN) erc fixtures/olmoe-tiny fixtures/mixtral-tiny fixtures/qwen2-moe-tiny fixtures/deepseek-v3-tiny \
+	  --alpha 1 --alpha 0.5 --samples 8 --csv $(DEMO_OUT)/erc.csv -q
+	$(BIN) erc fixtures/olmoe-tiny --alpha 1 --samples 8 -q
+	$(BIN) convert fixtures/olmoe-tiny $(DEMO_OUT)/olmoe-tiny.h5 --overwrite -q
+	$(BIN) info $(DEMO_OUT)/olmoe-tiny.h5 --json > $(DEMO_OUT)/olmoe-tiny-info.json
+	@echo "demo: tables in $(DEMO_OUT)/"
 
-bench: build
-	scripts/bench.sh
+bench: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
+	PYTHON=$(PYTHON) scripts/bench.sh
 
 # libFuzzer over the safetensors header parser, for a bounded time (FUZZ_SECONDS).
 FUZZ_SECONDS ?= 60

@@ -49,6 +49,9 @@ let package = Package(
             ],
             swiftSettings: optimize),
 
+        // MARK: - Fuzzing (make fuzz builds it with -sanitize=fuzzer -D FUZZING)
+        .executableTarget(name: "safetensors-fuzz", dependencies: ["Checkpoints"], path: "Sources/SafetensorsFuzz"),
+
         // MARK: - Tests
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Tensors"]),
