@@ -68,15 +68,12 @@ struct PCATests {
         }
     }
 
-    @Test("PCA of 4160 x 2048 to 50 components is quick")
+    // Its speed is measured in `make bench`, not asserted here: timings drift on a loaded machine.
+    @Test("PCA of 4160 x 2048 to 50 components: ordered, orthonormal axes")
     func wideReduction() throws {
         let (x, _) = gaussianBlobs(centers: 65, perCenter: 64, d: 2048, spread: 0.2, seed: 5)
-        let clock = ContinuousClock()
-        let start = clock.now
         let pca = try PCA.fit(x, components: 50)
-        let elapsed = clock.now - start
         #expect(pca.components.shape == [50, 2048])
-        #expect(elapsed < .seconds(5), "took \(elapsed)")
         for k in 1..<50 { #expect(pca.explainedVariance[k] <= pca.explainedVariance[k - 1]) }
         // The axes are orthonormal.
         for a in [0, 17, 49] {
