@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import Tensors
 
@@ -20,6 +21,10 @@ struct CausalAttention {
         let q = SharedPointer(UnsafeMutablePointer(mutating: qkv)), pr = SharedPointer(probabilities), out = SharedPointer(output)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim
         let sc = scale
+        // one BLAS thread per (sequence, head) job: the jobs themselves fill the cores
+        let saved = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(saved) }
         Parallel.forEach(batch * heads) { job in
             let b = job / H, h = job % H, g = h / group
             let base = q.p + b * L * S
@@ -50,6 +55,9 @@ struct CausalAttention {
         let dO = SharedPointer(UnsafeMutablePointer(mutating: dOutput)), dq = SharedPointer(dqkv), scr = SharedPointer(scratch)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim, G = group
         let sc = scale
+        let saved = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(saved) }
         Parallel.forEach(batch * keyValueHeads) { job in
             let b = job / keyValueHeads, g = job % keyValueHeads
             let base = q.p + b * L * S, dbase = dq.p + b * L * S

@@ -336,3 +336,11 @@ extension FileManager {
         }
     }
 }
+
+extension Trainer {
+    /// The model config of a saved run (`DIR` or `DIR/step{N}`), for reading its data first.
+    public static func savedConfig(_ folder: String) throws(TrainingError) -> OlmoeConfig {
+        let step = try TrainerState.resolve(folder)
+        return try OlmoeConfig(contentsOf: step + "/config.json")
+    }
+}

@@ -1,0 +1,79 @@
+import Checkpoints
+import Foundation
+import Tensors
+
+/// Training throughput on the reference configuration (vocab 256, d 256, 4 layers,
+/// 4 heads, 8 experts, top-2, D 256, sequence 256, batch 8, fp32, AdamW), for `make bench`.
+public enum TrainingBenchmark {
+    /// What one measurement gave.
+    public struct Result: Sendable {
+        /// Median tokens per second over the measured steps.
+        public var tokensPerSecond: Double
+        /// Median seconds per step.
+        public var secondsPerStep: Double
+        /// Peak resident set size of the process so far, in MiB.
+        public var peakResidentMiB: Double
+    }
+
+    /// The reference model config.
+    public static func referenceConfig(vocabulary: Int = 256, hidden: Int = 256, layers: Int = 4, heads: Int = 4,
+                                       experts: Int = 8, topK: Int = 2, intermediate: Int = 256) throws(TrainingError) -> OlmoeConfig {
+        let json = JSONValue.object([
+            ("model_type", .string("olmoe")), ("vocab_size", .int(vocabulary)), ("hidden_size", .int(hidden)),
+            ("intermediate_size", .int(intermediate)), ("num_hidden_layers", .int(layers)), ("num_attention_heads", .int(heads)),
+            ("num_key_value_heads", .int(heads)), ("num_experts", .int(experts)), ("num_experts_per_tok", .int(topK)),
+            ("rope_theta", .number(10_000)), ("router_aux_loss_coef", .number(0.01)), ("max_position_embeddings", .int(4096)),
+        ])
+        return try OlmoeConfig(json: json, source: "reference config")
+    }
+
+    /// Trains `warmup + steps` steps on random tokens and reports the median of the last `steps`.
+    /// - Parameters:
+    ///   - ercWeight: > 0 adds the ERC loss (alpha 1, noise on).
+    public static func run(config: OlmoeConfig, batch: Int = 8, length: Int = 256, steps: Int = 8, warmup: Int = 2,
+                           ercWeight: Double = 0) throws(TrainingError) -> Result {
+        let folder = NSTemporaryDirectory() + "moe-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectoryOrThrow(folder)
+        var g = SeededGenerator(seed: 1)
+        let count = (warmup + steps) * batch * (length + 1) + 1
+        var raw = Data(count: count * 2)
+        raw.withUnsafeMutableBytes { b in
+            for i in 0..<count { b.storeBytes(of: UInt16(g.next() % UInt64(config.vocabularySize)), toByteOffset: 2 * i, as: UInt16.self) }
+        }
+        let path = folder + "/tokens.bin"
+        do { try raw.write(to: URL(fileURLWithPath: path)) } catch { throw .io(file: path, reason: "\(error)") }
+        let data = try TokenData(path: path, vocabularySize: config.vocabularySize, binaryDType: .uint16)
+        let model = OlmoeModel(config: config)
+        var ig = SeededGenerator(seed: 2)
+        model.initialize(generator: &ig)
+        var o = TrainingOptions()
+        o.steps = warmup + steps
+        o.batchSize = batch
+        o.sequenceLength = length
+        o.learningRate = 1e-3
+        o.weightDecay = 0.1
+        o.clipGradNorm = 1
+        o.ercWeight = ercWeight
+        o.dataOrder = .sequential
+        let trainer = try Trainer(model: model, format: .float32, data: data, options: o, outputFolder: folder + "/run")
+        var times: [Double] = []
+        for s in 0..<(warmup + steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try trainer.trainStep()
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            if s >= warmup { times.append(dt) }
+        }
+        times.sort()
+        let median = times.isEmpty ? .nan : times[times.count / 2]
+        return Result(tokensPerSecond: Double(batch * length) / median, secondsPerStep: median, peakResidentMiB: peakResidentMiB())
+    }
+
+    /// Peak resident set size (VmHWM) in MiB, or NaN where /proc is not available.
+    public static func peakResidentMiB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return .nan }
+        let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "") ?? .nan
+        return kb / 1024
+    }
+}
