@@ -50,13 +50,16 @@ public enum Aspect: Sendable {
 
 /// Where a legend goes.
 public enum LegendPlacement: Sendable, Equatable {
-    /// Inside, in the first corner or edge position that covers no data; outside right otherwise.
+    /// Inside, in the first corner (upper right, upper left, lower left, lower right) that covers
+    /// no data; outside right when every corner would.
     case automatic
-    /// Inside, where it covers the least data (possibly some).
+    /// Inside, in the corner where it covers the least data (possibly some).
     case best
     case upperRight, upperLeft, lowerLeft, lowerRight
     /// Outside the axes, to the right, top-aligned (more columns when the entries are many).
     case outsideRight
+    /// Outside the axes, below the x axis label, centred, in as many columns as fit.
+    case outsideBottom
     /// No legend.
     case none
 }

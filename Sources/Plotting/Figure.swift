@@ -103,8 +103,10 @@ public final class Figure {
     /// - Parameters:
     ///   - provenance: key-value records stored in the file, for example
     ///     `["Software": "moe-inspect 0.3", "moe-inspect:command": "...", "moe-inspect:checkpoint": path]`.
-    ///     PNG: one tEXt chunk each (iTXt for non-Latin-1 values); PDF: "Software" as Creator and
-    ///     all others as Keywords; SVG: a `<desc>` element.
+    ///     PNG: one tEXt chunk each (iTXt when the value is not printable ASCII), plus "Title"
+    ///     (the figure title) unless given; PDF: "Title" or the figure title as Title,
+    ///     "Software" as Creator, all others as Keywords (`key: value; ...`); SVG: `<title>` and a
+    ///     `<desc>` with one `key: value` line each. Keys are 1-79 printable ASCII characters.
     /// - Returns: the layout that was drawn.
     /// - Throws: `PlotError` naming the file.
     @discardableResult

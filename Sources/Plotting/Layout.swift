@@ -103,7 +103,7 @@ final class LayoutEngine {
                 } else {
                     let size = legendSize(sharedEntries, maxWidth: width - 2 * style.margin)
                     let origin = Point(x: max(style.margin, (width - size.width) / 2), y: gridExtent.maxY + 8)
-                    (layout, t) = placeLegend(sharedEntries, size: size, at: origin, placement: .none)
+                    (layout, t) = placeLegend(sharedEntries, size: size, at: origin, placement: .outsideBottom)
                     reserved.bottom = size.height + 8
                 }
                 figureLegend = layout
@@ -264,7 +264,8 @@ final class LayoutEngine {
 
         let entries = figure.legend == nil ? ax.legendEntries : []
         if !entries.isEmpty && ax.legend != .none {
-            let (layout, t) = placeAxesLegend(entries, plan: &plan, axes: probe, outsideX: right + 8)
+            let below = d.texts.filter { $0.frame.minY >= frame.maxY }.map(\.frame.maxY).reduce(frame.maxY + style.tickLength, max)
+            let (layout, t) = placeAxesLegend(entries, plan: &plan, axes: probe, outsideX: right + 8, belowY: below + 6)
             d.legend = layout
             d.texts += t
         }
@@ -368,7 +369,7 @@ final class LayoutEngine {
             let inside = explicit.filter { limits.contains($0) }
             return make(inside, labelsFor(inside))
         }
-        let perTick = horizontal ? 45.0 : 24.0
+        let perTick = horizontal ? 40.0 : 20.0
         var count = min(9, max(2, Int(length / perTick)))
         while true {
             let ticks = o.scale == .logarithmic ? Ticks.logarithmic(in: limits, maxCount: count) : Ticks.linear(in: limits, maxCount: count)
@@ -381,9 +382,21 @@ final class LayoutEngine {
                 return horizontal ? gap < (sizes[i].width + sizes[j].width) / 2 + 0.8 * font.size
                                   : gap < 1.15 * (sizes[i].ascent + sizes[i].descent)
             }
-            if !crowded || count <= 2 { return probe }
+            if !crowded || count <= 2 {
+                var axis = probe
+                if o.scale == .logarithmic { axis.minorTicks = Self.minorLogTicks(in: limits) }
+                return axis
+            }
             count -= 1
         }
+    }
+
+    /// 2...9 times the powers of ten inside `limits` (positive).
+    static func minorLogTicks(in limits: ClosedRange<Double>) -> [Double] {
+        guard limits.lowerBound > 0, limits.upperBound.isFinite else { return [] }
+        let first = Int(log10(limits.lowerBound).rounded(.down)), last = Int(log10(limits.upperBound).rounded(.up))
+        guard last - first < 30 else { return [] }
+        return (first...last).flatMap { e in (2...9).map { Double($0) * pow(10, Double(e)) } }.filter { limits.contains($0) }
     }
 
     /// The labelled categories, every k-th from 0, and the label rotation. Numbers are thinned
@@ -524,7 +537,7 @@ final class LayoutEngine {
     /// An axes' own legend: at the asked corner, or (automatic) the first inside position that
     /// covers no data, or outside right when every inside position would cover some.
     private func placeAxesLegend(_ entries: [LegendEntry], plan: inout AxesPlan, axes: AxesLayout,
-                                 outsideX: Double) -> (LegendLayout, [PlacedText]) {
+                                 outsideX: Double, belowY: Double) -> (LegendLayout, [PlacedText]) {
         let frame = axes.frame
         let inside = legendSize(entries, columns: 1)
         let inset = 0.5 * style.legendSize
@@ -558,6 +571,10 @@ final class LayoutEngine {
         if choice == .outsideRight {
             let size = legendSize(entries, maxHeight: figure.height * 72 - 2 * style.margin)
             return placeLegend(entries, size: size, at: Point(x: outsideX, y: frame.minY), placement: .outsideRight)
+        }
+        if choice == .outsideBottom {
+            let size = legendSize(entries, maxWidth: max(frame.width, plan.box.width))
+            return placeLegend(entries, size: size, at: Point(x: frame.center.x - size.width / 2, y: belowY), placement: .outsideBottom)
         }
         return placeLegend(entries, size: inside, at: origin(choice) ?? Point(x: frame.minX, y: frame.minY), placement: choice)
     }

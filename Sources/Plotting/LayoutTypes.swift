@@ -39,6 +39,9 @@ public struct AxisLayout: Sendable {
     public let ticks: [Double]
     /// One label per tick; empty strings where tick labels are hidden (shared axes).
     public let labels: [String]
+    /// Unlabelled minor tick positions in data units (2...9 times each power of ten on a
+    /// logarithmic axis; none on a linear one).
+    public var minorTicks: [Double] = []
     /// Rotation of the tick labels in degrees (0, 45 or 90).
     public let labelRotation: Double
 
@@ -79,7 +82,7 @@ public struct LegendLayout: Sendable {
     /// The legend box, in points.
     public let frame: Rect
     /// The placement chosen (never `.automatic`/`.best`: the position these resolved to; figure
-    /// legends report `.outsideRight` or `.none` for below).
+    /// legends report `.outsideRight` or `.outsideBottom`).
     public let placement: LegendPlacement
     /// The entries' labels (markup removed), in order.
     public var labels: [String] { entries.map { RichText(markup: $0.entry.label).plainText } }

@@ -35,6 +35,13 @@ enum Output {
         }
     }
 
+    /// Draws the figure on `surface` (`scale` device units per point); the Cairo failure, if any.
+    private static func draw(_ figure: Figure, _ layout: FigureLayout, on surface: OpaquePointer, scale: Double) -> String? {
+        let canvas = Canvas(surface: surface, scale: scale)
+        Renderer(figure: figure, layout: layout, canvas: canvas).draw()
+        return canvas.failure
+    }
+
     // MARK: PNG
 
     /// Renders on a Cairo ARGB32 image surface at `dpi`, then encodes 8-bit RGB through libpng
@@ -55,12 +62,8 @@ enum Output {
             throw .renderFailed(file: file, reason: "cannot create a \(width) x \(height) image")
         }
         defer { cairo_surface_destroy(surface) }
-        do {
-            let canvas = Canvas(surface: surface, scale: figure.dpi / 72)
-            Renderer(figure: figure, layout: layout, canvas: canvas).draw()
-            if let failure = canvas.failure { throw PlotError.renderFailed(file: file, reason: failure) }
-        } catch {
-            throw error as? PlotError ?? .renderFailed(file: file, reason: "\(error)")
+        if let failure = draw(figure, layout, on: surface, scale: figure.dpi / 72) {
+            throw .renderFailed(file: file, reason: failure)
         }
         cairo_surface_flush(surface)
         guard let data = cairo_image_surface_get_data(surface) else {
@@ -153,12 +156,7 @@ enum Output {
                 .map { "\($0.key): \($0.value)" }.joined(separator: "; ")
             if !keywords.isEmpty { cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_KEYWORDS, keywords) }
         }
-        var failure: String?
-        do {
-            let canvas = Canvas(surface: surface)
-            Renderer(figure: figure, layout: layout, canvas: canvas).draw()
-            failure = canvas.failure
-        }
+        let failure = draw(figure, layout, on: surface, scale: 1)
         cairo_surface_finish(surface)
         let status = cairo_surface_status(surface)
         cairo_surface_destroy(surface)

@@ -140,6 +140,15 @@ struct Renderer {
             let py = al.point(x: al.x.limits.lowerBound, y: v).y
             canvas.line(from: Point(x: f.minX, y: py), to: Point(x: f.minX - style.tickLength, y: py), color: .ink, width: w)
         }
+        let minor = 0.55 * style.tickLength
+        for v in al.x.minorTicks {
+            let px = al.point(x: v, y: al.y.limits.lowerBound).x
+            canvas.line(from: Point(x: px, y: f.maxY), to: Point(x: px, y: f.maxY + minor), color: .ink, width: 0.6 * w)
+        }
+        for v in al.y.minorTicks {
+            let py = al.point(x: al.x.limits.lowerBound, y: v).y
+            canvas.line(from: Point(x: f.minX, y: py), to: Point(x: f.minX - minor, y: py), color: .ink, width: 0.6 * w)
+        }
     }
 
     private func drawColorbar(_ bar: ColorbarLayout) {

@@ -158,6 +158,74 @@ enum SampleFigures {
         training.title = "Training curves"
         figures["lines-training"] = training
 
+        let compare = Figure(width: 8, height: 3.4, rows: 1, columns: 2)
+        compare.title = "ε over training: MoE against MoE+ERC"
+        for (k, run) in ["MoE", "MoE+ERC"].enumerated() {
+            let ax = compare.axes[k]
+            ax.title = run
+            for layer in 0..<4 {
+                try ax.plot(x: steps, y: steps.map { 0.05 + 0.01 * Double(layer) + (k == 0 ? 0.02 : 0.005) * log10($0) },
+                            label: "layer \(layer)", marker: layer == 0 ? .circle : .none)
+            }
+            ax.xLabel = "step"
+            ax.yLabel = "ε"
+        }
+        compare.sharesY = true
+        compare.legend = .bottom
+        figures["lines-compare"] = compare
+
+        let all = Figure(width: 10, height: 10, rows: 4, columns: 4)
+        all.title = "Activation matrix M, all 16 layers"
+        let allScale = ColorScale.fitting([0.0, 0.85])
+        for l in 0..<16 {
+            try all.axes[l].heatmap(activationMatrix(64, seed: UInt64(100 + l)), scale: allScale)
+            all.axes[l].title = "layer \(l)"
+        }
+        all.sharesX = true
+        all.sharesY = true
+        all.colorbar = Colorbar(label: "M[i,j]")
+        figures["heatmap-all-layers"] = all
+
+        let many = Figure(width: 7, height: 5)
+        try many.axes[0].scatter(x: xs, y: ys, categories: cats, label: { "expert \($0)" }, size: 3)
+        many.axes[0].title = "64 experts with a legend (outside, in columns)"
+        figures["scatter-64-legend"] = many
+
+        let logY = Figure(width: 5, height: 3.5)
+        try logY.axes[0].plot(x: steps, y: steps.map { 3 * pow($0, -0.7) }, label: "‖∇L‖", marker: .none)
+        logY.axes[0].y.scale = .logarithmic
+        logY.axes[0].x.scale = .logarithmic
+        logY.axes[0].title = "A very long axes title that is wider than the plotting area and must shrink to fit"
+        logY.axes[0].xLabel = "step"
+        logY.axes[0].yLabel = "gradient norm"
+        logY.axes[0].legend = .outsideRight
+        figures["lines-loglog"] = logY
+
+        let norms = Figure(width: 8, height: 5, rows: 2, columns: 2)
+        norms.title = "Router and W_g norms per expert"
+        var nr = SampleRandom(state: 8)
+        for (k, ax) in norms.axes.enumerated() {
+            let experts = (0..<64).map(Double.init)
+            try ax.plot(x: experts, y: experts.map { _ in 1 + 0.2 * nr.next() }, label: "‖r_e‖ (router row)", marker: .circle)
+            try ax.plot(x: experts, y: experts.map { _ in 1.3 + 0.2 * nr.next() }, label: "‖W_{g,e}‖ (gate)", marker: .diamond)
+            ax.title = "layer \(k * 5)"
+            ax.xLabel = k >= 2 ? "expert" : nil
+            ax.yLabel = k % 2 == 0 ? "norm" : nil
+        }
+        norms.sharesX = true
+        norms.sharesY = true
+        norms.legend = .right
+        figures["lines-figure-legend"] = norms
+
+        let below = Figure(width: 5, height: 4)
+        try below.axes[0].plot(x: steps, y: steps.map { 3 - log10($0) / 2 }, label: "LM loss")
+        try below.axes[0].plot(x: steps, y: steps.map { 1 - log10($0) / 5 }, label: "load-balancing loss")
+        try below.axes[0].plot(x: steps, y: steps.map { 0.5 / log10($0) }, label: "ERC loss", style: .dashed)
+        below.axes[0].legend = .outsideBottom
+        below.axes[0].xLabel = "step"
+        below.axes[0].yLabel = "loss"
+        figures["lines-legend-below"] = below
+
         let palette = Figure(width: 6.4, height: 4)
         for c in 0..<80 {
             var s = ScatterSeries(x: [Double(c % 10)], y: [Double(c / 10)], color: CategoricalPalette.color(c))
