@@ -54,8 +54,7 @@ def main():
                  "seconds as measured by scripts/make_tsne_fixtures.py on " + platform.node(),
         "versions": bench_tsne.versions(),
     }
-    for run in ("digits-exact", "digits-bh", "digits-opentsne-bh", "blobs-opentsne-bh",
-                "blobs-opentsne-fft", "blobs-sklearn-bh"):
+    for run in bench_tsne.RUNS:
         expected[run] = bench_tsne.run(run)
         print(f"{run}: {expected[run]}", file=sys.stderr)
     path = os.path.join(OUT, "expected.json")

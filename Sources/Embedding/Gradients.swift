@@ -154,7 +154,7 @@ final class ExactGradient: GradientModel {
         var s: Float = 0
         for j in 0..<n where j != i {
             let dx = xs[i] - xs[j], dy = ys[i] - ys[j]
-            s += p[j] * log1p(dx * dx + dy * dy)
+            s += p[j] * log(1 + dx * dx + dy * dy)
         }
         return Double(s)
     }
@@ -176,7 +176,7 @@ final class BarnesHutGradient: GradientModel {
     private let threads: Int
     private let n: Int
     private let pLogP: Double, pSum: Double
-    private let rowChunks: Chunks, pointChunks: Chunks
+    private let rowChunks: Chunks
     private var tree = QuadTree()
     /// Per point: repulsion sum w^2 (y_i - y_j) (x, y) and the point's row of Z.
     private var repulsion: [Float]
@@ -190,7 +190,6 @@ final class BarnesHutGradient: GradientModel {
         n = p.points
         (pLogP, pSum) = entropyTerms(p.values)
         rowChunks = Chunks(count: n, size: 256)
-        pointChunks = Chunks(count: n, size: 128)
         repulsion = .init(repeating: 0, count: 3 * n)
         attraction = .init(repeating: 0, count: 2 * n)
     }
@@ -210,32 +209,8 @@ final class BarnesHutGradient: GradientModel {
     /// Fills `repulsion` from a fresh quadtree; returns the estimate of Z.
     private func repel(_ y: UnsafePointer<Float>) -> Double {
         tree.build(y, n: n)
-        let chunks = pointChunks, theta2 = self.theta2
-        let nodeCount = tree.nodes.count
-        return tree.nodes.withUnsafeBufferPointer { np in
-            tree.xs.withUnsafeBufferPointer { xp in
-                tree.ys.withUnsafeBufferPointer { yp in
-                    tree.order.withUnsafeBufferPointer { op in
-                        repulsion.withUnsafeMutableBufferPointer { rp in
-                            let out = UncheckedSendable(rp)
-                            return Parallel.sum(chunks.chunkCount, threads: threads) { c in
-                                var z = 0.0
-                                for s in chunks.range(c) {
-                                    let (q, fx, fy) = QuadTree.repulsion(
-                                        at: s, theta2: theta2, nodes: np.baseAddress!, nodeCount: nodeCount,
-                                        xs: xp.baseAddress!, ys: yp.baseAddress!)
-                                    let i = Int(op[s])
-                                    out.value[3 * i] = fx
-                                    out.value[3 * i + 1] = fy
-                                    out.value[3 * i + 2] = q
-                                    z += Double(q)
-                                }
-                                return z
-                            }
-                        }
-                    }
-                }
-            }
+        return repulsion.withUnsafeMutableBufferPointer { rp in
+            tree.repulsion(theta2: theta2, threads: threads, into: rp.baseAddress!)
         }
     }
 
@@ -249,23 +224,18 @@ final class BarnesHutGradient: GradientModel {
                         let out = UncheckedSendable(ap)
                         let yy = UncheckedSendable(y)
                         return Parallel.sum(chunks.chunkCount, threads: threads) { c in
-                            let y = yy.value
                             var logTerm = 0.0
                             for i in chunks.range(c) {
-                                let px = y[2 * i], py = y[2 * i + 1]
-                                var fx: Float = 0, fy: Float = 0, lt: Float = 0
-                                for e in rs[i]..<rs[i + 1] {
-                                    let j = Int(cols[e])
-                                    let dx = px - y[2 * j], dy = py - y[2 * j + 1]
-                                    let d2 = dx * dx + dy * dy
-                                    let pw = vals[e] / (1 + d2)
-                                    fx += pw * dx
-                                    fy += pw * dy
-                                    if computeError { lt += vals[e] * log1p(d2) }
-                                }
+                                let (fx, fy) = BarnesHutGradient.attraction(
+                                    row: i, y: yy.value, from: rs[i], to: rs[i + 1],
+                                    columns: cols.baseAddress!, values: vals.baseAddress!)
                                 out.value[2 * i] = fx
                                 out.value[2 * i + 1] = fy
-                                logTerm += Double(lt)
+                                if computeError {
+                                    logTerm += BarnesHutGradient.logTerm(
+                                        row: i, y: yy.value, from: rs[i], to: rs[i + 1],
+                                        columns: cols.baseAddress!, values: vals.baseAddress!)
+                                }
                             }
                             return logTerm
                         }
@@ -273,6 +243,51 @@ final class BarnesHutGradient: GradientModel {
                 }
             }
         }
+    }
+
+    /// sum_j p_ij w_ij (y_i - y_j) over stored entries `from..<to` of row i, eight at a time.
+    @inline(__always)
+    private static func attraction(row i: Int, y: UnsafePointer<Float>, from: Int, to: Int,
+                                   columns: UnsafePointer<Int32>, values: UnsafePointer<Float>) -> (Float, Float) {
+        let px = y[2 * i], py = y[2 * i + 1]
+        let vx = SIMD8<Float>(repeating: px), vy = SIMD8<Float>(repeating: py)
+        var fx8 = SIMD8<Float>(repeating: 0), fy8 = fx8
+        var e = from
+        while e + 8 <= to {
+            var gx = SIMD8<Float>(), gy = SIMD8<Float>()
+            for t in 0..<8 {
+                let j = Int(columns[e + t])
+                gx[t] = y[2 * j]
+                gy[t] = y[2 * j + 1]
+            }
+            let dx = vx - gx, dy = vy - gy
+            let pw = load8(values + e) / (1 + dx * dx + dy * dy)
+            fx8 += pw * dx
+            fy8 += pw * dy
+            e += 8
+        }
+        var fx = fx8.sum(), fy = fy8.sum()
+        while e < to {
+            let j = Int(columns[e])
+            let dx = px - y[2 * j], dy = py - y[2 * j + 1]
+            let pw = values[e] / (1 + dx * dx + dy * dy)
+            fx += pw * dx
+            fy += pw * dy
+            e += 1
+        }
+        return (fx, fy)
+    }
+
+    /// sum_j p_ij ln(1 + d_ij^2) over stored entries `from..<to` of row i.
+    private static func logTerm(row i: Int, y: UnsafePointer<Float>, from: Int, to: Int,
+                                columns: UnsafePointer<Int32>, values: UnsafePointer<Float>) -> Double {
+        var s: Float = 0
+        for e in from..<to {
+            let j = Int(columns[e])
+            let dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1]
+            s += values[e] * log(1 + dx * dx + dy * dy)
+        }
+        return Double(s)
     }
 
     func finalKLDivergence(_ y: [Float], exactNormalizerUpTo limit: Int) -> Double {

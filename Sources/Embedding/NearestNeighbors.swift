@@ -14,7 +14,10 @@ public struct NearestNeighbors: Sendable {
     public var squaredDistances: [Float]
 
     /// Exact neighbours by brute force: blocks of rows against all points through one GEMM each
-    /// (|x|^2 + |y|^2 - 2 x.y), a bounded max-heap per row, then exact distances of the winners.
+    /// (|x|^2 + |y|^2 - 2 x.y) and a bounded max-heap per row give the k-th candidate distance t;
+    /// every point within t plus a bound on the GEMM's rounding error is then re-ranked by its
+    /// directly summed distance, ties by index. The result is therefore the same whatever the
+    /// thread counts of OpenBLAS and of this function, and exact up to Float rounding.
     ///
     /// - Parameters:
     ///   - data: `[N, d]`, finite.
@@ -34,6 +37,9 @@ public struct NearestNeighbors: Sendable {
     static func exactUnchecked(_ x: Tensor, k: Int, threads: Int) -> NearestNeighbors {
         let n = x.rows, d = x.columns
         let norms = rowSquaredNorms(x)
+        let maxNorm = norms.max() ?? 0
+        // |computed - exact| of |x|^2 + |y|^2 - 2 x.y is below (d + 2) u (|x|^2 + |y|^2).
+        let rounding = Float(d + 2) * Float.ulpOfOne
         var indices = [Int32](repeating: 0, count: n * k)
         var distances = [Float](repeating: 0, count: n * k)
         let blockRows = max(1, min(n, (1 << 22) / max(1, n)))   // about 16 MB of products per block
@@ -52,25 +58,29 @@ public struct NearestNeighbors: Sendable {
                         distances.withUnsafeMutableBufferPointer { dp in
                             let out = UncheckedSendable((ip, dp))
                             Parallel.forEach(chunks.chunkCount, threads: threads) { c in
+                                var candidates = [Float](repeating: 0, count: n)
                                 var heap = NeighborHeap(capacity: k)
+                                var near: [(distance: Float, index: Int32)] = []
                                 for r in chunks.range(c) {
                                     let i = start + r
-                                    heap.removeAll()
                                     let row = g.baseAddress! + r * n
                                     let ni = norms[i]
-                                    for j in 0..<n where j != i {
-                                        heap.offer(max(0, ni + norms[j] - 2 * row[j]), Int32(j))
-                                    }
-                                    let sorted = heap.sortedAscending()
-                                    for (t, entry) in sorted.enumerated() {
-                                        let j = Int(entry.index)
-                                        out.value.0[i * k + t] = entry.index
+                                    for j in 0..<n { candidates[j] = max(0, ni + norms[j] - 2 * row[j]) }
+                                    heap.select(candidates, skipping: i)
+                                    let limit = heap.distances[k - 1] + 2 * rounding * (ni + maxNorm)
+                                    near.removeAll(keepingCapacity: true)
+                                    for j in 0..<n where j != i && candidates[j] <= limit {
                                         var s: Float = 0
                                         for c in 0..<d {
                                             let diff = xb[i * d + c] - xb[j * d + c]
                                             s += diff * diff
                                         }
-                                        out.value.1[i * k + t] = s
+                                        near.append((s, Int32(j)))
+                                    }
+                                    near.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.index < $1.index) }
+                                    for t in 0..<k {
+                                        out.value.0[i * k + t] = near[t].index
+                                        out.value.1[i * k + t] = near[t].distance
                                     }
                                 }
                             }
@@ -87,28 +97,6 @@ public struct NearestNeighbors: Sendable {
     public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
 }
 
-/// All squared Euclidean distances `[N * N]` of centred data, by GEMM, clamped at 0, zero diagonal.
-func pairwiseSquaredDistances(_ x: Tensor, threads: Int) -> [Float] {
-    let n = x.rows, d = x.columns
-    let norms = rowSquaredNorms(x)
-    var out = [Float](repeating: 0, count: n * n)
-    x.storage.withUnsafeBufferPointer { xp in
-        out.withUnsafeMutableBufferPointer { o in
-            BLAS.gemm(transB: true, m: n, n: n, k: d, a: xp.baseAddress!, b: xp.baseAddress!, c: o.baseAddress!)
-            let chunks = Chunks(count: n, size: 64)
-            let shared = UncheckedSendable(o)
-            Parallel.forEach(chunks.chunkCount, threads: threads) { c in
-                for i in chunks.range(c) {
-                    let row = shared.value.baseAddress! + i * n
-                    for j in 0..<n { row[j] = max(0, norms[i] + norms[j] - 2 * row[j]) }
-                    row[i] = 0
-                }
-            }
-        }
-    }
-    return out
-}
-
 /// Squared norm of every row.
 func rowSquaredNorms(_ x: Tensor) -> [Float] {
     let n = x.rows, d = x.columns
@@ -121,50 +109,83 @@ func rowSquaredNorms(_ x: Tensor) -> [Float] {
     }
 }
 
-/// A bounded max-heap keeping the `capacity` smallest (distance, index) pairs offered.
+/// Selects the `capacity` smallest candidates of a row, ties going to the smaller index.
 struct NeighborHeap {
-    struct Entry { var distance: Float; var index: Int32 }
-    private var items: [Entry] = []
     let capacity: Int
+    /// After `select`: the chosen distances and indices, in increasing (distance, index) order.
+    private(set) var distances: [Float]
+    private(set) var indices: [Int32]
 
     init(capacity: Int) {
         self.capacity = capacity
-        items.reserveCapacity(capacity)
+        distances = .init(repeating: 0, count: capacity)
+        indices = .init(repeating: 0, count: capacity)
     }
 
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
-    @inline(__always) private static func greater(_ a: Entry, _ b: Entry) -> Bool {
-        a.distance > b.distance || (a.distance == b.distance && a.index > b.index)
-    }
-
-    @inline(__always) mutating func offer(_ distance: Float, _ index: Int32) {
-        let e = Entry(distance: distance, index: index)
-        if items.count < capacity {
-            items.append(e)
-            var c = items.count - 1
-            while c > 0 {
-                let p = (c - 1) / 2
-                if !Self.greater(items[c], items[p]) { break }
-                items.swapAt(c, p)
-                c = p
-            }
-        } else if Self.greater(items[0], e) {
-            items[0] = e
-            var p = 0
-            while true {
-                let l = 2 * p + 1, r = l + 1
-                var m = p
-                if l < items.count, Self.greater(items[l], items[m]) { m = l }
-                if r < items.count, Self.greater(items[r], items[m]) { m = r }
-                if m == p { break }
-                items.swapAt(p, m)
-                p = m
+    /// Scans `candidates` (distance by index), leaving out index `skip`.
+    mutating func select(_ candidates: [Float], skipping skip: Int) {
+        let k = capacity
+        candidates.withUnsafeBufferPointer { cand in
+            distances.withUnsafeMutableBufferPointer { hd in
+                indices.withUnsafeMutableBufferPointer { hi in
+                    var size = 0
+                    var j = 0
+                    // Fill, then keep a max-heap on (distance, index) at the root.
+                    while size < k {
+                        if j != skip {
+                            hd[size] = cand[j]; hi[size] = Int32(j); size += 1
+                            NeighborHeap.siftUp(hd, hi, size - 1)
+                        }
+                        j += 1
+                    }
+                    var top = hd[0]
+                    while j < cand.count {
+                        // A later index loses ties, so only strictly smaller distances enter.
+                        if cand[j] < top && j != skip {
+                            hd[0] = cand[j]; hi[0] = Int32(j)
+                            NeighborHeap.siftDown(hd, hi, size)
+                            top = hd[0]
+                        }
+                        j += 1
+                    }
+                    // Heap sort into increasing order.
+                    var end = size
+                    while end > 1 {
+                        end -= 1
+                        hd.swapAt(0, end); hi.swapAt(0, end)
+                        NeighborHeap.siftDown(hd, hi, end)
+                    }
+                }
             }
         }
     }
 
-    func sortedAscending() -> [Entry] {
-        items.sorted { Self.greater($1, $0) }
+    @inline(__always)
+    private static func greater(_ d: UnsafeMutableBufferPointer<Float>, _ x: UnsafeMutableBufferPointer<Int32>,
+                                _ a: Int, _ b: Int) -> Bool {
+        d[a] > d[b] || (d[a] == d[b] && x[a] > x[b])
+    }
+
+    private static func siftUp(_ d: UnsafeMutableBufferPointer<Float>, _ x: UnsafeMutableBufferPointer<Int32>, _ start: Int) {
+        var c = start
+        while c > 0 {
+            let p = (c - 1) / 2
+            if !greater(d, x, c, p) { break }
+            d.swapAt(c, p); x.swapAt(c, p)
+            c = p
+        }
+    }
+
+    private static func siftDown(_ d: UnsafeMutableBufferPointer<Float>, _ x: UnsafeMutableBufferPointer<Int32>, _ size: Int) {
+        var p = 0
+        while true {
+            let l = 2 * p + 1, r = l + 1
+            var m = p
+            if l < size, greater(d, x, l, m) { m = l }
+            if r < size, greater(d, x, r, m) { m = r }
+            if m == p { break }
+            d.swapAt(p, m); x.swapAt(p, m)
+            p = m
+        }
     }
 }

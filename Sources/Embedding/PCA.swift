@@ -1,7 +1,9 @@
 import Tensors
 
-/// Principal component analysis of a point cloud (rows are points), through BLAS.
+/// Principal component analysis of a point cloud (rows are points).
 ///
+/// The matrix products use `Products`, whose results do not depend on any thread count (OpenBLAS's
+/// do), so that a t-SNE map built on a PCA reduction is the same whatever the threads.
 /// When the smaller side m = min(N, d) is at most `exactLimit` (256) the covariance (d <= N) or
 /// the Gram matrix (N < d) is formed by one GEMM and fully decomposed; otherwise the top
 /// components come from randomised subspace iteration (Halko, Martinsson and Tropp 2011, as
@@ -29,10 +31,11 @@ public struct PCA: Sendable {
     ///   - components: number of axes k, 1 ... min(N, d).
     ///   - seed: seeds the random start of the randomised solver (unused on the exact path).
     ///   - powerIterations: subspace iterations of the randomised solver.
+    ///   - threads: workers for the products; the result does not depend on it.
     /// - Throws: `EmbeddingError` for a non-matrix, fewer than 2 points, non-finite values or
     ///   a component count out of range.
-    public static func fit(_ data: Tensor, components k: Int, seed: UInt64 = 0,
-                           powerIterations: Int = 7) throws -> PCA {
+    public static func fit(_ data: Tensor, components k: Int, seed: UInt64 = 0, powerIterations: Int = 7,
+                           threads: Int = NearestNeighbors.defaultThreads) throws -> PCA {
         try validatePoints(data, minimumPoints: 2)
         let n = data.rows, d = data.columns
         guard k >= 1, k <= min(n, d) else {
@@ -46,10 +49,10 @@ public struct PCA: Sendable {
         var axes: [Double]          // k x d
         var eigenvalues: [Double]   // k
         if min(n, d) <= exactLimit {
-            (axes, eigenvalues) = exactAxes(centered, n: n, d: d, k: k)
+            (axes, eigenvalues) = exactAxes(centered, n: n, d: d, k: k, threads: threads)
         } else {
             (axes, eigenvalues) = randomizedAxes(centered, n: n, d: d, k: k, seed: seed,
-                                                 iterations: max(0, powerIterations))
+                                                 iterations: max(0, powerIterations), threads: threads)
         }
         flipSigns(&axes, k: k, d: d)
         let scale = 1 / Double(max(1, n - 1))
@@ -62,7 +65,7 @@ public struct PCA: Sendable {
     }
 
     /// Projects `data` (`[M, d]`) onto the axes: `(data - mean) * components^T`, `[M, k]`.
-    public func transform(_ data: Tensor) -> Tensor {
+    public func transform(_ data: Tensor, threads: Int = NearestNeighbors.defaultThreads) -> Tensor {
         let k = components.rows, d = components.columns
         precondition(data.columns == d, "PCA.transform: \(data.columns) columns, fitted on \(d)")
         let m = data.rows
@@ -71,23 +74,21 @@ public struct PCA: Sendable {
         centered.withUnsafeMutableBufferPointer { p in
             for r in 0..<m { for c in 0..<d { p[r * d + c] -= mean[c] } }
         }
-        var out = [Float](repeating: 0, count: m * k)
-        centered.withUnsafeBufferPointer { a in
-            components.storage.withUnsafeBufferPointer { b in
-                out.withUnsafeMutableBufferPointer { c in
-                    BLAS.gemm(transB: true, m: m, n: k, k: d, a: a.baseAddress!, b: b.baseAddress!,
-                              c: c.baseAddress!)
-                }
+        let axesT = components.storage.withUnsafeBufferPointer { Products.transpose($0.baseAddress!, rows: k, cols: d) }
+        let out = centered.withUnsafeBufferPointer { a in
+            axesT.withUnsafeBufferPointer { b in
+                Products.multiply(a.baseAddress!, m: m, k: d, b.baseAddress!, n: k, threads: threads)
             }
         }
         return Tensor(shape: [m, k], storage: out)
     }
 
     /// Fits and projects in one step.
-    public static func fitTransform(_ data: Tensor, components k: Int, seed: UInt64 = 0) throws
+    public static func fitTransform(_ data: Tensor, components k: Int, seed: UInt64 = 0,
+                                    threads: Int = NearestNeighbors.defaultThreads) throws
         -> (pca: PCA, projected: Tensor) {
-        let pca = try fit(data, components: k, seed: seed)
-        return (pca, pca.transform(data))
+        let pca = try fit(data, components: k, seed: seed, threads: threads)
+        return (pca, pca.transform(data, threads: threads))
     }
 
     /// `data` with each column's mean (accumulated in Double) subtracted, and the means.
@@ -106,17 +107,15 @@ public struct PCA: Sendable {
     }
 
     /// Top-k axes from the full decomposition of X^T X (d <= N) or X X^T (N < d).
-    private static func exactAxes(_ x: Tensor, n: Int, d: Int, k: Int) -> ([Double], [Double]) {
+    private static func exactAxes(_ x: Tensor, n: Int, d: Int, k: Int, threads: Int) -> ([Double], [Double]) {
         let useGram = n < d
         let m = useGram ? n : d
-        var s = [Float](repeating: 0, count: m * m)
-        x.storage.withUnsafeBufferPointer { a in
-            s.withUnsafeMutableBufferPointer { c in
-                if useGram {
-                    BLAS.gemm(transB: true, m: n, n: n, k: d, a: a.baseAddress!, b: a.baseAddress!, c: c.baseAddress!)
-                } else {
-                    BLAS.gemm(transA: true, m: d, n: d, k: n, a: a.baseAddress!, b: a.baseAddress!, c: c.baseAddress!)
-                }
+        let s: [Float] = x.storage.withUnsafeBufferPointer { a in
+            let xt = Products.transpose(a.baseAddress!, rows: n, cols: d)
+            return xt.withUnsafeBufferPointer { t in
+                useGram
+                    ? Products.multiply(a.baseAddress!, m: n, k: d, t.baseAddress!, n: n, threads: threads)
+                    : Products.multiply(t.baseAddress!, m: d, k: n, a.baseAddress!, n: d, threads: threads)
             }
         }
         let eig = SymmetricEigen(s.map { Double($0) }, n: m)
@@ -139,30 +138,25 @@ public struct PCA: Sendable {
 
     /// Top-k axes by randomised subspace iteration on X^T X, without forming it.
     private static func randomizedAxes(_ x: Tensor, n: Int, d: Int, k: Int, seed: UInt64,
-                                       iterations: Int) -> ([Double], [Double]) {
+                                       iterations: Int, threads: Int) -> ([Double], [Double]) {
         let l = min(d, n, k + 10)
         var rng = SeededGenerator(seed: seed)
         // Q: d x l, orthonormal columns, stored row-major (d rows of l).
         var q = [Float](repeating: 0, count: d * l)
         q.withUnsafeMutableBufferPointer { rng.fillNormal($0, std: 1) }
         orthonormalizeColumns(&q, rows: d, columns: l)
-        var y = [Float](repeating: 0, count: n * l)
+        var y: [Float] = []
         x.storage.withUnsafeBufferPointer { xp in
             let xb = xp.baseAddress!
-            for _ in 0..<iterations {
-                y.withUnsafeMutableBufferPointer { yp in
-                    q.withUnsafeMutableBufferPointer { qp in
-                        BLAS.gemm(m: n, n: l, k: d, a: xb, b: qp.baseAddress!, c: yp.baseAddress!)
-                        BLAS.gemm(transA: true, m: d, n: l, k: n, a: xb, b: yp.baseAddress!, c: qp.baseAddress!)
-                    }
-                }
-                orthonormalizeColumns(&q, rows: d, columns: l)
-            }
-            y.withUnsafeMutableBufferPointer { yp in
-                q.withUnsafeBufferPointer { qp in
-                    BLAS.gemm(m: n, n: l, k: d, a: xb, b: qp.baseAddress!, c: yp.baseAddress!)
+            let xt = Products.transpose(xb, rows: n, cols: d)
+            xt.withUnsafeBufferPointer { tp in
+                for _ in 0..<iterations {
+                    y = q.withUnsafeBufferPointer { Products.multiply(xb, m: n, k: d, $0.baseAddress!, n: l, threads: threads) }
+                    q = y.withUnsafeBufferPointer { Products.multiply(tp.baseAddress!, m: d, k: n, $0.baseAddress!, n: l, threads: threads) }
+                    orthonormalizeColumns(&q, rows: d, columns: l)
                 }
             }
+            y = q.withUnsafeBufferPointer { Products.multiply(xb, m: n, k: d, $0.baseAddress!, n: l, threads: threads) }
         }
         // Rayleigh-Ritz: T = (XQ)^T (XQ) = Q^T X^T X Q, l x l, accumulated in Double.
         var t = [Double](repeating: 0, count: l * l)

@@ -5,6 +5,12 @@
 /// are stored in depth-first pre-order with the index of the node after their subtree (`next`),
 /// which makes the traversal a loop without a stack. Leaves hold up to `leafSize` points (more
 /// only when the points share the finest cell, e.g. duplicates) and are summed exactly.
+///
+/// The repulsion is evaluated per group of nearby points (the largest cells of at most
+/// `groupSize` points, Barnes 1990): one traversal per group collects the interaction list, with
+/// the opening test made against the group's bounding box, so every summarised cell satisfies
+/// width < theta * distance for every point of the group (never coarser than per-point
+/// Barnes-Hut); then each point sums the list in SIMD lanes.
 struct QuadTree {
     struct Node {
         /// Centre of mass.
@@ -20,13 +26,18 @@ struct QuadTree {
     }
 
     static let bitsPerAxis = 21
-    static let leafSize = 8
+    /// Most points in a leaf (summed directly).
+    var leafSize = 16
+    /// Most points in a group sharing one interaction list.
+    var groupSize = 64
 
     var nodes: [Node] = []
     /// Sorted coordinates (Morton order).
     var xs: [Float] = [], ys: [Float] = []
     /// `order[s]` is the original index of the point at sorted position `s`.
     var order: [Int32] = []
+    /// Sorted-point ranges of the groups, `groups[2g] ..< groups[2g + 1]`; they partition the points.
+    var groups: [Int32] = []
     private var keys: [UInt64] = [], scratchKeys: [UInt64] = [], scratchOrder: [Int32] = []
 
     /// Rebuilds the tree over `n` points with interleaved coordinates `y[2i], y[2i+1]`.
@@ -59,19 +70,23 @@ struct QuadTree {
             xs[s] = y[2 * i]; ys[s] = y[2 * i + 1]
         }
         nodes.removeAll(keepingCapacity: true)
-        nodes.reserveCapacity(2 * n / QuadTree.leafSize + 64)
+        nodes.reserveCapacity(2 * n / leafSize + 64)
+        groups.removeAll(keepingCapacity: true)
         keys.withUnsafeBufferPointer { kp in
-            _ = addNode(lo: 0, hi: n, level: 0, width: Float(side), keys: kp)
+            _ = addNode(lo: 0, hi: n, level: 0, width: Float(side), inGroup: false, keys: kp)
         }
     }
 
     /// Appends the subtree over sorted points `lo..<hi` in the cell at `level`; returns its index.
-    private mutating func addNode(lo: Int, hi: Int, level: Int, width: Float,
+    private mutating func addNode(lo: Int, hi: Int, level: Int, width: Float, inGroup: Bool,
                                   keys: UnsafeBufferPointer<UInt64>) -> Int {
         let index = nodes.count
+        let startsGroup = !inGroup && hi - lo <= groupSize
+        if startsGroup { groups.append(Int32(lo)); groups.append(Int32(hi)) }
         nodes.append(Node(x: 0, y: 0, count: Float(hi - lo), width2: width * width, next: 0, lo: 0, hi: 0))
         var sx: Float = 0, sy: Float = 0
-        if hi - lo <= QuadTree.leafSize || level == QuadTree.bitsPerAxis {
+        if hi - lo <= leafSize || level == QuadTree.bitsPerAxis {
+            if !inGroup && !startsGroup { groups.append(Int32(lo)); groups.append(Int32(hi)) }
             for s in lo..<hi { sx += xs[s]; sy += ys[s] }
             nodes[index].lo = Int32(lo)
             nodes[index].hi = Int32(hi)
@@ -86,7 +101,8 @@ struct QuadTree {
                     if (keys[mid] >> shift) & 3 <= quadrant { a = mid + 1 } else { b = mid }
                 }
                 if a > start {
-                    let child = addNode(lo: start, hi: a, level: level + 1, width: width / 2, keys: keys)
+                    let child = addNode(lo: start, hi: a, level: level + 1, width: width / 2,
+                                        inGroup: inGroup || startsGroup, keys: keys)
                     let c = nodes[child]
                     sx += c.x * c.count; sy += c.y * c.count
                 }
@@ -131,40 +147,121 @@ struct QuadTree {
         return x
     }
 
-    /// Barnes-Hut repulsion on the sorted point `s`: returns (sum of w_ij over j != i, and
-    /// sum of w_ij^2 (y_i - y_j)) with w = 1 / (1 + |y_i - y_j|^2). A cell is summarised by
-    /// its centre of mass when width^2 < theta^2 * distance^2 (scikit-learn's criterion).
-    @inline(__always)
-    static func repulsion(at s: Int, theta2: Float, nodes: UnsafePointer<Node>, nodeCount: Int,
-                          xs: UnsafePointer<Float>, ys: UnsafePointer<Float>) -> (Float, Float, Float) {
-        let px = xs[s], py = ys[s]
-        var sumQ: Float = 0, fx: Float = 0, fy: Float = 0
+    /// Barnes-Hut repulsion on every point: writes, for original index i, `out[3i], out[3i+1]` =
+    /// sum_j w_ij^2 (y_i - y_j) and `out[3i+2]` = sum_{j != i} w_ij, w = 1 / (1 + |y_i - y_j|^2);
+    /// returns Z, their total. A cell is summarised by its centre of mass when
+    /// width^2 < theta^2 * distance^2 (scikit-learn's criterion, here from the group's box).
+    func repulsion(theta2: Float, threads: Int, into out: UnsafeMutablePointer<Float>) -> Double {
+        let groupCount = groups.count / 2
+        let chunks = Chunks(count: groupCount, size: 4)
+        let target = UncheckedSendable(out)
+        return nodes.withUnsafeBufferPointer { np in
+            xs.withUnsafeBufferPointer { xp in
+                ys.withUnsafeBufferPointer { yp in
+                    order.withUnsafeBufferPointer { op in
+                        groups.withUnsafeBufferPointer { gp in
+                            Parallel.sum(chunks.chunkCount, threads: threads) { c in
+                                var list = InteractionList()
+                                defer { list.deallocate() }
+                                var z = 0.0
+                                for g in chunks.range(c) {
+                                    z += QuadTree.repulsion(group: Int(gp[2 * g])..<Int(gp[2 * g + 1]), theta2: theta2,
+                                                            nodes: np, xs: xp, ys: yp, order: op,
+                                                            list: &list, out: target.value)
+                                }
+                                return z
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Interaction list of one group: positions and masses, padded to whole SIMD vectors.
+    struct InteractionList {
+        private(set) var x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
+        private(set) var count = 0
+        private var capacity = 0
+
+        init() {
+            x = .allocate(capacity: 0); y = .allocate(capacity: 0); m = .allocate(capacity: 0)
+        }
+
+        /// Frees the storage; the list must not be used afterwards.
+        func deallocate() { x.deallocate(); y.deallocate(); m.deallocate() }
+
+        mutating func removeAll() { count = 0 }
+
+        @inline(__always) mutating func append(_ px: Float, _ py: Float, _ mass: Float) {
+            if count == capacity { grow() }
+            x[count] = px; y[count] = py; m[count] = mass
+            count += 1
+        }
+
+        private mutating func grow() {
+            let bigger = max(1024, 2 * capacity)
+            for buffer in [\InteractionList.x, \InteractionList.y, \InteractionList.m] {
+                let fresh = UnsafeMutablePointer<Float>.allocate(capacity: bigger)
+                fresh.update(from: self[keyPath: buffer], count: count)
+                self[keyPath: buffer].deallocate()
+                self[keyPath: buffer] = fresh
+            }
+            capacity = bigger
+        }
+    }
+
+    private static func repulsion(group: Range<Int>, theta2: Float, nodes: UnsafeBufferPointer<Node>,
+                                  xs: UnsafeBufferPointer<Float>, ys: UnsafeBufferPointer<Float>,
+                                  order: UnsafeBufferPointer<Int32>, list: inout InteractionList,
+                                  out: UnsafeMutablePointer<Float>) -> Double {
+        var minX = Float.infinity, maxX = -Float.infinity, minY = Float.infinity, maxY = -Float.infinity
+        for s in group {
+            minX = min(minX, xs[s]); maxX = max(maxX, xs[s])
+            minY = min(minY, ys[s]); maxY = max(maxY, ys[s])
+        }
+        list.removeAll()
         var n = 0
+        let nodeCount = nodes.count
         while n < nodeCount {
             let node = nodes[n]
-            let dx = px - node.x, dy = py - node.y
-            let d2 = dx * dx + dy * dy
-            if node.width2 < theta2 * d2 {
-                let w = 1 / (1 + d2)
-                let cw = node.count * w
-                sumQ += cw
-                fx += cw * w * dx
-                fy += cw * w * dy
+            let dx = max(0, max(minX - node.x, node.x - maxX))
+            let dy = max(0, max(minY - node.y, node.y - maxY))
+            if node.width2 < theta2 * (dx * dx + dy * dy) {
+                list.append(node.x, node.y, node.count)
                 n = Int(node.next)
             } else if node.hi > node.lo {
-                for t in Int(node.lo)..<Int(node.hi) {
-                    let ex = px - xs[t], ey = py - ys[t]
-                    let w = 1 / (1 + ex * ex + ey * ey)
-                    sumQ += w
-                    fx += w * w * ex
-                    fy += w * w * ey
-                }
+                for t in Int(node.lo)..<Int(node.hi) { list.append(xs[t], ys[t], 1) }
                 n = Int(node.next)
             } else {
                 n += 1
             }
         }
-        // The point met itself once in its own leaf (w = 1, no force).
-        return (sumQ - 1, fx, fy)
+        while list.count % 8 != 0 { list.append(0, 0, 0) }
+        var z = 0.0
+        let count = list.count, lx = list.x, ly = list.y, lm = list.m
+        for s in group {
+            let px = SIMD8<Float>(repeating: xs[s]), py = SIMD8<Float>(repeating: ys[s])
+            var q = SIMD8<Float>(repeating: 0), fx = q, fy = q
+            var e = 0
+            while e < count {
+                let dx = px - load8(lx + e), dy = py - load8(ly + e)
+                let w = 1 / (1 + dx * dx + dy * dy)
+                let mw = load8(lm + e) * w
+                q += mw
+                let mw2 = mw * w
+                fx += mw2 * dx
+                fy += mw2 * dy
+                e += 8
+            }
+            // The point met itself once in its own leaf (w = 1, no force).
+            let sumQ = q.sum() - 1
+            let i = Int(order[s])
+            out[3 * i] = fx.sum()
+            out[3 * i + 1] = fy.sum()
+            out[3 * i + 2] = sumQ
+            z += Double(sumQ)
+        }
+        return z
     }
 }

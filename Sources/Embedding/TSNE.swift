@@ -130,7 +130,7 @@ public struct TSNE: Sendable {
         var x = data
         if let r = reducedDimensions, data.columns > r {
             let t0 = clock.now
-            x = try PCA.fitTransform(data, components: r, seed: seed).projected
+            x = try PCA.fitTransform(data, components: r, seed: seed, threads: threads).projected
             timings.reduction = seconds(clock.now - t0)
         }
         x = PCA.centerColumns(x).0
@@ -140,7 +140,9 @@ public struct TSNE: Sendable {
         let neighbors: Int
         switch method {
         case .exact:
-            var p = pairwiseSquaredDistances(x, threads: threads)
+            var p = x.storage.withUnsafeBufferPointer {
+                Products.squaredDistances($0.baseAddress!, n: n, d: x.columns, threads: threads)
+            }
             p = PerplexityCalibration(squaredDistances: p, rows: n, columns: n, excludingDiagonal: true,
                                       perplexity: perplexity, threads: threads).probabilities
             symmetrizeDenseProbabilities(&p, n: n)
@@ -212,7 +214,7 @@ public struct TSNE: Sendable {
         case .given(let y):
             return y.storage
         case .pca where x.columns >= 2:
-            let projected = try PCA.fitTransform(x, components: 2, seed: seed).projected.storage
+            let projected = try PCA.fitTransform(x, components: 2, seed: seed, threads: threads).projected.storage
             var mean = 0.0, squares = 0.0
             for i in 0..<n { mean += Double(projected[2 * i]) }
             mean /= Double(n)
@@ -263,16 +265,8 @@ public struct TSNE: Sendable {
                                        computeError: check || i == phase.end - 1)
                     }
                 }
-                var norm2 = 0.0
-                for e in 0..<count {
-                    var g = gradient[e]
-                    gains[e] = update[e] * g < 0 ? gains[e] + 0.2 : gains[e] * 0.8
-                    if gains[e] < floor { gains[e] = floor }
-                    g *= gains[e]
-                    norm2 += Double(g) * Double(g)
-                    update[e] = momentum * update[e] - rate * g
-                    y[e] += update[e]
-                }
+                let norm2 = TSNE.step(count: count, y: &y, gradient: gradient, update: &update, gains: &gains,
+                                      momentum: momentum, rate: rate, minimumGain: floor)
                 var stop = false
                 if check {
                     let kl = error ?? .nan
@@ -292,6 +286,32 @@ public struct TSNE: Sendable {
             next = i
         }
         return next
+    }
+
+    /// One gradient-descent step with gains and momentum (scikit-learn's `_gradient_descent`):
+    /// returns the squared norm of the gain-scaled gradient.
+    private static func step(count: Int, y: inout [Float], gradient: [Float], update: inout [Float],
+                             gains: inout [Float], momentum: Float, rate: Float, minimumGain: Float) -> Double {
+        var norm2 = 0.0
+        y.withUnsafeMutableBufferPointer { y in
+            update.withUnsafeMutableBufferPointer { u in
+                gains.withUnsafeMutableBufferPointer { gains in
+                    gradient.withUnsafeBufferPointer { gradient in
+                        for e in 0..<count {
+                            var g = gradient[e]
+                            var gain = u[e] * g < 0 ? gains[e] + 0.2 : gains[e] * 0.8
+                            if gain < minimumGain { gain = minimumGain }
+                            gains[e] = gain
+                            g *= gain
+                            norm2 += Double(g) * Double(g)
+                            u[e] = momentum * u[e] - rate * g
+                            y[e] += u[e]
+                        }
+                    }
+                }
+            }
+        }
+        return norm2
     }
 
     private func seconds(_ d: Duration) -> Double {

@@ -1,0 +1,116 @@
+/// Matrix products whose every bit is fixed by the inputs.
+///
+/// OpenBLAS changes how it splits and accumulates a GEMM with its own thread count, which moves
+/// the last bits of the result; t-SNE amplifies such differences into a different map. The
+/// products that feed the map (PCA reduction, PCA initialisation, exact-mode distances) therefore
+/// use these kernels: each output element is accumulated in one fixed order (along the inner
+/// dimension, ascending), rows are split over workers by `Chunks`.
+enum Products {
+    /// Columns handled per pass: four SIMD8 accumulators.
+    private static let block = 32
+
+    /// C = A B for row-major A (`m x k`) and B (`k x n`); returns C (`m x n`).
+    static func multiply(_ a: UnsafePointer<Float>, m: Int, k: Int, _ b: UnsafePointer<Float>, n: Int,
+                         threads: Int) -> [Float] {
+        // B padded to whole blocks of columns with zeros.
+        let np = (n + block - 1) / block * block
+        var padded = [Float](repeating: 0, count: k * np)
+        for r in 0..<k { for c in 0..<n { padded[r * np + c] = b[r * n + c] } }
+        var out = [Float](repeating: 0, count: m * n)
+        let chunks = Chunks(count: m, size: 16)
+        padded.withUnsafeBufferPointer { bp in
+            out.withUnsafeMutableBufferPointer { op in
+                let shared = UncheckedSendable((a, op))
+                Parallel.forEach(chunks.chunkCount, threads: threads) { c in
+                    let (a, op) = shared.value
+                    for i in chunks.range(c) {
+                        let row = a + i * k
+                        var cb = 0
+                        while cb < np {
+                            var c0 = SIMD8<Float>(repeating: 0), c1 = c0, c2 = c0, c3 = c0
+                            var p = bp.baseAddress! + cb
+                            for kk in 0..<k {
+                                let v = SIMD8<Float>(repeating: row[kk])
+                                c0 += v * load8(p)
+                                c1 += v * load8(p + 8)
+                                c2 += v * load8(p + 16)
+                                c3 += v * load8(p + 24)
+                                p += np
+                            }
+                            let width = min(block, n - cb)
+                            let o = op.baseAddress! + i * n + cb
+                            for t in 0..<width {
+                                switch t >> 3 {
+                                case 0: o[t] = c0[t & 7]
+                                case 1: o[t] = c1[t & 7]
+                                case 2: o[t] = c2[t & 7]
+                                default: o[t] = c3[t & 7]
+                                }
+                            }
+                            cb += block
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The transpose (`cols x rows`) of a row-major `rows x cols` matrix.
+    static func transpose(_ a: UnsafePointer<Float>, rows: Int, cols: Int) -> [Float] {
+        var t = [Float](repeating: 0, count: rows * cols)
+        let tile = 32
+        t.withUnsafeMutableBufferPointer { tp in
+            var r0 = 0
+            while r0 < rows {
+                var c0 = 0
+                while c0 < cols {
+                    for r in r0..<min(rows, r0 + tile) {
+                        for c in c0..<min(cols, c0 + tile) { tp[c * rows + r] = a[r * cols + c] }
+                    }
+                    c0 += tile
+                }
+                r0 += tile
+            }
+        }
+        return t
+    }
+
+    /// All squared Euclidean distances (`n x n`) between the rows of `x` (`n x d`), summed
+    /// directly as sum_c (x_ic - x_jc)^2 (no cancellation), zero diagonal.
+    static func squaredDistances(_ x: UnsafePointer<Float>, n: Int, d: Int, threads: Int) -> [Float] {
+        let xt = transpose(x, rows: n, cols: d)
+        var out = [Float](repeating: 0, count: n * n)
+        let chunks = Chunks(count: n, size: 16)
+        xt.withUnsafeBufferPointer { tp in
+            out.withUnsafeMutableBufferPointer { op in
+                let shared = UncheckedSendable((x, op))
+                Parallel.forEach(chunks.chunkCount, threads: threads) { c in
+                    let (x, op) = shared.value
+                    for i in chunks.range(c) {
+                        let row = op.baseAddress! + i * n
+                        for c in 0..<d {
+                            let xi = x[i * d + c]
+                            let v = SIMD8<Float>(repeating: xi)
+                            let col = tp.baseAddress! + c * n
+                            var j = 0
+                            while j + 8 <= n {
+                                let diff = v - load8(col + j)
+                                let acc = load8(row + j) + diff * diff
+                                UnsafeMutableRawPointer(row + j).storeBytes(of: acc, as: SIMD8<Float>.self)
+                                j += 8
+                            }
+                            while j < n {
+                                let diff = xi - col[j]
+                                row[j] += diff * diff
+                                j += 1
+                            }
+                        }
+                        row[i] = 0
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
