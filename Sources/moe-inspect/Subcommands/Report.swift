@@ -1,0 +1,78 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import Reports
+
+/// Options of the commands that write figures.
+struct FigureOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Figure formats, comma-separated: png, pdf, svg (default png).", valueName: "list"))
+    var format: String = "png"
+
+    @Option(help: "Pixels per inch of PNG figures (default 150).")
+    var dpi: Double = 150
+
+    var formats: [String] { format.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
+
+    func validate() throws {
+        for f in formats where !["png", "pdf", "svg"].contains(f) { throw ValidationError("--format takes png, pdf and svg, not '\(f)'") }
+        guard dpi >= 36, dpi <= 1200 else { throw ValidationError("--dpi must be between 36 and 1200") }
+    }
+
+    /// Provenance recorded in PNG text chunks.
+    func provenance(checkpoints: [String]) -> [String: String] {
+        ["Software": "moe-inspect \(MoEInspect.version)",
+         "moe-inspect:command": CommandLine.arguments.joined(separator: " "),
+         "moe-inspect:checkpoint": checkpoints.joined(separator: ", ")]
+    }
+}
+
+/// Checks that `dir` may receive a report: new, empty, an earlier report, or --overwrite.
+func prepareReportFolder(_ dir: String, overwrite: Bool) throws {
+    let fm = FileManager.default
+    var isDir: ObjCBool = false
+    if fm.fileExists(atPath: dir, isDirectory: &isDir) {
+        guard isDir.boolValue else { throw CommandError("\(dir): exists and is not a folder") }
+        let entries = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+        if !entries.isEmpty && !fm.fileExists(atPath: dir + "/summary.json") && !overwrite {
+            throw CommandError("\(dir): folder is not empty and holds no earlier report; choose another --out or pass --overwrite")
+        }
+    }
+    try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+}
+
+extension MoEInspect {
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run every analysis and write figures, CSV tables, summary.json and an index.html into a folder.",
+            discussion: "With several checkpoints of one run (e.g. run/step*), the report adds series over training (ERC loss, eps, alpha*, router similarity); per-layer figures show the last checkpoint. Open DIR/index.html in a browser.")
+
+        @Argument(help: "One or more checkpoints (several: a series over training, in the order given).")
+        var checkpoints: [String]
+
+        @Option(help: ArgumentHelp("Output folder.", valueName: "DIR"))
+        var out: String
+
+        @OptionGroup var figures: FigureOptions
+        @OptionGroup var analysis: AnalysisOptions
+        @OptionGroup var layoutOptions: LayoutOptions
+
+        @Flag(help: "Write into a non-empty folder that holds no earlier report.")
+        var overwrite = false
+
+        @Flag(name: [.short, .long], help: "No progress on stderr.")
+        var quiet = false
+
+        func run() throws {
+            try prepareReportFolder(out, overwrite: overwrite)
+            let start = Date()
+            let options = analysis.options
+            let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
+            var report = CouplingReport(formats: figures.formats, dpi: figures.dpi, provenance: figures.provenance(checkpoints: checkpoints))
+            let progress = Progress(quiet: quiet)
+            report.progress = { progress.say("wrote \($0)") }
+            let written = try report.write(runs, options: options, to: out)
+            progress.say(String(format: "report: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
+            print(out + "/index.html")
+        }
+    }
+}
