@@ -74,15 +74,17 @@ def main():
 
     for _ in range(a.warmup):
         step()
-    rates = []
+    rates, cpus = [], []
     for i in range(a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         rates.append(tokens / dt)
-        print(f"step {i} loss {loss:.4f} {tokens / dt:.0f} tokens/s")
+        cpus.append(dc)
+        print(f"step {i} loss {loss:.4f} {tokens / dt:.0f} tokens/s, {dc:.3f} CPU s")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"impl": "pytorch", "erc": a.erc, "tokens_per_s": statistics.median(rates),
+                      "cpu_s_per_step": statistics.median(cpus),
                       "peak_rss_mb": round(rss_mb, 1), "threads": a.threads}))
 
 

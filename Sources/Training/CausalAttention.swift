@@ -23,8 +23,8 @@ struct CausalAttention {
         let sc = scale
         // one BLAS thread per (sequence, head) job: the jobs themselves fill the cores
         let saved = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(saved) }
+        if saved != 1 { openblas_set_num_threads(1) }
+        defer { if saved != 1 { openblas_set_num_threads(saved) } }
         Parallel.forEach(batch * heads) { job in
             let b = job / H, h = job % H, g = h / group
             let base = q.p + b * L * S
@@ -56,8 +56,8 @@ struct CausalAttention {
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim, G = group
         let sc = scale
         let saved = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(saved) }
+        if saved != 1 { openblas_set_num_threads(1) }
+        defer { if saved != 1 { openblas_set_num_threads(saved) } }
         Parallel.forEach(batch * keyValueHeads) { job in
             let b = job / keyValueHeads, g = job % keyValueHeads
             let base = q.p + b * L * S, dbase = dq.p + b * L * S

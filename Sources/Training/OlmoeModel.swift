@@ -73,7 +73,7 @@ public final class OlmoeModel: @unchecked Sendable {
             let x = ws.stream.pointer + l * T * d, next = ws.stream.pointer + (l + 1) * T * d
             RMSNorm.forward(x: x, xStride: d, rows: T, dim: d, weight: W + o.inputNorm, eps: c.rmsNormEpsilon,
                             y: a.normedInput.pointer, yStride: d, rstd: a.rstdInput.pointer)
-            BLAS.gemm(transB: true, m: T, n: S, k: d, a: a.normedInput.pointer, lda: d, b: W + o.qkv, ldb: d, c: a.qkvRaw.pointer, ldc: S)
+            ParallelGEMM.gemm(transB: true, m: T, n: S, k: d, a: a.normedInput.pointer, lda: d, b: W + o.qkv, ldb: d, c: a.qkvRaw.pointer, ldc: S)
             RMSNorm.forward(x: a.qkvRaw.pointer, xStride: S, rows: T, dim: d, weight: W + o.qNorm, eps: c.rmsNormEpsilon,
                             y: a.qkNormed.pointer, yStride: d + kv, rstd: a.rstdQuery.pointer)
             RMSNorm.forward(x: a.qkvRaw.pointer + d, xStride: S, rows: T, dim: kv, weight: W + o.kNorm, eps: c.rmsNormEpsilon,
@@ -83,7 +83,7 @@ public final class OlmoeModel: @unchecked Sendable {
             rope.apply(a.qkv.pointer + d, rows: T, rowStride: S, heads: c.keyValueHeadCount, sequenceLength: ws.length, inverse: false)
             attention.forward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, output: a.attention.pointer)
             a.residualMid.pointer.update(from: x, count: T * d)
-            BLAS.gemm(transB: true, m: T, n: d, k: d, a: a.attention.pointer, lda: d, b: W + o.output, ldb: d,
+            ParallelGEMM.gemm(transB: true, m: T, n: d, k: d, a: a.attention.pointer, lda: d, b: W + o.output, ldb: d,
                       beta: 1, c: a.residualMid.pointer, ldc: d)
             RMSNorm.forward(x: a.residualMid.pointer, xStride: d, rows: T, dim: d, weight: W + o.postNorm, eps: c.rmsNormEpsilon,
                             y: a.normedPost.pointer, yStride: d, rstd: a.rstdPost.pointer)
@@ -97,7 +97,7 @@ public final class OlmoeModel: @unchecked Sendable {
         let last = ws.stream.pointer + c.layerCount * T * d
         RMSNorm.forward(x: last, xStride: d, rows: T, dim: d, weight: W + layout.finalNorm, eps: c.rmsNormEpsilon,
                         y: ws.normedFinal.pointer, yStride: d, rstd: ws.rstdFinal.pointer)
-        BLAS.gemm(transB: true, m: T, n: V, k: d, a: ws.normedFinal.pointer, lda: d, b: W + layout.lmHead, ldb: d, c: ws.logits.pointer, ldc: V)
+        ParallelGEMM.gemm(transB: true, m: T, n: V, k: d, a: ws.normedFinal.pointer, lda: d, b: W + layout.lmHead, ldb: d, c: ws.logits.pointer, ldc: V)
     }
 
     /// q, k from their norms and v raw, each clamped to [-clip, clip] when `clip_qkv` is set.
@@ -127,9 +127,9 @@ public final class OlmoeModel: @unchecked Sendable {
         func grad(_ group: ParameterGroup, _ offset: Int) -> UnsafeMutablePointer<Float>? { trainable.contains(group) ? G + offset : nil }
         let headGroup: ParameterGroup = c.tieWordEmbeddings ? .embedding : .lmHead
         if let g = grad(headGroup, layout.lmHead) {
-            BLAS.gemm(transA: true, m: V, n: d, k: T, a: ws.logits.pointer, lda: V, b: ws.normedFinal.pointer, ldb: d, beta: 1, c: g, ldc: d)
+            ParallelGEMM.gemm(transA: true, m: V, n: d, k: T, a: ws.logits.pointer, lda: V, b: ws.normedFinal.pointer, ldb: d, beta: 1, c: g, ldc: d)
         }
-        BLAS.gemm(m: T, n: d, k: V, a: ws.logits.pointer, lda: V, b: W + layout.lmHead, ldb: d, c: ws.dNormed.pointer, ldc: d)
+        ParallelGEMM.gemm(m: T, n: d, k: V, a: ws.logits.pointer, lda: V, b: W + layout.lmHead, ldb: d, c: ws.dNormed.pointer, ldc: d)
         RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: ws.stream.pointer + c.layerCount * T * d, xStride: d,
                          rstd: ws.rstdFinal.pointer, weight: W + layout.finalNorm, rows: T, dim: d,
                          dx: ws.dStream.pointer, dxStride: d, accumulate: false,
@@ -149,17 +149,17 @@ public final class OlmoeModel: @unchecked Sendable {
                                dLogits: ws.dRouterLogits.pointer)
             let n = c.expertCount
             if let g = grad(.router, o.router) {
-                BLAS.gemm(transA: true, m: n, n: d, k: T, a: ws.dRouterLogits.pointer, lda: n, b: a.normedPost.pointer, ldb: d, beta: 1, c: g, ldc: d)
+                ParallelGEMM.gemm(transA: true, m: n, n: d, k: T, a: ws.dRouterLogits.pointer, lda: n, b: a.normedPost.pointer, ldb: d, beta: 1, c: g, ldc: d)
             }
-            BLAS.gemm(m: T, n: d, k: n, a: ws.dRouterLogits.pointer, lda: n, b: W + o.router, ldb: d, beta: 1, c: ws.dNormed.pointer, ldc: d)
+            ParallelGEMM.gemm(m: T, n: d, k: n, a: ws.dRouterLogits.pointer, lda: n, b: W + o.router, ldb: d, beta: 1, c: ws.dNormed.pointer, ldc: d)
             RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: a.residualMid.pointer, xStride: d, rstd: a.rstdPost.pointer,
                              weight: W + o.postNorm, rows: T, dim: d, dx: ws.dStream.pointer, dxStride: d, accumulate: true,
                              dWeight: grad(.norm, o.postNorm), partials: ws.partials.pointer)
             // attention block: dStream now holds dL/d(residual after attention)
             if let g = grad(.attention, o.output) {
-                BLAS.gemm(transA: true, m: d, n: d, k: T, a: ws.dStream.pointer, lda: d, b: a.attention.pointer, ldb: d, beta: 1, c: g, ldc: d)
+                ParallelGEMM.gemm(transA: true, m: d, n: d, k: T, a: ws.dStream.pointer, lda: d, b: a.attention.pointer, ldb: d, beta: 1, c: g, ldc: d)
             }
-            BLAS.gemm(m: T, n: d, k: d, a: ws.dStream.pointer, lda: d, b: W + o.output, ldb: d, c: ws.dAttention.pointer, ldc: d)
+            ParallelGEMM.gemm(m: T, n: d, k: d, a: ws.dStream.pointer, lda: d, b: W + o.output, ldb: d, c: ws.dAttention.pointer, ldc: d)
             attention.backward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, dOutput: ws.dAttention.pointer,
                                dqkv: ws.dQKV.pointer, scratch: ws.attentionScratch.pointer)
             rope.apply(ws.dQKV.pointer, rows: T, rowStride: S, heads: c.headCount, sequenceLength: ws.length, inverse: true)
@@ -172,9 +172,9 @@ public final class OlmoeModel: @unchecked Sendable {
                              weight: W + o.kNorm, rows: T, dim: kv, dx: ws.dQKV.pointer + d, dxStride: S, accumulate: false,
                              dWeight: grad(.norm, o.kNorm), partials: ws.partials.pointer)
             if let g = grad(.attention, o.qkv) {
-                BLAS.gemm(transA: true, m: S, n: d, k: T, a: ws.dQKV.pointer, lda: S, b: a.normedInput.pointer, ldb: d, beta: 1, c: g, ldc: d)
+                ParallelGEMM.gemm(transA: true, m: S, n: d, k: T, a: ws.dQKV.pointer, lda: S, b: a.normedInput.pointer, ldb: d, beta: 1, c: g, ldc: d)
             }
-            BLAS.gemm(m: T, n: d, k: S, a: ws.dQKV.pointer, lda: S, b: W + o.qkv, ldb: d, c: ws.dNormed.pointer, ldc: d)
+            ParallelGEMM.gemm(m: T, n: d, k: S, a: ws.dQKV.pointer, lda: S, b: W + o.qkv, ldb: d, c: ws.dNormed.pointer, ldc: d)
             RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: x, xStride: d, rstd: a.rstdInput.pointer,
                              weight: W + o.inputNorm, rows: T, dim: d, dx: ws.dStream.pointer, dxStride: d, accumulate: true,
                              dWeight: grad(.norm, o.inputNorm), partials: ws.partials.pointer)

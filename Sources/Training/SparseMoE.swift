@@ -23,7 +23,7 @@ struct SparseMoE {
     /// Router: logits, probabilities, log-sum-exp, top-k and the dispatch of rows to experts.
     func route(input h: UnsafePointer<Float>, router: UnsafePointer<Float>, _ a: LayerActivations) {
         let T = tokens, n = experts, k = topK, norm = normalizeTopK
-        BLAS.gemm(transB: true, m: T, n: n, k: hidden, a: h, lda: hidden, b: router, ldb: hidden, c: a.routerLogits.pointer, ldc: n)
+        ParallelGEMM.gemm(transB: true, m: T, n: n, k: hidden, a: h, lda: hidden, b: router, ldb: hidden, c: a.routerLogits.pointer, ldc: n)
         let lg = SharedPointer(a.routerLogits.pointer), pr = SharedPointer(a.routerProbabilities.pointer)
         let lse = SharedPointer(a.logSumExp.pointer), te = SharedPointer(a.topExpert.pointer), tw = SharedPointer(a.topWeight.pointer)
         Parallel.forRows(T, rowCost: n * (k + 2)) { _, range in
@@ -88,7 +88,7 @@ struct SparseMoE {
         for e in 0..<experts {
             let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
             guard m > 0 else { continue }
-            BLAS.gemm(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
+            ParallelGEMM.gemm(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
                       b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
         }
         let gu = SharedPointer(a.gateUp.pointer), act = SharedPointer(a.swiglu.pointer)
@@ -101,7 +101,7 @@ struct SparseMoE {
         for e in 0..<experts {
             let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
             guard m > 0 else { continue }
-            BLAS.gemm(transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
+            ParallelGEMM.gemm(transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
                       b: w2 + e * d * D, ldb: D, c: a.expertOutput.pointer + r0 * d, ldc: d)
         }
         // combine per token, experts in ascending order as transformers' index_add_ does
@@ -151,11 +151,11 @@ struct SparseMoE {
             let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
             guard m > 0 else { continue }
             if let dDown {
-                BLAS.gemm(transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
+                ParallelGEMM.gemm(transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
                           beta: 1, c: dDown + e * d * D, ldc: D)
             }
             // dAct = dY W_down, into the SwiGLU buffer
-            BLAS.gemm(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
+            ParallelGEMM.gemm(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
         }
         let gu = SharedPointer(a.gateUp.pointer), dact = SharedPointer(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
@@ -175,11 +175,11 @@ struct SparseMoE {
             let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
             guard m > 0 else { continue }
             if let dGateUp {
-                BLAS.gemm(transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
+                ParallelGEMM.gemm(transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
                           beta: 1, c: dGateUp + e * 2 * D * d, ldc: d)
             }
             // dX = dGU W_gateUp, into the gathered-input buffer
-            BLAS.gemm(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
+            ParallelGEMM.gemm(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
                       c: a.expertInput.pointer + r0 * d, ldc: d)
         }
         let dx = SharedPointer(a.expertInput.pointer), din = SharedPointer(dInput)

@@ -59,6 +59,7 @@ public final class Trainer {
     public init(model: OlmoeModel, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
                 options: TrainingOptions, outputFolder: String) throws(TrainingError) {
         try options.validate()
+        ParallelGEMM.takeOverThreads()
         self.model = model
         self.format = format
         self.data = data

@@ -13,7 +13,25 @@ public enum TrainingBenchmark {
         public var secondsPerStep: Double
         /// Peak resident set size of the process so far, in MiB.
         public var peakResidentMiB: Double
+        /// Median CPU seconds (user + system, all threads) per step: on a busy machine this
+        /// tells the work done apart from the time lost waiting for a core.
+        public var cpuSecondsPerStep: Double
     }
+
+    /// CPU seconds (user + system) used by this process so far.
+    public static func cpuSeconds() -> Double {
+        var u = rusage()
+        #if os(Linux)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+
+    /// The OpenBLAS kernel family in use; `Prescott` on a modern CPU means slow SSE3 kernels
+    /// (OpenBLAS 0.3.21 does not recognise some virtualised CPUs: set OPENBLAS_CORETYPE).
+    public static var blasCore: String { ParallelGEMM.coreName }
 
     /// The reference model config.
     public static func referenceConfig(vocabulary: Int = 256, hidden: Int = 256, layers: Int = 4, heads: Int = 4,
@@ -57,16 +75,18 @@ public enum TrainingBenchmark {
         o.ercWeight = ercWeight
         o.dataOrder = .sequential
         let trainer = try Trainer(model: model, format: .float32, data: data, options: o, outputFolder: folder + "/run")
-        var times: [Double] = []
+        var times: [Double] = [], cpu: [Double] = []
         for s in 0..<(warmup + steps) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = DispatchTime.now().uptimeNanoseconds, c0 = cpuSeconds()
             _ = try trainer.trainStep()
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            if s >= warmup { times.append(dt) }
+            if s >= warmup { times.append(dt); cpu.append(cpuSeconds() - c0) }
         }
         times.sort()
+        cpu.sort()
         let median = times.isEmpty ? .nan : times[times.count / 2]
-        return Result(tokensPerSecond: Double(batch * length) / median, secondsPerStep: median, peakResidentMiB: peakResidentMiB())
+        return Result(tokensPerSecond: Double(batch * length) / median, secondsPerStep: median, peakResidentMiB: peakResidentMiB(),
+                      cpuSecondsPerStep: cpu.isEmpty ? .nan : cpu[cpu.count / 2])
     }
 
     /// Peak resident set size (VmHWM) in MiB, or NaN where /proc is not available.

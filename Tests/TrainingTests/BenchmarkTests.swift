@@ -10,7 +10,9 @@ import Testing
         let plain = try TrainingBenchmark.run(config: c)
         let erc = try TrainingBenchmark.run(config: c, ercWeight: 1)
         let overhead = (erc.secondsPerStep / plain.secondsPerStep - 1) * 100
-        print(String(format: "swift: %.0f tokens/s (%.3f s/step); with ERC %.0f tokens/s (overhead %.2f%%); peak RSS %.0f MiB",
-                     plain.tokensPerSecond, plain.secondsPerStep, erc.tokensPerSecond, overhead, erc.peakResidentMiB))
+        let cpuOverhead = (erc.cpuSecondsPerStep / plain.cpuSecondsPerStep - 1) * 100
+        print(String(format: "swift: %.0f tokens/s (%.3f s/step, %.3f CPU s/step); with ERC %.0f tokens/s (overhead %.2f%% wall, %.2f%% CPU); peak RSS %.0f MiB; BLAS core %@",
+                     plain.tokensPerSecond, plain.secondsPerStep, plain.cpuSecondsPerStep, erc.tokensPerSecond, overhead, cpuOverhead,
+                     erc.peakResidentMiB, TrainingBenchmark.blasCore))
     }
 }
