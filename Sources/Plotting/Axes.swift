@@ -99,6 +99,12 @@ public final class Axes {
     /// Whether to draw all four sides of the frame; nil: only for heatmaps (left and bottom
     /// otherwise).
     public var boxed: Bool?
+    /// Whether scatter markers are drawn as one image (at the figure's dpi) in PDF and SVG
+    /// output, keeping the files small and quick to open; everything else stays vector. nil:
+    /// when the axes holds more than `Axes.rasterThreshold` points.
+    public var rasterizesPoints: Bool?
+    /// The number of scatter points above which `rasterizesPoints` defaults to true.
+    public static let rasterThreshold = 20_000
 
     /// The shorthand for `x.label`.
     public var xLabel: String? {

@@ -385,7 +385,7 @@ final class Canvas {
     /// cell a sharp-edged rectangle (nearest-neighbour scaling, no smoothing in PDF viewers).
     func paintCells(_ colors: [RGBColor], columns: Int, rows: Int, into frame: Rect) {
         guard columns > 0, rows > 0, colors.count == columns * rows,
-              let image = Optional(cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(columns), Int32(rows))),
+              let image: OpaquePointer = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(columns), Int32(rows)),
               cairo_surface_status(image) == CAIRO_STATUS_SUCCESS,
               let data = cairo_image_surface_get_data(image) else { return }
         defer { cairo_surface_destroy(image) }
@@ -399,15 +399,40 @@ final class Canvas {
             }
         }
         cairo_surface_mark_dirty(image)
+        paintImage(image, into: frame, filter: CAIRO_FILTER_NEAREST)
+    }
+
+    /// Paints the image surface `image` stretched over `frame`, sampled with `filter`.
+    func paintImage(_ image: OpaquePointer, into frame: Rect, filter: cairo_filter_t) {
+        let width = Double(cairo_image_surface_get_width(image)), height = Double(cairo_image_surface_get_height(image))
+        guard width > 0, height > 0 else { return }
         cairo_save(cr)
         cairo_translate(cr, frame.x, frame.y)
-        cairo_scale(cr, frame.width / Double(columns), frame.height / Double(rows))
+        cairo_scale(cr, frame.width / width, frame.height / height)
         cairo_set_source_surface(cr, image, 0, 0)
-        cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST)
+        cairo_pattern_set_filter(cairo_get_source(cr), filter)
         cairo_pattern_set_extend(cairo_get_source(cr), CAIRO_EXTEND_PAD)
-        cairo_rectangle(cr, 0, 0, Double(columns), Double(rows))
+        cairo_rectangle(cr, 0, 0, width, height)
         cairo_fill(cr)
         cairo_restore(cr)
+    }
+
+    /// Draws with `body` on a transparent image covering `frame` at `scale` pixels per point,
+    /// then paints that image into `frame` (a raster layer inside vector output).
+    func rasterize(_ frame: Rect, scale: Double, _ body: (Canvas) -> Void) {
+        let width = Int32(min(32_767, max(1, (frame.width * scale).rounded(.up))))
+        let height = Int32(min(32_767, max(1, (frame.height * scale).rounded(.up))))
+        guard let image: OpaquePointer = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height),
+              cairo_surface_status(image) == CAIRO_STATUS_SUCCESS else { return }
+        defer { cairo_surface_destroy(image) }
+        do {
+            let layer = Canvas(surface: image, scale: scale)
+            cairo_translate(layer.cr, -frame.minX, -frame.minY)
+            body(layer)
+        }
+        cairo_surface_flush(image)
+        paintImage(image, into: Rect(x: frame.minX, y: frame.minY, width: Double(width) / scale, height: Double(height) / scale),
+                   filter: CAIRO_FILTER_GOOD)
     }
 }
 

@@ -36,9 +36,10 @@ enum Output {
     }
 
     /// Draws the figure on `surface` (`scale` device units per point); the Cairo failure, if any.
-    private static func draw(_ figure: Figure, _ layout: FigureLayout, on surface: OpaquePointer, scale: Double) -> String? {
+    private static func draw(_ figure: Figure, _ layout: FigureLayout, on surface: OpaquePointer, scale: Double,
+                             vector: Bool) -> String? {
         let canvas = Canvas(surface: surface, scale: scale)
-        Renderer(figure: figure, layout: layout, canvas: canvas).draw()
+        Renderer(figure: figure, layout: layout, canvas: canvas, isVector: vector).draw()
         return canvas.failure
     }
 
@@ -62,7 +63,7 @@ enum Output {
             throw .renderFailed(file: file, reason: "cannot create a \(width) x \(height) image")
         }
         defer { cairo_surface_destroy(surface) }
-        if let failure = draw(figure, layout, on: surface, scale: figure.dpi / 72) {
+        if let failure = draw(figure, layout, on: surface, scale: figure.dpi / 72, vector: false) {
             throw .renderFailed(file: file, reason: failure)
         }
         cairo_surface_flush(surface)
@@ -156,7 +157,7 @@ enum Output {
                 .map { "\($0.key): \($0.value)" }.joined(separator: "; ")
             if !keywords.isEmpty { cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_KEYWORDS, keywords) }
         }
-        let failure = draw(figure, layout, on: surface, scale: 1)
+        let failure = draw(figure, layout, on: surface, scale: 1, vector: true)
         cairo_surface_finish(surface)
         let status = cairo_surface_status(surface)
         cairo_surface_destroy(surface)

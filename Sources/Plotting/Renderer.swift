@@ -4,6 +4,8 @@ struct Renderer {
     let figure: Figure
     let layout: FigureLayout
     let canvas: Canvas
+    /// Whether the output is vector (PDF, SVG): then crowds of points may become one image.
+    let isVector: Bool
 
     func draw() {
         canvas.fill(Rect(x: 0, y: 0, width: layout.width, height: layout.height), color: .white)
@@ -36,7 +38,15 @@ struct Renderer {
             if case .scatter(let s) = c { return (i, s) }
             return nil
         }
-        for (_, s) in scatters.sorted(by: { ($0.1.zOrder, $0.0) < ($1.1.zOrder, $1.0) }) { drawScatter(s, al) }
+        let ordered = scatters.sorted { ($0.1.zOrder, $0.0) < ($1.1.zOrder, $1.0) }.map(\.1)
+        let points = ordered.reduce(0) { $0 + $1.x.count }
+        if isVector && (ax.rasterizesPoints ?? (points > Axes.rasterThreshold)) {
+            canvas.rasterize(frame, scale: figure.dpi / 72) { layer in
+                for s in ordered { drawScatter(s, al, on: layer) }
+            }
+        } else {
+            for s in ordered { drawScatter(s, al, on: canvas) }
+        }
         canvas.unclip()
         drawFrameAndTicks(ax, al)
     }
@@ -104,7 +114,7 @@ struct Renderer {
         for p in points { canvas.marker(s.marker, at: p, size: s.markerSize, fill: color, edge: .white, edgeWidth: 0.5) }
     }
 
-    private func drawScatter(_ s: ScatterSeries, _ al: AxesLayout) {
+    private func drawScatter(_ s: ScatterSeries, _ al: AxesLayout, on canvas: Canvas) {
         let fill = (s.color ?? .ink).withAlpha(s.opacity)
         for (x, y) in zip(s.x, s.y) where x.isFinite && y.isFinite {
             canvas.marker(s.marker, at: al.point(x: x, y: y), size: s.size, fill: fill, edge: s.edgeColor, edgeWidth: s.edgeWidth)

@@ -109,3 +109,19 @@ private final class SVGReader: NSObject, XMLParserDelegate {
     #expect(Array(bytes(path).prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["figure.png"])
 }
+
+@Test func crowdsOfPointsBecomeOneImageInVectorFiles() throws {
+    var rng = SampleRandom(state: 11)
+    let n = Axes.rasterThreshold + 1000
+    let figure = Figure()
+    try figure.axes[0].scatter(ScatterSeries(x: (0..<n).map { _ in rng.normal() }, y: (0..<n).map { _ in rng.normal() }))
+    let folder = temporaryFolder()
+    try figure.save(to: folder + "/crowd.pdf")
+    let rasterized = bytes(folder + "/crowd.pdf")
+    #expect(contains(rasterized, "/Subtype /Image"))
+    figure.axes[0].rasterizesPoints = false
+    try figure.save(to: folder + "/vector.pdf")
+    let vector = bytes(folder + "/vector.pdf")
+    #expect(!contains(vector, "/Subtype /Image"))
+    #expect(rasterized.count < vector.count / 2)
+}
