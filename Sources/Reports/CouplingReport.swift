@@ -34,21 +34,8 @@ public struct CouplingReport {
         try FileManager.default.createDirectory(atPath: folder + "/figures", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: folder + "/tables", withIntermediateDirectories: true)
         guard let last = runs.last else { return [] }
-        var figures: [ReportFigure] = []
-        func add(_ stem: String, _ figure: Figure?, reading: String) throws {
-            guard let figure else { return }
-            figure.dpi = dpi
-            var files: [String] = []
-            for ext in formats {
-                let rel = "figures/\(stem).\(ext)"
-                var prov = provenance
-                prov["moe-inspect:figure"] = stem
-                _ = try figure.save(to: folder + "/" + rel, provenance: prov)
-                files.append(rel)
-                progress(rel)
-            }
-            figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files))
-        }
+        let sink = FigureSink(folder: folder, formats: formats, dpi: dpi, provenance: provenance, progress: progress)
+        func add(_ stem: String, _ figure: Figure?, reading: String) throws { try sink.add(stem, figure, reading: reading) }
         let layers = last.layers
         let ok = layers.filter(\.isOK)
         let label = (last.checkpoint as NSString).lastPathComponent
@@ -109,6 +96,7 @@ public struct CouplingReport {
         for (i, r) in runs.enumerated() {
             try CouplingTables.writeMatrices(r, to: folder + "/tables/matrices" + (runs.count > 1 ? "/\(i)-" + (r.checkpoint as NSString).lastPathComponent : ""))
         }
+        let figures = sink.figures
         try AtomicOutput.write(summary(runs, options: options, figures: figures).serialized(pretty: true) + "\n", to: folder + "/summary.json")
         try AtomicOutput.write(ReportPage.html(title: "moe-inspect report: " + runs.map { ($0.checkpoint as NSString).lastPathComponent }.joined(separator: ", "),
                                                runs: runs, options: options, figures: figures), to: folder + "/index.html")
@@ -155,5 +143,32 @@ public struct CouplingReport {
             })),
             ("figures", .array(figures.map { f in .object([("name", .string(f.stem)), ("title", .string(f.title)), ("reading", .string(f.reading)), ("files", .array(f.files.map { .string($0) }))]) })),
         ])
+    }
+}
+
+/// Saves figures of a report folder in every requested format and keeps the list for the page.
+final class FigureSink {
+    let folder: String, formats: [String], dpi: Double, provenance: [String: String]
+    let progress: (String) -> Void
+    private(set) var figures: [ReportFigure] = []
+
+    init(folder: String, formats: [String], dpi: Double, provenance: [String: String], progress: @escaping (String) -> Void) {
+        self.folder = folder; self.formats = formats; self.dpi = dpi; self.provenance = provenance; self.progress = progress
+    }
+
+    /// Writes `figure` as `figures/<stem>.<ext>` for each format (nothing when nil).
+    func add(_ stem: String, _ figure: Figure?, reading: String) throws {
+        guard let figure else { return }
+        figure.dpi = dpi
+        var files: [String] = []
+        for ext in formats {
+            let rel = "figures/\(stem).\(ext)"
+            var prov = provenance
+            prov["moe-inspect:figure"] = stem
+            _ = try figure.save(to: folder + "/" + rel, provenance: prov)
+            files.append(rel)
+            progress(rel)
+        }
+        figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files))
     }
 }

@@ -9,6 +9,38 @@ enum ReportPage {
     }
 
     static func html(title: String, runs: [CheckpointCoupling], options: CouplingOptions, figures: [ReportFigure]) -> String {
+        var body = ""
+        for r in runs.suffix(1) {
+            body += "<h2>Layers of \(escape(r.checkpoint))</h2>\n<table><tr><th>layer</th><th>experts</th>"
+            for a in options.alphas { body += "<th>ERC loss α=\(String(format: "%g", a))</th>" }
+            body += "<th>α*</th><th>mean ε</th><th>mean |cos|</th><th>status</th></tr>\n"
+            for l in r.layers {
+                body += "<tr><td>\(l.layer)</td><td>\(l.experts)</td>"
+                for a in l.alphas { body += String(format: "<td>%.4g</td>", a.loss.mean) }
+                if l.alphas.isEmpty { body += String(repeating: "<td>–</td>", count: options.alphas.count) }
+                let eps = l.eps.isEmpty ? "–" : String(format: "%.4f", l.eps.reduce(0, +) / Double(l.eps.count))
+                body += l.isOK ? String(format: "<td>%.3f</td>", l.couplingAlpha) : "<td>–</td>"
+                body += "<td>\(eps)</td><td>\(l.geometry.map { String(format: "%.3f", $0.meanAbsCosine) } ?? "–")</td>"
+                body += "<td\(l.isOK ? "" : " class=\"bad\"")>\(escape(l.status))</td></tr>\n"
+            }
+            body += "</table>\n"
+        }
+        body += "<p>Tables: <a href=\"tables/erc.csv\">erc.csv</a> · <a href=\"tables/epsilon.csv\">epsilon.csv</a> · <a href=\"tables/similarity.csv\">similarity.csv</a> · <a href=\"tables/matrices/\">matrices/</a> · <a href=\"summary.json\">summary.json</a></p>\n"
+        return page(title: title, lede: lede(options), body: body, figures: figures)
+    }
+
+    /// What the numbers are, in one paragraph.
+    static func lede(_ options: CouplingOptions) -> String {
+        """
+        Expert-router coupling (Lv et al., ICLR 2026). M[i,j] = ‖R̃[i] W<sub>g</sub><sup>j</sup>ᵀ‖ with proxies R̃ = δ ⊙ R;
+        ERC loss at α = \(options.alphas.map { String(format: "%g", $0) }.joined(separator: ", ")); probe feature <code>\(options.feature.rawValue)</code>;
+        \(options.noise ? "\(max(1, options.samples)) noise sample(s), seed \(options.seed)" : "no noise").
+        α* is the smallest α at which the noise-free ERC loss is zero.
+        """
+    }
+
+    /// A whole page: title, lede paragraph, body HTML, then the figures with their readings.
+    static func page(title: String, lede: String, body: String, figures: [ReportFigure]) -> String {
         var h = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
@@ -27,28 +59,10 @@ enum ReportPage {
         .bad { color: #b00020; }
         </style></head><body>
         <h1>\(escape(title))</h1>
-        <p class="lede">Expert-router coupling (Lv et al., ICLR 2026). M[i,j] = ‖R̃[i] W<sub>g</sub><sup>j</sup>ᵀ‖ with proxies R̃ = δ ⊙ R;
-        ERC loss at α = \(options.alphas.map { String(format: "%g", $0) }.joined(separator: ", ")); probe feature <code>\(options.feature.rawValue)</code>;
-        \(options.noise ? "\(max(1, options.samples)) noise sample(s), seed \(options.seed)" : "no noise").
-        α* is the smallest α at which the noise-free ERC loss is zero.</p>
+        <p class="lede">\(lede)</p>
 
         """
-        for r in runs.suffix(1) {
-            h += "<h2>Layers of \(escape(r.checkpoint))</h2>\n<table><tr><th>layer</th><th>experts</th>"
-            for a in options.alphas { h += "<th>ERC loss α=\(String(format: "%g", a))</th>" }
-            h += "<th>α*</th><th>mean ε</th><th>mean |cos|</th><th>status</th></tr>\n"
-            for l in r.layers {
-                h += "<tr><td>\(l.layer)</td><td>\(l.experts)</td>"
-                for a in l.alphas { h += String(format: "<td>%.4g</td>", a.loss.mean) }
-                if l.alphas.isEmpty { h += String(repeating: "<td>–</td>", count: options.alphas.count) }
-                let eps = l.eps.isEmpty ? "–" : String(format: "%.4f", l.eps.reduce(0, +) / Double(l.eps.count))
-                h += l.isOK ? String(format: "<td>%.3f</td>", l.couplingAlpha) : "<td>–</td>"
-                h += "<td>\(eps)</td><td>\(l.geometry.map { String(format: "%.3f", $0.meanAbsCosine) } ?? "–")</td>"
-                h += "<td\(l.isOK ? "" : " class=\"bad\"")>\(escape(l.status))</td></tr>\n"
-            }
-            h += "</table>\n"
-        }
-        h += "<p>Tables: <a href=\"tables/erc.csv\">erc.csv</a> · <a href=\"tables/epsilon.csv\">epsilon.csv</a> · <a href=\"tables/similarity.csv\">similarity.csv</a> · <a href=\"tables/matrices/\">matrices/</a> · <a href=\"summary.json\">summary.json</a></p>\n"
+        h += body
         h += "<h2>Figures</h2>\n<div class=\"grid\">\n"
         for f in figures {
             let img = f.files.first { $0.hasSuffix(".png") } ?? f.files.first { $0.hasSuffix(".svg") } ?? f.files.first ?? ""

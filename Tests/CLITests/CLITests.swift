@@ -116,3 +116,28 @@ import Testing
         #expect(try run(["synth", "--like", "tiny", "--top-k", "9", dir + "/t"]).status != 0)
     }
 }
+
+extension CLITests {
+    @Test func reportCompareAndPlotWriteTheirFiles() throws {
+        let dir = temporaryFolder()
+        let r = try run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", dir + "/rep", "--format", "png,svg", "--dpi", "72", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["index.html", "summary.json", "tables/erc.csv", "figures/activation_all_layers.png", "figures/coupling_profile.svg"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/rep/" + f), "\(f)")
+        }
+        // A folder with someone's files is not written into.
+        try "mine".write(toFile: dir + "/rep2-keep.txt", atomically: true, encoding: .utf8)
+        let refused = try run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", dir, "-q"])
+        #expect(refused.status == 1 && refused.stderr.contains("not empty"))
+        let c = try run(["compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/qwen3-moe-tiny", "--labels", "A,B", "--out", dir + "/cmp", "--dpi", "72", "-q"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let diff = try String(contentsOfFile: dir + "/cmp/tables/differences.csv", encoding: .utf8)
+        #expect(diff.hasPrefix("layer,alpha,erc_loss_A,erc_loss_B,erc_loss_diff"))
+        try "step,lm_loss,erc_loss\n1,5.0,0.1\n2,4.5,0.08\n".write(toFile: dir + "/log.csv", atomically: true, encoding: .utf8)
+        let p = try run(["plot", dir + "/log.csv", "--out", dir + "/curves.pdf"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let pdf = try Data(contentsOf: URL(fileURLWithPath: dir + "/curves.pdf"))
+        #expect(pdf.starts(with: Data("%PDF".utf8)))
+        #expect(try run(["plot", dir + "/log.csv", "--out", dir + "/x.gif"]).status != 0)
+    }
+}

@@ -76,3 +76,84 @@ extension MoEInspect {
         }
     }
 }
+
+extension MoEInspect {
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare checkpoints (e.g. MoE vs MoE+ERC): the coupling figures side by side on shared scales, plus a table of differences per layer.")
+
+        @Argument(help: "Two (or more) checkpoints to compare, in order.")
+        var checkpoints: [String]
+
+        @Option(help: ArgumentHelp("Output folder.", valueName: "DIR"))
+        var out: String
+
+        @Option(help: ArgumentHelp("Labels, comma-separated, e.g. \"MoE,MoE+ERC\" (default: the checkpoints' folder names).", valueName: "list"))
+        var labels: String?
+
+        @OptionGroup var figures: FigureOptions
+        @OptionGroup var analysis: AnalysisOptions
+        @OptionGroup var layoutOptions: LayoutOptions
+
+        @Flag(help: "Write into a non-empty folder that holds no earlier report.")
+        var overwrite = false
+
+        @Flag(name: [.short, .long], help: "No progress on stderr.")
+        var quiet = false
+
+        var labelList: [String] {
+            if let l = labels { return l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            return checkpoints.map { ($0 as NSString).lastPathComponent }
+        }
+
+        func validate() throws {
+            guard checkpoints.count >= 2 else { throw ValidationError("compare needs at least two checkpoints") }
+            guard labelList.count == checkpoints.count else { throw ValidationError("--labels names \(labelList.count) checkpoints, but \(checkpoints.count) were given") }
+        }
+
+        func run() throws {
+            try prepareReportFolder(out, overwrite: overwrite)
+            let start = Date()
+            let options = analysis.options
+            let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
+            var report = ComparisonReport(formats: figures.formats, dpi: figures.dpi, provenance: figures.provenance(checkpoints: checkpoints))
+            let progress = Progress(quiet: quiet)
+            report.progress = { progress.say("wrote \($0)") }
+            let written = try report.write(runs, labels: labelList, options: options, to: out)
+            progress.say(String(format: "compare: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
+            print(out + "/index.html")
+        }
+    }
+
+    struct Plot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Plot training curves (LM, load-balancing and ERC loss, eps, learning rate, tokens/s) from training logs.")
+
+        @Argument(help: "One or more log.csv files written by `moe-inspect train` (several: overlaid).")
+        var logs: [String]
+
+        @Option(help: ArgumentHelp("Output figure (.png, .pdf or .svg).", valueName: "FILE"))
+        var out: String
+
+        @Option(help: ArgumentHelp("Labels, comma-separated (default: the logs' folder names).", valueName: "list"))
+        var labels: String?
+
+        @Option(help: "Pixels per inch of a PNG (default 150).")
+        var dpi: Double = 150
+
+        func validate() throws {
+            guard ["png", "pdf", "svg"].contains((out as NSString).pathExtension.lowercased()) else { throw ValidationError("--out must end in .png, .pdf or .svg") }
+        }
+
+        func run() throws {
+            let parsed = try logs.map { try TrainingLog(path: $0) }
+            let names = labels.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+                ?? logs.map { (($0 as NSString).deletingLastPathComponent as NSString).lastPathComponent }
+            guard names.count == logs.count else { throw ValidationError("--labels names \(names.count) logs, but \(logs.count) were given") }
+            let f = try TrainingCurves.figure(parsed, labels: names)
+            f.dpi = dpi
+            _ = try f.save(to: out, provenance: ["Software": "moe-inspect \(MoEInspect.version)", "moe-inspect:command": CommandLine.arguments.joined(separator: " ")])
+            print(out)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Plotting
+
+/// A training log (`DIR/log.csv` of `moe-inspect train`): named numeric columns.
+public struct TrainingLog: Sendable {
+    public var path: String
+    public var columns: [String: [Double]]
+
+    /// Reads a CSV whose first line names the columns; empty or non-numeric cells become NaN.
+    public init(path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ReportError.unreadable(file: path) }
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }),
+              header.contains("step") else { throw ReportError.badLog(file: path, reason: "the first line must name the columns, including 'step'") }
+        var cols = Dictionary(uniqueKeysWithValues: header.map { ($0, [Double]()) })
+        for line in lines.dropFirst() {
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard cells.count == header.count else { continue }  // the analysis rows written at saves have another shape
+            for (name, cell) in zip(header, cells) { cols[name, default: []].append(Double(cell.trimmingCharacters(in: .whitespaces)) ?? .nan) }
+        }
+        guard let steps = cols["step"], !steps.isEmpty else { throw ReportError.badLog(file: path, reason: "no rows") }
+        self.path = path
+        columns = cols
+    }
+}
+
+/// Errors of the reports layer.
+public enum ReportError: Error, CustomStringConvertible {
+    case unreadable(file: String)
+    case badLog(file: String, reason: String)
+    public var description: String {
+        switch self {
+        case let .unreadable(f): return "\(f): cannot read"
+        case let .badLog(f, r): return "\(f): not a training log: \(r)"
+        }
+    }
+}
+
+/// Training curves: LM, load-balancing and ERC loss, eps, learning rate and tokens/s against step,
+/// one line per log (runs overlaid).
+public enum TrainingCurves {
+    static let panels: [(String, String, String)] = [
+        ("lm_loss", "LM loss", "cross-entropy (nats)"), ("erc_loss", "ERC loss", "sum over layers"),
+        ("eps_mean", "noise bound ε", "mean over experts and layers"), ("lb_loss", "load-balancing loss", "n Σ f_e P_e"),
+        ("lr", "learning rate", "lr"), ("tokens_per_s", "throughput", "tokens / s"),
+    ]
+
+    public static func figure(_ logs: [TrainingLog], labels: [String]) throws -> Figure {
+        let shown = panels.filter { p in logs.contains { ($0.columns[p.0] ?? []).contains { $0.isFinite } } }
+        let cols = min(3, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)
+        let f = Figure(width: 4.0 * Double(cols), height: 3.2 * Double(rows) + 0.6, rows: rows, columns: cols)
+        f.title = "Training curves"
+        f.legend = logs.count > 1 ? .bottom : nil
+        for (k, (key, title, yLabel)) in shown.enumerated() {
+            let ax = f.axes[k]
+            ax.title = title
+            ax.x.label = "step"
+            ax.y.label = yLabel
+            for (i, log) in logs.enumerated() {
+                let x = log.columns["step"] ?? [], y = log.columns[key] ?? []
+                let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
+                guard !pts.isEmpty else { continue }
+                try ax.plot(x: pts.map(\.0), y: pts.map(\.1), label: labels[i], color: CategoricalPalette.color(i))
+            }
+            if logs.count == 1 { ax.legend = .none }
+        }
+        return f
+    }
+}
