@@ -116,8 +116,10 @@ struct Renderer {
 
     private func drawScatter(_ s: ScatterSeries, _ al: AxesLayout, on canvas: Canvas) {
         let fill = (s.color ?? .ink).withAlpha(s.opacity)
-        for (x, y) in zip(s.x, s.y) where x.isFinite && y.isFinite {
-            canvas.marker(s.marker, at: al.point(x: x, y: y), size: s.size, fill: fill, edge: s.edgeColor, edgeWidth: s.edgeWidth)
+        let perPoint = s.pointColors.flatMap { $0.count == s.x.count ? $0 : nil }
+        for (i, (x, y)) in zip(s.x, s.y).enumerated() where x.isFinite && y.isFinite {
+            canvas.marker(s.marker, at: al.point(x: x, y: y), size: s.size, fill: perPoint.map { $0[i].withAlpha(s.opacity) } ?? fill,
+                          edge: s.edgeColor, edgeWidth: s.edgeWidth)
         }
     }
 

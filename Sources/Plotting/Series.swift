@@ -68,6 +68,10 @@ public struct ScatterSeries: Sendable {
     public var label: String?
     /// The fill colour; nil takes the next colour of `CategoricalPalette` in this axes.
     public var color: RGBColor?
+    /// One fill colour per point (for example `scale.color(for: value)` to colour points by a
+    /// value, with an `Axes.colorbar` for that scale); overrides `color` when it has one colour
+    /// per point.
+    public var pointColors: [RGBColor]?
     /// The marker shape.
     public var marker: MarkerShape = .circle
     /// Marker size in points (diameter of a circle marker).
@@ -92,6 +96,8 @@ public struct ScatterSeries: Sendable {
 
     /// The look of highlighted points on top of a crowd (for example router rows among neurons):
     /// a larger marker with a black outline, drawn above all series with a lower `zOrder`.
+    /// With empty `x` and `y` it is a legend entry only (say, a white star labelled "router row"
+    /// when each highlighted point has its category's colour).
     public static func highlighted(x: [Double], y: [Double], label: String?, color: RGBColor?,
                                    marker: MarkerShape = .star, size: Double = 9) -> ScatterSeries {
         var s = ScatterSeries(x: x, y: y, label: label, color: color)

@@ -164,3 +164,32 @@ import Testing
     let layout = figure.layout()
     #expect(layout.axes.map(\.isVisible) == [true, true, true, false])
 }
+
+@Test func tinyFiguresStillRenderWithoutCrashing() throws {
+    let figure = Figure(width: 1, height: 0.8, dpi: 72, rows: 2, columns: 2)
+    figure.title = "A title far too long for a figure one inch wide"
+    for ax in figure.axes {
+        try ax.heatmap((0..<64).map { i in (0..<64).map { Double(i - $0) } }, scale: .symmetric(limit: 63),
+                       annotation: CellAnnotation())
+        ax.colorbar = Colorbar(label: "cos")
+        ax.xLabel = "expert j"
+    }
+    let folder = temporaryFolder()
+    for format in OutputFormat.allCases { try figure.save(to: "\(folder)/tiny.\(format.rawValue)") }
+    #expect(DecodedImage(png: folder + "/tiny.png")?.width == 72)
+}
+
+@Test func pointsCanBeColouredByValue() throws {
+    let figure = Figure(width: 3, height: 3, dpi: 100)
+    let scale = ColorScale(colormap: .viridis, range: 0...1)
+    var s = ScatterSeries(x: [0, 1], y: [0, 1])
+    s.pointColors = [scale.color(for: 0), scale.color(for: 1)]
+    s.size = 12
+    try figure.axes[0].scatter(s)
+    figure.axes[0].colorbar = Colorbar(label: "value", scale: scale)
+    let path = temporaryFolder() + "/points.png"
+    let layout = try figure.save(to: path)
+    let image = try #require(DecodedImage(png: path))
+    #expect(close(image.rgb(layout.pixel(layout.axes[0].point(x: 0, y: 0))), 0x440154, tolerance: 3))
+    #expect(close(image.rgb(layout.pixel(layout.axes[0].point(x: 1, y: 1))), 0xFDE725, tolerance: 3))
+}
