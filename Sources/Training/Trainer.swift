@@ -212,8 +212,25 @@ public final class Trainer {
                               gradNorm: norm, tokensPerSecond: 0)
     }
 
-    /// Mean LM loss on the held-out data: up to `evalBatches` batches of consecutive windows.
+    /// Mean LM loss on the held-out data (up to `evalBatches` batches of consecutive windows)
+    /// with the weights as they are saved: rounded through the save dtype when it is narrower
+    /// than Float32, so that transformers computes the same number from the checkpoint.
     public func evaluate() throws(TrainingError) -> (loss: Double, tokens: Int) {
+        let specs = ModelCheckpoint.specs(model, format: format, dtype: options.saveDType).filter { $0.0.dtype != .f32 }
+        guard !specs.isEmpty else { return try evaluateCurrentWeights() }
+        let master = FloatBuffer(count: model.parameters.count)
+        master.copy(from: model.parameters)
+        defer { model.parameters.copy(from: master) }
+        for (spec, offset) in specs {
+            let n = spec.shape.reduce(1, *)
+            var values = Array(UnsafeBufferPointer(start: model.parameters.pointer + offset, count: n))
+            Conversion.roundTrip(&values, through: spec.dtype)
+            values.withUnsafeBufferPointer { (model.parameters.pointer + offset).update(from: $0.baseAddress!, count: n) }
+        }
+        return try evaluateCurrentWeights()
+    }
+
+    func evaluateCurrentWeights() throws(TrainingError) -> (loss: Double, tokens: Int) {
         guard let e = evalData else { return (.nan, 0) }
         let B = options.batchSize, L = options.sequenceLength
         let windows = e.windowCount(length: L)
