@@ -13,11 +13,12 @@ public struct NearestNeighbors: Sendable {
     /// coordinates (not from the GEMM expansion) so that close pairs keep their precision.
     public var squaredDistances: [Float]
 
-    /// Exact neighbours by brute force: blocks of rows against all points through one GEMM each
-    /// (|x|^2 + |y|^2 - 2 x.y) and a bounded max-heap per row give the k-th candidate distance t;
-    /// every point within t plus a bound on the GEMM's rounding error is then re-ranked by its
-    /// directly summed distance, ties by index. The result is therefore the same whatever the
-    /// thread counts of OpenBLAS and of this function, and exact up to Float rounding.
+    /// Exact neighbours by brute force: each row against all points through a fixed-order product
+    /// (|x|^2 + |y|^2 - 2 x.y, `Products`), and a bounded max-heap per row give the k-th candidate
+    /// distance t; every point within t plus a bound on the product's rounding error is then
+    /// re-ranked by its directly summed distance, ties by index. The result is the same whatever
+    /// the thread count, and exact up to Float rounding. No BLAS here: OpenBLAS's idle threads
+    /// spin and would compete with the selection workers.
     ///
     /// - Parameters:
     ///   - data: `[N, d]`, finite.
@@ -42,52 +43,47 @@ public struct NearestNeighbors: Sendable {
         let rounding = Float(d + 2) * Float.ulpOfOne
         var indices = [Int32](repeating: 0, count: n * k)
         var distances = [Float](repeating: 0, count: n * k)
-        let blockRows = max(1, min(n, (1 << 22) / max(1, n)))   // about 16 MB of products per block
-        var products = [Float](repeating: 0, count: blockRows * n)
         x.storage.withUnsafeBufferPointer { xp in
             let xb = xp.baseAddress!
-            var start = 0
-            while start < n {
-                let rows = min(blockRows, n - start)
-                products.withUnsafeMutableBufferPointer { g in
-                    BLAS.gemm(transB: true, m: rows, n: n, k: d, a: xb + start * d, b: xb, c: g.baseAddress!)
-                }
-                let chunks = Chunks(count: rows, size: 32)
-                products.withUnsafeBufferPointer { g in
-                    indices.withUnsafeMutableBufferPointer { ip in
-                        distances.withUnsafeMutableBufferPointer { dp in
-                            let out = UncheckedSendable((ip, dp))
-                            Parallel.forEach(chunks.chunkCount, threads: threads) { c in
-                                var candidates = [Float](repeating: 0, count: n)
-                                var heap = NeighborHeap(capacity: k)
-                                var near: [(distance: Float, index: Int32)] = []
-                                for r in chunks.range(c) {
-                                    let i = start + r
-                                    let row = g.baseAddress! + r * n
-                                    let ni = norms[i]
-                                    for j in 0..<n { candidates[j] = max(0, ni + norms[j] - 2 * row[j]) }
-                                    heap.select(candidates, skipping: i)
-                                    let limit = heap.distances[k - 1] + 2 * rounding * (ni + maxNorm)
-                                    near.removeAll(keepingCapacity: true)
-                                    for j in 0..<n where j != i && candidates[j] <= limit {
-                                        var s: Float = 0
-                                        for c in 0..<d {
-                                            let diff = xb[i * d + c] - xb[j * d + c]
-                                            s += diff * diff
-                                        }
-                                        near.append((s, Int32(j)))
-                                    }
-                                    near.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.index < $1.index) }
-                                    for t in 0..<k {
-                                        out.value.0[i * k + t] = near[t].index
-                                        out.value.1[i * k + t] = near[t].distance
-                                    }
+            let transposed = Products.transpose(xb, rows: n, cols: d)
+            let padded = transposed.withUnsafeBufferPointer { Products.PaddedMatrix($0.baseAddress!, rows: d, columns: n) }
+            let chunks = Chunks(count: n, size: 32)
+            padded.storage.withUnsafeBufferPointer { bp in
+                indices.withUnsafeMutableBufferPointer { ip in
+                    distances.withUnsafeMutableBufferPointer { dp in
+                        let out = UncheckedSendable((ip, dp))
+                        Parallel.forEach(chunks.chunkCount, threads: threads) { c in
+                            let rows = chunks.range(c)
+                            let block = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * n)
+                            defer { block.deallocate() }
+                            Products.multiplyRows(xb + rows.lowerBound * d, m: rows.count, bp.baseAddress!, padded,
+                                                  into: block)
+                            // k plus a margin: when the margin's candidates all lie beyond the
+                            // rounding band, no other point can belong among the k nearest.
+                            let capacity = min(n - 1, k + 16)
+                            var heap = NeighborHeap(capacity: capacity)
+                            var near: [(distance: Float, index: Int32)] = []
+                            for i in rows {
+                                let ni = norms[i]
+                                let g = block + (i - rows.lowerBound) * n
+                                heap.select(n: n, skipping: i) { j in ni + norms[j] - 2 * g[j] }
+                                let limit = heap.distances[k - 1] + 2 * rounding * (ni + maxNorm)
+                                near.removeAll(keepingCapacity: true)
+                                func addExact(_ j: Int) { near.append((squaredDistance(xb + i * d, xb + j * d, d), Int32(j))) }
+                                if capacity == n - 1 || heap.distances[capacity - 1] > limit {
+                                    for t in 0..<capacity where heap.distances[t] <= limit { addExact(Int(heap.indices[t])) }
+                                } else {
+                                    for j in 0..<n where j != i && ni + norms[j] - 2 * g[j] <= limit { addExact(j) }
+                                }
+                                near.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.index < $1.index) }
+                                for t in 0..<k {
+                                    out.value.0[i * k + t] = near[t].index
+                                    out.value.1[i * k + t] = near[t].distance
                                 }
                             }
                         }
                     }
                 }
-                start += rows
             }
         }
         return NearestNeighbors(points: n, k: k, indices: indices, squaredDistances: distances)
@@ -95,6 +91,25 @@ public struct NearestNeighbors: Sendable {
 
     /// The default number of worker threads: the active processor count.
     public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+}
+
+/// sum_c (a_c - b_c)^2 over `d` coordinates, in a fixed order (eight lanes, then the rest).
+@inline(__always)
+func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var c = 0
+    while c + 8 <= d {
+        let diff = load8(a + c) - load8(b + c)
+        acc += diff * diff
+        c += 8
+    }
+    var s = acc.sum()
+    while c < d {
+        let diff = a[c] - b[c]
+        s += diff * diff
+        c += 1
+    }
+    return s
 }
 
 /// Squared norm of every row.
@@ -122,39 +137,39 @@ struct NeighborHeap {
         indices = .init(repeating: 0, count: capacity)
     }
 
-    /// Scans `candidates` (distance by index), leaving out index `skip`.
-    mutating func select(_ candidates: [Float], skipping skip: Int) {
+    /// Scans the candidates `0..<n` (distance of index j: `distance(j)`), leaving out `skip`.
+    @inline(__always)
+    mutating func select(n: Int, skipping skip: Int, _ distance: (Int) -> Float) {
         let k = capacity
-        candidates.withUnsafeBufferPointer { cand in
-            distances.withUnsafeMutableBufferPointer { hd in
-                indices.withUnsafeMutableBufferPointer { hi in
-                    var size = 0
-                    var j = 0
-                    // Fill, then keep a max-heap on (distance, index) at the root.
-                    while size < k {
-                        if j != skip {
-                            hd[size] = cand[j]; hi[size] = Int32(j); size += 1
-                            NeighborHeap.siftUp(hd, hi, size - 1)
-                        }
-                        j += 1
+        distances.withUnsafeMutableBufferPointer { hd in
+            indices.withUnsafeMutableBufferPointer { hi in
+                var size = 0
+                var j = 0
+                // Fill, then keep a max-heap on (distance, index) at the root.
+                while size < k {
+                    if j != skip {
+                        hd[size] = max(0, distance(j)); hi[size] = Int32(j); size += 1
+                        NeighborHeap.siftUp(hd, hi, size - 1)
                     }
-                    var top = hd[0]
-                    while j < cand.count {
-                        // A later index loses ties, so only strictly smaller distances enter.
-                        if cand[j] < top && j != skip {
-                            hd[0] = cand[j]; hi[0] = Int32(j)
-                            NeighborHeap.siftDown(hd, hi, size)
-                            top = hd[0]
-                        }
-                        j += 1
+                    j += 1
+                }
+                var top = hd[0]
+                while j < n {
+                    // A later index loses ties, so only strictly smaller distances enter.
+                    let v = distance(j)
+                    if v < top && j != skip {
+                        hd[0] = max(0, v); hi[0] = Int32(j)
+                        NeighborHeap.siftDown(hd, hi, size)
+                        top = hd[0]
                     }
-                    // Heap sort into increasing order.
-                    var end = size
-                    while end > 1 {
-                        end -= 1
-                        hd.swapAt(0, end); hi.swapAt(0, end)
-                        NeighborHeap.siftDown(hd, hi, end)
-                    }
+                    j += 1
+                }
+                // Heap sort into increasing order.
+                var end = size
+                while end > 1 {
+                    end -= 1
+                    hd.swapAt(0, end); hi.swapAt(0, end)
+                    NeighborHeap.siftDown(hd, hi, end)
                 }
             }
         }
