@@ -8,7 +8,7 @@ public enum AxisScale: Sendable, Equatable {
 
 /// The settings of one axis of an `Axes`.
 public struct AxisOptions: Sendable {
-    /// The axis label (units in brackets, for example "step" or "ERC loss"); `_`/`^` markup allowed.
+    /// The axis label (units in brackets, for example "step" or "ERC loss"); `_`/`^` markup (see `TextMarkup`).
     public var label: String?
     /// Linear or logarithmic.
     public var scale: AxisScale = .linear
@@ -35,6 +35,7 @@ public struct AxisOptions: Sendable {
 public enum GridLines: Sendable {
     /// Both for lines and points, the value axis for bars, none for heatmaps.
     case automatic
+    /// No grid lines; vertical lines at the x ticks; horizontal lines at the y ticks; both.
     case none, x, y, both
 }
 
@@ -55,6 +56,7 @@ public enum LegendPlacement: Sendable, Equatable {
     case automatic
     /// Inside, in the corner where it covers the least data (possibly some).
     case best
+    /// Inside, in this corner, whatever it covers.
     case upperRight, upperLeft, lowerLeft, lowerRight
     /// Outside the axes, to the right, top-aligned (more columns when the entries are many).
     case outsideRight
@@ -66,7 +68,7 @@ public enum LegendPlacement: Sendable, Equatable {
 
 /// A colour bar: the colour scale drawn as a bar with ticks and a label.
 public struct Colorbar: Sendable {
-    /// The label, written along the bar (for example "M[i,j]" or "cos"); `_`/`^` markup allowed.
+    /// The label, written along the bar (for example "M[i,j]" or "cos"); `_`/`^` markup (see `TextMarkup`).
     public var label: String
     /// The scale to show; nil takes the scale of the first heatmap (of the axes, or of the figure
     /// for a shared colour bar).
@@ -82,7 +84,7 @@ public struct Colorbar: Sendable {
 /// One plotting area of a figure: data drawn in data coordinates, its axes, title, legend and an
 /// optional colour bar. Obtain it from `Figure` (`figure.axes`, `figure[row, column]`).
 public final class Axes {
-    /// The title above the plotting area; `_`/`^` markup allowed.
+    /// The title above the plotting area; `_`/`^` markup (see `TextMarkup`).
     public var title: String?
     /// The horizontal axis.
     public var x = AxisOptions()
@@ -160,7 +162,7 @@ public final class Axes {
 
     /// Adds a line through `(x[i], y[i])` (data units).
     /// - Parameters:
-    ///   - label: legend entry (nil: none); `_`/`^` markup allowed.
+    ///   - label: legend entry (nil: none); `_`/`^` markup (see `TextMarkup`).
     ///   - color: nil takes the next palette colour.
     ///   - marker: a marker at each point.
     ///   - style: the dash pattern.

@@ -448,3 +448,26 @@ final class MeasuringCanvas {
 
     deinit { cairo_surface_destroy(surface) }
 }
+
+/// The markup of titles, axis labels, legend entries and colour bar labels.
+///
+/// `_x` or `_{...}` is a subscript, `^x` or `^{...}` a superscript: `"ε_i"` is ε with subscript i,
+/// `"W_{g,e}"` is W with subscript "g,e", `"α^*"` is α with a superscript star. Greek letters and
+/// other symbols are written as themselves in UTF-8 (the font is DejaVu Sans, which has them).
+/// `\_`, `\^`, `\\`, `\{` and `\}` stand for the characters themselves. Tick labels, category
+/// labels and cell numbers are plain text.
+public enum TextMarkup {
+    /// `text` with its markup characters escaped, to show it literally (for example a file name
+    /// such as `router_norms.csv` in a title).
+    public static func escaped(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            if "_^\\{}".contains(c) { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// The characters `markup` shows, without the markup (`"ε_i"` gives `"εi"`).
+    public static func plainText(_ markup: String) -> String { RichText(markup: markup).plainText }
+}

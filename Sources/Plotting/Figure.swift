@@ -52,7 +52,7 @@ public final class Figure {
     public var height: Double
     /// Pixels per inch of PNG output (PDF and SVG are vector and ignore it).
     public var dpi: Double
-    /// The title above all axes (suptitle); `_`/`^` markup allowed. Also the PDF title and the
+    /// The title above all axes (suptitle); `_`/`^` markup (see `TextMarkup`). Also the PDF title and the
     /// SVG `<title>`.
     public var title: String?
     /// Rows of the axes grid.

@@ -2,6 +2,8 @@ import Foundation
 
 /// What a text on the figure is.
 public enum TextRole: Sendable, Equatable {
+    /// The suptitle; an axes title; an axis label; a tick label; a colour bar's label; a colour
+    /// bar's tick label; a legend entry; a number in a heatmap cell.
     case figureTitle, axesTitle, axisLabel, tickLabel, colorbarLabel, colorbarTickLabel, legendLabel, cellAnnotation
 }
 

@@ -1,5 +1,7 @@
 /// The shape of a marker drawn at a data point.
 public enum MarkerShape: String, Sendable, CaseIterable {
+    /// No marker; filled shapes (star: five points; triangles point up or down); `plus` and
+    /// `cross` are drawn as strokes.
     case none, circle, square, diamond, triangleUp, triangleDown, star, plus, cross
 
     /// Shapes drawn as strokes only (no fill).
@@ -15,6 +17,7 @@ public enum MarkerShape: String, Sendable, CaseIterable {
 
 /// The dash pattern of a line.
 public enum LineStyle: Sendable, Equatable {
+    /// Unbroken; long dashes; dots; dash and dot alternating.
     case solid, dashed, dotted, dashDot
 
     /// On-off lengths for a line `width` points wide (matplotlib's proportions), in points.
@@ -33,7 +36,7 @@ public enum LineStyle: Sendable, Equatable {
 public struct LineSeries: Sendable {
     /// Positions along x and y, in data units; equal lengths. Non-finite points break the line.
     public var x, y: [Double]
-    /// The name shown in the legend; nil keeps the series out of the legend. `_`/`^` markup allowed.
+    /// The name shown in the legend; nil keeps the series out of the legend. `_`/`^` markup (see `TextMarkup`).
     public var label: String?
     /// The colour; nil takes the next colour of `CategoricalPalette` in this axes.
     public var color: RGBColor?

@@ -152,6 +152,7 @@ import Testing
     #expect(RichText(markup: "W_g norm").plainText == "Wg norm")
     #expect(RichText(markup: #"layer\_3"#).plainText == "layer_3")
     #expect(RichText(markup: "trailing_").plainText == "trailing_")
+    #expect(TextMarkup.plainText(TextMarkup.escaped(#"router_norms^2 {a\b}"#)) == #"router_norms^2 {a\b}"#)
     let figure = Figure()
     try? figure.axes[0].plot(x: [0, 1], y: [0, 1])
     figure.axes[0].yLabel = "ε_i"
