@@ -115,11 +115,16 @@ public final class Trainer {
         let tensorsPath = stepFolder + "/" + TrainerState.tensorsName
         let ck: Checkpoint
         do { ck = try Checkpoint.open(tensorsPath) } catch { throw .state(file: tensorsPath, reason: error.description) }
-        func read(_ name: String, into b: FloatBuffer) throws(TrainingError) {
-            guard let info = ck.info(name), info.elementCount == b.count, info.dtype == .f32 else {
-                throw .state(file: tensorsPath, reason: "missing or mis-sized Float32 tensor '\(name)' (\(b.count) elements expected)")
+        func read(_ kind: String, into b: FloatBuffer) throws(TrainingError) {
+            for t in model.layout.tensors {
+                let name = kind + "." + t.name
+                guard let info = ck.info(name), info.elementCount == t.count, info.dtype == .f32 else {
+                    throw .state(file: tensorsPath, reason: "missing or mis-sized Float32 tensor '\(name)' (\(t.count) elements expected)")
+                }
+                do { try ck.read(name, into: UnsafeMutableBufferPointer(start: b.pointer + t.offset, count: t.count)) } catch {
+                    throw .state(file: tensorsPath, reason: error.description)
+                }
             }
-            do { try ck.read(name, into: b.buffer) } catch { throw .state(file: tensorsPath, reason: error.description) }
         }
         if state.hasMasterWeights { try read("master", into: model.parameters) }
         if trainer.optimizer.kind == .adamw {
@@ -265,18 +270,28 @@ public final class Trainer {
         do {
             try ModelCheckpoint.save(model, format: format, dtype: options.saveDType, to: tmp)
             let narrow = ModelCheckpoint.specs(model, format: format, dtype: options.saveDType).contains { $0.0.dtype != .f32 }
-            var tensors: [(TensorSpec, FloatBuffer)] = []
-            if narrow { tensors.append((TensorSpec(name: "master", dtype: .f32, shape: [model.parameters.count]), model.parameters)) }
+            // one tensor per parameter and kind, so that writing never needs a buffer larger
+            // than the largest parameter
+            var buffers: [(String, FloatBuffer)] = []
+            if narrow { buffers.append(("master", model.parameters)) }
             if optimizer.kind == .adamw {
-                tensors.append((TensorSpec(name: "exp_avg", dtype: .f32, shape: [model.parameters.count]), optimizer.firstMoment))
-                tensors.append((TensorSpec(name: "exp_avg_sq", dtype: .f32, shape: [model.parameters.count]), optimizer.secondMoment))
+                buffers.append(("exp_avg", optimizer.firstMoment))
+                buffers.append(("exp_avg_sq", optimizer.secondMoment))
             }
-            if tensors.isEmpty { tensors.append((TensorSpec(name: "empty", dtype: .f32, shape: [0]), FloatBuffer(count: 0))) }
-            let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.0.name, SharedPointer($0.1.pointer)) })
+            var specs: [TensorSpec] = []
+            var source: [String: (SharedPointer<Float>, Int)] = [:]
+            for (kind, buffer) in buffers {
+                for t in model.layout.tensors {
+                    let name = kind + "." + t.name
+                    specs.append(TensorSpec(name: name, dtype: .f32, shape: t.shape))
+                    source[name] = (SharedPointer(buffer.pointer + t.offset), t.count)
+                }
+            }
+            if specs.isEmpty { specs.append(TensorSpec(name: "empty", dtype: .f32, shape: [0])) }
             do {
-                try SafetensorsWriter.write(tensors.map { $0.0 }, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
-                    guard let p = byName[spec.name], let dst = out.baseAddress else { return }
-                    dst.copyMemory(from: p.p, byteCount: spec.byteCount)
+                try SafetensorsWriter.write(specs, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
+                    guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
+                    dst.copyMemory(from: p.p, byteCount: n * 4)
                 }
             } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
             let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,

@@ -22,7 +22,8 @@ struct TrainerState: Codable {
     var format: StoredFormat
     /// AdamW steps taken.
     var optimizerSteps: Int
-    /// `trainer_state.safetensors` holds Float32 master weights (`master`).
+    /// `trainer_state.safetensors` holds Float32 master weights (`master.<parameter name>`);
+    /// AdamW moments are `exp_avg.<name>` and `exp_avg_sq.<name>`.
     var hasMasterWeights: Bool
 
     static let jsonName = "trainer_state.json"
