@@ -16,11 +16,17 @@ struct CausalAttention {
     var scale: Float { 1 / Float(headDim).squareRoot() }
     var group: Int { heads / keyValueHeads }
 
-    /// Forward pass: writes `probabilities` and `output`.
+    /// Query rows per block: scores are computed block by block against the keys up to the
+    /// block's end only, which skips most of the masked upper triangle (62.5% of the full
+    /// products at length 256).
+    var blockRows: Int { min(length, 64) }
+
+    /// Forward pass: writes `probabilities` (the causal lower triangle; entries right of each
+    /// row's block are left unwritten) and `output`.
     func forward(qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let q = SharedPointer(UnsafeMutablePointer(mutating: qkv)), pr = SharedPointer(probabilities), out = SharedPointer(output)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim
-        let sc = scale
+        let sc = scale, bs = blockRows
         // one BLAS thread per (sequence, head) job: the jobs themselves fill the cores
         let saved = openblas_get_num_threads()
         if saved != 1 { openblas_set_num_threads(1) }
@@ -30,19 +36,25 @@ struct CausalAttention {
             let base = q.p + b * L * S
             let qh = base + h * hd, kh = base + keyOffset + g * hd, vh = base + valueOffset + g * hd
             let p = pr.p + job * L * L
-            // S = Q K^T; only the lower triangle is used
-            BLAS.gemm(transB: true, m: L, n: L, k: hd, alpha: 1, a: qh, lda: S, b: kh, ldb: S, c: p, ldc: L)
-            for i in 0..<L {
-                let row = p + i * L
-                var mx = -Float.infinity
-                for j in 0...i { row[j] *= sc; mx = max(mx, row[j]) }
-                var sum: Float = 0
-                for j in 0...i { let e = exp(row[j] - mx); row[j] = e; sum += e }
-                let inv = 1 / sum
-                for j in 0...i { row[j] *= inv }
-                if i + 1 < L { (row + i + 1).update(repeating: 0, count: L - i - 1) }
+            let o = out.p + b * L * outStride + h * hd
+            var r0 = 0
+            while r0 < L {
+                let m = min(bs, L - r0), n = r0 + m
+                // S = Q K^T for this block's rows against keys 0..<n
+                BLAS.gemm(transB: true, m: m, n: n, k: hd, alpha: 1, a: qh + r0 * S, lda: S, b: kh, ldb: S, c: p + r0 * L, ldc: L)
+                for i in r0..<n {
+                    let row = p + i * L
+                    var mx = -Float.infinity
+                    for j in 0...i { row[j] *= sc; mx = max(mx, row[j]) }
+                    var sum: Float = 0
+                    for j in 0...i { let e = exp(row[j] - mx); row[j] = e; sum += e }
+                    let inv = 1 / sum
+                    for j in 0...i { row[j] *= inv }
+                    if i + 1 < n { (row + i + 1).update(repeating: 0, count: n - i - 1) }
+                }
+                BLAS.gemm(m: m, n: hd, k: n, a: p + r0 * L, lda: L, b: vh, ldb: S, c: o + r0 * outStride, ldc: outStride)
+                r0 += m
             }
-            BLAS.gemm(m: L, n: hd, k: L, a: p, lda: L, b: vh, ldb: S, c: out.p + b * L * outStride + h * hd, ldc: outStride)
         }
     }
 
@@ -54,7 +66,7 @@ struct CausalAttention {
         let q = SharedPointer(UnsafeMutablePointer(mutating: qkv)), pr = SharedPointer(probabilities)
         let dO = SharedPointer(UnsafeMutablePointer(mutating: dOutput)), dq = SharedPointer(dqkv), scr = SharedPointer(scratch)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim, G = group
-        let sc = scale
+        let sc = scale, bs = blockRows
         let saved = openblas_get_num_threads()
         if saved != 1 { openblas_set_num_threads(1) }
         defer { if saved != 1 { openblas_set_num_threads(saved) } }
@@ -68,21 +80,28 @@ struct CausalAttention {
                 let h = g * G + r
                 let p = pr.p + (b * H + h) * L * L
                 let dOh = dO.p + b * L * outStride + h * hd
-                let beta: Float = r == 0 ? 0 : 1
-                // dV += P^T dO
-                BLAS.gemm(transA: true, m: L, n: hd, k: L, a: p, lda: L, b: dOh, ldb: outStride, beta: beta, c: dv, ldc: S)
-                // dP = dO V^T
-                BLAS.gemm(transB: true, m: L, n: L, k: hd, a: dOh, lda: outStride, b: vh, ldb: S, c: dp, ldc: L)
-                // dS = P * (dP - rowsum(P * dP)) * scale, into P
-                for i in 0..<L {
-                    let prow = p + i * L, drow = dp + i * L
-                    var dot: Float = 0
-                    for j in 0...i { dot += prow[j] * drow[j] }
-                    for j in 0...i { prow[j] = prow[j] * (drow[j] - dot) * sc }
+                // last block first: it spans every key row, so it initialises dK and dV
+                var r0 = ((L - 1) / bs) * bs
+                while r0 >= 0 {
+                    let m = min(bs, L - r0), n = r0 + m
+                    let beta: Float = (r == 0 && n == L) ? 0 : 1
+                    let pb = p + r0 * L, db = dp + r0 * L, dOb = dOh + r0 * outStride
+                    // dV[0..<n] += P^T dO
+                    BLAS.gemm(transA: true, m: n, n: hd, k: m, a: pb, lda: L, b: dOb, ldb: outStride, beta: beta, c: dv, ldc: S)
+                    // dP = dO V^T
+                    BLAS.gemm(transB: true, m: m, n: n, k: hd, a: dOb, lda: outStride, b: vh, ldb: S, c: db, ldc: L)
+                    // dS = P * (dP - rowsum(P * dP)) * scale, into P (zeros right of the diagonal stay zero)
+                    for i in r0..<n {
+                        let prow = p + i * L, drow = dp + i * L
+                        var dot: Float = 0
+                        for j in 0...i { dot += prow[j] * drow[j] }
+                        for j in 0...i { prow[j] = prow[j] * (drow[j] - dot) * sc }
+                    }
+                    // dQ = dS K ; dK[0..<n] += dS^T Q
+                    BLAS.gemm(m: m, n: hd, k: n, a: pb, lda: L, b: kh, ldb: S, c: dbase + r0 * S + h * hd, ldc: S)
+                    BLAS.gemm(transA: true, m: n, n: hd, k: m, a: pb, lda: L, b: base + r0 * S + h * hd, ldb: S, beta: beta, c: dk, ldc: S)
+                    r0 -= bs
                 }
-                // dQ = dS K ; dK += dS^T Q
-                BLAS.gemm(m: L, n: hd, k: L, a: p, lda: L, b: kh, ldb: S, c: dbase + h * hd, ldc: S)
-                BLAS.gemm(transA: true, m: L, n: hd, k: L, a: p, lda: L, b: base + h * hd, ldb: S, beta: beta, c: dk, ldc: S)
             }
         }
     }
