@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Tensors"]),
         .testTarget(name: "MoELayoutTests", dependencies: ["MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Plotting", "Analysis"]),
