@@ -136,6 +136,7 @@ public final class Trainer {
         trainer.tokensSeen = state.tokens
         trainer.generator = try state.generatorState()
         try trainer.truncateLog(after: state.step)
+        trainer.removeStaleTemporaryFolders()
         return trainer
     }
 
@@ -343,6 +344,14 @@ public final class Trainer {
 
     func appendEval(loss: Double, tokens: Int) throws(TrainingError) {
         try append("\(step),\(tokensSeen),\(String(format: "%.8g", loss)),\(tokens)\n", to: "eval.csv", header: "step,tokens,eval_loss,eval_tokens")
+    }
+
+    /// Removes half-written step folders (`.step{N}.tmp-*`) a kill during a save left behind.
+    func removeStaleTemporaryFolders() {
+        let fm = FileManager.default
+        for e in (try? fm.contentsOfDirectory(atPath: outputFolder)) ?? [] where e.hasPrefix(".step") && e.contains(".tmp-") {
+            try? fm.removeItem(atPath: outputFolder + "/" + e)
+        }
     }
 
     /// Drops rows after `step` from the CSV logs (written before a kill), atomically.
