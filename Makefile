@@ -36,7 +36,8 @@ demo: build
 	$(BIN) erc fixtures/olmoe-tiny --alpha 1 --samples 8 -q
 	$(BIN) convert fixtures/olmoe-tiny $(DEMO_OUT)/olmoe-tiny.h5 --overwrite -q
 	$(BIN) info $(DEMO_OUT)/olmoe-tiny.h5 --json > $(DEMO_OUT)/olmoe-tiny-info.json
-	@echo "demo: tables in $(DEMO_OUT)/"
+	$(BIN) report fixtures/olmoe-tiny --out $(DEMO_OUT)/report --alpha 1 --alpha 0.5 --samples 8 --format png,pdf,svg --overwrite -q
+	@echo "demo: open $(DEMO_OUT)/report/index.html"
 
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests

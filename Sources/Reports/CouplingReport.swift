@@ -30,7 +30,8 @@ public struct CouplingReport {
     /// Writes the report for `runs` (one checkpoint, or several of one run as a series) into `folder`.
     /// - Returns: the figures written, in page order.
     @discardableResult
-    public func write(_ runs: [CheckpointCoupling], options: CouplingOptions, to folder: String) throws -> [ReportFigure] {
+    public func write(_ runs: [CheckpointCoupling], options: CouplingOptions, maps: [(name: String, title: String, map: ExpertMap)] = [],
+                      to folder: String) throws -> [ReportFigure] {
         try FileManager.default.createDirectory(atPath: folder + "/figures", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: folder + "/tables", withIntermediateDirectories: true)
         guard let last = runs.last else { return [] }
@@ -80,6 +81,13 @@ public struct CouplingReport {
         if let c = ok.compactMap({ $0.geometry?.meanAbsCosine }).max(), let lo = ok.compactMap({ $0.geometry?.meanAbsCosine }).min() {
             try add("router_cosine_by_layer", try CouplingFigures.cosineByLayer(layers),
                     reading: String(format: "Mean |cos| between router rows lies between %.3f and %.3f (the paper's vanilla routers: about 0.15, already near orthogonal).", lo, c))
+        }
+        for m in maps {
+            var reading = String(format: "%@. KL %.3f", m.map.points.note.prefix(1).uppercased() + m.map.points.note.dropFirst(), m.map.klDivergence)
+            if let s = m.map.silhouette2D {
+                reading += String(format: "; silhouette by %@ %.3f in the map and %.3f in weight space (near 0: no clusters; near 1: tight clusters, as the paper finds with ERC).", m.map.labelKind, s, m.map.silhouetteOriginal ?? .nan)
+            } else { reading += "." }
+            try add(m.name, try TSNEFigures.map(m.map, title: m.title), reading: reading)
         }
         try add("norms_by_expert", try CouplingFigures.norms(layers),
                 reading: "Router-row and gate-projection norms per expert: ERC should change coupling, not merely these norms.")

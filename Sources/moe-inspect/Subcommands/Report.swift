@@ -1,5 +1,6 @@
 import Analysis
 import ArgumentParser
+import Embedding
 import Foundation
 import Reports
 
@@ -59,6 +60,9 @@ extension MoEInspect {
         @Flag(help: "Write into a non-empty folder that holds no earlier report.")
         var overwrite = false
 
+        @Flag(help: "Skip the t-SNE maps (they take about 20 s on an OLMoE-1B-7B layer).")
+        var noTsne = false
+
         @Flag(name: [.short, .long], help: "No progress on stderr.")
         var quiet = false
 
@@ -70,7 +74,24 @@ extension MoEInspect {
             var report = CouplingReport(formats: figures.formats, dpi: figures.dpi, provenance: figures.provenance(checkpoints: checkpoints))
             let progress = Progress(quiet: quiet)
             report.progress = { progress.say("wrote \($0)") }
-            let written = try report.write(runs, options: options, to: out)
+            var maps: [(name: String, title: String, map: ExpertMap)] = []
+            if !noTsne, let last = checkpoints.last {
+                let model = try layoutOptions.open(last)
+                if let first = model.moeLayers.first {
+                    progress.say("t-SNE of layer \(first.index)'s W_g rows and router rows")
+                    let neurons = try ExpertPoints.neurons(model, layer: first, perExpert: 64, seed: analysis.seed)
+                    maps.append(("tsne_neurons_layer\(first.index)", "t-SNE of W_g rows and router rows, layer \(first.index)",
+                                 try ExpertMap.make(neurons, tsne: reportTSNE(points: neurons.data.rows, columns: neurons.data.columns), labelBy: "expert")))
+                    let experts = try ExpertPoints.experts(model, layers: model.moeLayers, allProjections: false, seed: analysis.seed)
+                    if experts.data.rows >= 8 {
+                        progress.say("t-SNE of the experts of all layers")
+                        maps.append(("tsne_experts", "t-SNE of the experts of all MoE layers (W_g)",
+                                     try ExpertMap.make(experts, tsne: reportTSNE(points: experts.data.rows, columns: experts.data.columns),
+                                                        labelBy: model.moeLayers.count > 1 ? "layer" : "expert")))
+                    }
+                }
+            }
+            let written = try report.write(runs, options: options, maps: maps, to: out)
             progress.say(String(format: "report: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")
         }
@@ -156,4 +177,11 @@ extension MoEInspect {
             print(out)
         }
     }
+}
+
+/// t-SNE settings for report maps: scikit-learn's defaults, perplexity lowered for few points.
+func reportTSNE(points: Int, columns: Int) -> TSNE {
+    var t = TSNE(perplexity: min(30, max(2, Double(points - 1) / 3)), method: .barnesHut, iterations: 1000, seed: 0)
+    if columns > 50 { t.reducedDimensions = min(50, points) }
+    return t
 }
