@@ -196,8 +196,12 @@ final class BarnesHutGradient: GradientModel {
 
     func gradient(_ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
                   exaggeration: Float, computeError: Bool) -> Double? {
-        let z = repel(y)
-        let logTerm = attract(y, computeError: computeError)
+        // The quadtree is built by one worker while the others start on the attraction.
+        let n = self.n
+        let logTerm = attract(y, computeError: computeError) { self.tree.build(y, n: n) }
+        let z = repulsion.withUnsafeMutableBufferPointer { rp in
+            tree.repulsion(theta2: theta2, threads: threads, into: rp.baseAddress!)
+        }
         let inverseZ = Float(1 / z)
         for i in 0..<n {
             gradient[2 * i] = 4 * (exaggeration * attraction[2 * i] - inverseZ * repulsion[3 * i])
@@ -215,17 +219,23 @@ final class BarnesHutGradient: GradientModel {
     }
 
     /// Fills `attraction`; returns sum p ln(1 + d^2) over the stored pairs when `computeError`.
-    private func attract(_ y: UnsafePointer<Float>, computeError: Bool) -> Double {
+    /// `alongside`, if given, runs as one more task of the same parallel loop.
+    private func attract(_ y: UnsafePointer<Float>, computeError: Bool, alongside: (() -> Void)? = nil) -> Double {
         let chunks = rowChunks
+        let first = alongside == nil ? 0 : 1
         return p.rowStart.withUnsafeBufferPointer { rs in
             p.columns.withUnsafeBufferPointer { cols in
                 p.values.withUnsafeBufferPointer { vals in
                     attraction.withUnsafeMutableBufferPointer { ap in
                         let out = UncheckedSendable(ap)
                         let yy = UncheckedSendable(y)
-                        return Parallel.sum(chunks.chunkCount, threads: threads) { c in
+                        return Parallel.sum(first + chunks.chunkCount, threads: threads) { task in
+                            if task < first {
+                                alongside?()
+                                return 0
+                            }
                             var logTerm = 0.0
-                            for i in chunks.range(c) {
+                            for i in chunks.range(task - first) {
                                 let (fx, fy) = BarnesHutGradient.attraction(
                                     row: i, y: yy.value, from: rs[i], to: rs[i + 1],
                                     columns: cols.baseAddress!, values: vals.baseAddress!)

@@ -74,10 +74,9 @@ public struct PCA: Sendable {
         centered.withUnsafeMutableBufferPointer { p in
             for r in 0..<m { for c in 0..<d { p[r * d + c] -= mean[c] } }
         }
-        let axesT = components.storage.withUnsafeBufferPointer { Products.transpose($0.baseAddress!, rows: k, cols: d) }
         let out = centered.withUnsafeBufferPointer { a in
-            axesT.withUnsafeBufferPointer { b in
-                Products.multiply(a.baseAddress!, m: m, k: d, b.baseAddress!, n: k, threads: threads)
+            components.storage.withUnsafeBufferPointer { b in
+                Products.multiplyTransposed(a.baseAddress!, m: m, b.baseAddress!, k: k, d: d, threads: threads)
             }
         }
         return Tensor(shape: [m, k], storage: out)
@@ -111,28 +110,26 @@ public struct PCA: Sendable {
         let useGram = n < d
         let m = useGram ? n : d
         let s: [Float] = x.storage.withUnsafeBufferPointer { a in
+            if useGram {
+                return Products.multiplyTransposed(a.baseAddress!, m: n, a.baseAddress!, k: n, d: d, threads: threads)
+            }
             let xt = Products.transpose(a.baseAddress!, rows: n, cols: d)
             return xt.withUnsafeBufferPointer { t in
-                useGram
-                    ? Products.multiply(a.baseAddress!, m: n, k: d, t.baseAddress!, n: n, threads: threads)
-                    : Products.multiply(t.baseAddress!, m: d, k: n, a.baseAddress!, n: d, threads: threads)
+                Products.multiply(t.baseAddress!, m: d, k: n, a.baseAddress!, n: d, threads: threads)
             }
         }
         let eig = SymmetricEigen(s.map { Double($0) }, n: m)
         let values = Array(eig.values.prefix(k))
         if !useGram { return (Array(eig.vectors.prefix(k * d)), values) }
         // Right singular vectors from left ones: v = X^T u / |X^T u|.
-        var axes = [Double](repeating: 0, count: k * d)
-        x.storage.withUnsafeBufferPointer { p in
-            for c in 0..<k {
-                for r in 0..<n {
-                    let u = eig.vectors[c * n + r]
-                    if u == 0 { continue }
-                    for j in 0..<d { axes[c * d + j] += u * Double(p[r * d + j]) }
-                }
-                normalize(&axes, row: c, length: d)
+        let u = eig.vectors.prefix(k * n).map { Float($0) }
+        let combined = x.storage.withUnsafeBufferPointer { xp in
+            u.withUnsafeBufferPointer { up in
+                Products.combineRows(up.baseAddress!, k: k, xp.baseAddress!, n: n, d: d, threads: threads)
             }
         }
+        var axes = combined.map { Double($0) }
+        for c in 0..<k { normalize(&axes, row: c, length: d) }
         return (axes, values)
     }
 

@@ -81,6 +81,60 @@ enum Products {
         return out
     }
 
+    /// C = A B^T (`m x k`) for row-major A (`m x d`) and B (`k x d`): dot products of rows, taken
+    /// over blocks of columns (so that a block of B stays in cache while A streams past once) and
+    /// added block by block in order. No copy of either factor is made, which suits long rows.
+    static func multiplyTransposed(_ a: UnsafePointer<Float>, m: Int, _ b: UnsafePointer<Float>, k: Int, d: Int,
+                                   threads: Int) -> [Float] {
+        let columns = Chunks(count: d, size: max(512, (1 << 18) / max(1, k)))
+        let rows = Chunks(count: m, size: max(1, 8192 / max(1, k)), maxChunks: 64)
+        var partial = [Float](repeating: 0, count: columns.chunkCount * m * k)
+        partial.withUnsafeMutableBufferPointer { pp in
+            let shared = UncheckedSendable((a, b, pp))
+            Parallel.forEach(columns.chunkCount * rows.chunkCount, threads: threads) { task in
+                let (a, b, pp) = shared.value
+                let block = task / rows.chunkCount
+                let cols = columns.range(block)
+                let out = pp.baseAddress! + block * m * k
+                for i in rows.range(task % rows.chunkCount) {
+                    for j in 0..<k {
+                        out[i * k + j] = dot(a + i * d + cols.lowerBound, b + j * d + cols.lowerBound, cols.count)
+                    }
+                }
+            }
+        }
+        if columns.chunkCount == 1 { return partial }
+        var out = [Float](repeating: 0, count: m * k)
+        for block in 0..<columns.chunkCount {
+            for e in 0..<(m * k) { out[e] += partial[block * m * k + e] }
+        }
+        return out
+    }
+
+    /// C = W X (`k x d`) for row-major weights W (`k x n`) and X (`n x d`), split over column
+    /// blocks of X so that long rows need no copy.
+    static func combineRows(_ w: UnsafePointer<Float>, k: Int, _ x: UnsafePointer<Float>, n: Int, d: Int,
+                            threads: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: k * d)
+        let chunks = Chunks(count: d, size: 512, maxChunks: 4096)
+        out.withUnsafeMutableBufferPointer { op in
+            let shared = UncheckedSendable((w, x, op))
+            Parallel.forEach(chunks.chunkCount, threads: threads) { c in
+                let (w, x, op) = shared.value
+                let cols = chunks.range(c)
+                for row in 0..<k {
+                    let o = op.baseAddress! + row * d
+                    for r in 0..<n {
+                        let weight = w[row * n + r]
+                        let xr = x + r * d
+                        for j in cols { o[j] += weight * xr[j] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// The transpose (`cols x rows`) of a row-major `rows x cols` matrix.
     static func transpose(_ a: UnsafePointer<Float>, rows: Int, cols: Int) -> [Float] {
         var t = [Float](repeating: 0, count: rows * cols)
@@ -137,6 +191,23 @@ enum Products {
         }
         return out
     }
+}
+
+/// sum_c a_c b_c over `d` coordinates, in a fixed order (eight lanes, then the rest).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var c = 0
+    while c + 8 <= d {
+        acc += load8(a + c) * load8(b + c)
+        c += 8
+    }
+    var s = acc.sum()
+    while c < d {
+        s += a[c] * b[c]
+        c += 1
+    }
+    return s
 }
 
 @inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {

@@ -68,6 +68,33 @@ struct PCATests {
         }
     }
 
+    @Test("fewer points than features: the Gram route finds a known spectrum")
+    func gramRoute() throws {
+        // X = sum_j sigma_j h_j v_j^T with h_j Hadamard columns of order 64 (zero mean, |h|^2 = 64)
+        // and v_j unit Hadamard columns of order 1024: covariance eigenvalues 64 sigma_j^2 / 63.
+        let n = 64, d = 1024, r = 20
+        let small = hadamard(n), big = hadamard(d)
+        let sigmas = (0..<r).map { 5 - 0.2 * Double($0) }
+        var x = [Float](repeating: 0, count: n * d)
+        for j in 0..<r {
+            for row in 0..<n {
+                let a = Float(sigmas[j]) * small[row][j + 1] / 32
+                for c in 0..<d { x[row * d + c] += a * big[c][j + 1] }
+            }
+        }
+        let pca = try PCA.fit(Tensor(shape: [n, d], storage: x), components: 10)
+        for k in 0..<10 {
+            let want = sigmas[k] * sigmas[k] * 64 / 63
+            #expect(abs(pca.explainedVariance[k] - want) / want < 1e-4, "component \(k)")
+            // The axis is the Hadamard column j + 1 (unit, sign fixed by the largest entry).
+            #expect(abs(abs(pca.components[k, 0]) - 1 / 32) < 1e-5)
+        }
+        let squares = sigmas.map { $0 * $0 }
+        let topShare: Double = squares.prefix(10).reduce(0, +) / squares.reduce(0, +)
+        let ratioSum: Double = pca.explainedVarianceRatio.reduce(0, +)
+        #expect(abs(ratioSum - topShare) < 1e-5)
+    }
+
     // Its speed is measured in `make bench`, not asserted here: timings drift on a loaded machine.
     @Test("PCA of 4160 x 2048 to 50 components: ordered, orthonormal axes")
     func wideReduction() throws {
