@@ -18,15 +18,17 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable {
     case nonFinite(step: Int, what: String)
 
     public var description: String {
+        // reasons passed up from the checkpoint layer already start with the file
+        func named(_ f: String, _ r: String) -> String { r.hasPrefix(f + ":") ? r : "\(f): \(r)" }
         switch self {
-        case let .config(f, r): return "\(f): \(r)"
-        case let .checkpoint(f, r): return "\(f): \(r)"
-        case let .data(f, r): return "\(f): \(r)"
+        case let .config(f, r): return named(f, r)
+        case let .checkpoint(f, r): return named(f, r)
+        case let .data(f, r): return named(f, r)
         case let .tokenOutOfVocabulary(f, p, t, v):
             return "\(f): token \(t) at position \(p) is outside the vocabulary (size \(v)); it is the first such token"
-        case let .state(f, r): return "\(f): \(r)"
+        case let .state(f, r): return named(f, r)
         case let .invalidOption(r): return r
-        case let .io(f, r): return "\(f): \(r)"
+        case let .io(f, r): return named(f, r)
         case let .nonFinite(s, w): return "step \(s): \(w) is not finite (NaN or infinity); lower the learning rate or clip gradients"
         }
     }
