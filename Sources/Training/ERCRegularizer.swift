@@ -25,34 +25,66 @@ struct ERCRegularizer {
     /// Noise for layer l comes from `generator.split(l)`; the caller advances `generator`.
     func apply(model: OlmoeModel, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
                trainable: Set<ParameterGroup>) throws(TrainingError) -> Result {
-        let c = model.config, d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
-        let W = model.parameters.pointer
+        let c = model.config
+        let layerCount = c.layerCount
+        // layers are independent (disjoint gradient regions, noise split per layer): run them
+        // concurrently, each writing its own slot
+        var slots = [LayerOutcome](repeating: .pending, count: layerCount)
+        slots.withUnsafeMutableBufferPointer { buf in
+            let out = SharedPointer(buf.baseAddress!)
+            Parallel.forEach(layerCount) { l in
+                out.p[l] = layer(l, model: model, generator: generator, weight: weight, gradients: gradients, trainable: trainable)
+            }
+        }
         var result = Result()
         var epsTotal = 0.0
-        for (l, o) in model.layout.layers.enumerated() {
-            let router = Tensor(shape: [n, d], storage: Array(UnsafeBufferPointer(start: W + o.router, count: n * d)))
-            var gate = Tensor(shape: [n, D, d])
-            gate.storage.withUnsafeMutableBufferPointer { g in
-                for e in 0..<n { (g.baseAddress! + e * D * d).update(from: W + o.gateUp + e * 2 * D * d, count: D * d) }
+        for s in slots {
+            switch s {
+            case let .done(loss, mean, minimum):
+                result.layers.append((loss, mean, minimum))
+                result.loss += loss
+                epsTotal += mean
+            case let .failed(e): throw e
+            case .pending: throw .invalidOption("ERC loss: a layer was not evaluated")
             }
-            let eps: [Double]
-            let erc: ERCGradient
-            do {
-                eps = try NoiseBound.compute(router: router, layer: l)
-                let delta = noise ? NoiseBound.sampleNoise(eps: eps, dimension: d, generator: generator.split(UInt64(l))) : nil
-                erc = try ERCGradient(router: router, gate: gate, delta: delta, alpha: alpha)
-            } catch {
-                throw .invalidOption("ERC loss of layer \(l): \(error.description)")
-            }
-            let meanEps = eps.reduce(0, +) / Double(max(1, eps.count))
-            result.layers.append((erc.loss.total, meanEps, eps.min() ?? .nan))
-            result.loss += erc.loss.total
-            epsTotal += meanEps
-            guard let g = gradients?.pointer, weight != 0 else { continue }
+        }
+        result.epsMean = epsTotal / Double(max(1, layerCount))
+        return result
+    }
+
+    enum LayerOutcome {
+        case pending
+        case done(loss: Double, epsMean: Double, epsMin: Double)
+        case failed(TrainingError)
+    }
+
+    /// One layer: loss, eps, and (when asked) its gradient added into `gradients`.
+    private func layer(_ l: Int, model: OlmoeModel, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
+                       trainable: Set<ParameterGroup>) -> LayerOutcome {
+        let c = model.config, d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
+        let W = model.parameters.pointer, o = model.layout.layers[l]
+        let router = Tensor(shape: [n, d], storage: Array(UnsafeBufferPointer(start: W + o.router, count: n * d)))
+        var gate = Tensor(shape: [n, D, d])
+        gate.storage.withUnsafeMutableBufferPointer { g in
+            for e in 0..<n { (g.baseAddress! + e * D * d).update(from: W + o.gateUp + e * 2 * D * d, count: D * d) }
+        }
+        let eps: [Double]
+        let erc: ERCGradient
+        do {
+            eps = try NoiseBound.compute(router: router, layer: l)
+            let delta = noise ? NoiseBound.sampleNoise(eps: eps, dimension: d, generator: generator.split(UInt64(l))) : nil
+            erc = try ERCGradient(router: router, gate: gate, delta: delta, alpha: alpha)
+        } catch {
+            return .failed(.invalidOption("ERC loss of layer \(l): \(error.description)"))
+        }
+        let meanEps = eps.reduce(0, +) / Double(max(1, eps.count))
+        if let g = gradients?.pointer, weight != 0 {
             let w = Float(weight)
             if trainable.contains(.router) {
                 let dst = g + o.router
-                for i in 0..<(n * d) { dst[i] += w * erc.router.storage[i] }
+                erc.router.storage.withUnsafeBufferPointer { src in
+                    for i in 0..<(n * d) { dst[i] += w * src[i] }
+                }
             }
             if trainable.contains(.gateProjection) {
                 erc.gate.storage.withUnsafeBufferPointer { src in
@@ -63,7 +95,6 @@ struct ERCRegularizer {
                 }
             }
         }
-        result.epsMean = epsTotal / Double(max(1, c.layerCount))
-        return result
+        return .done(loss: erc.loss.total, epsMean: meanEps, epsMin: eps.min() ?? .nan)
     }
 }

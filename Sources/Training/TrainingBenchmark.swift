@@ -16,6 +16,9 @@ public enum TrainingBenchmark {
         /// Median CPU seconds (user + system, all threads) per step: on a busy machine this
         /// tells the work done apart from the time lost waiting for a core.
         public var cpuSecondsPerStep: Double
+        /// Median seconds of the ERC loss and its gradient over all layers alone (noise on),
+        /// measured after the steps: the ERC overhead without the noise of whole-step timing.
+        public var ercSecondsPerStep: Double
     }
 
     /// CPU seconds (user + system) used by this process so far.
@@ -84,9 +87,17 @@ public enum TrainingBenchmark {
         }
         times.sort()
         cpu.sort()
+        let erc = ERCRegularizer(alpha: 1, noise: true)
+        var ercTimes: [Double] = []
+        for _ in 0..<max(3, steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try erc.apply(model: model, generator: g, weight: 1, gradients: trainer.gradients, trainable: Set(ParameterGroup.allCases))
+            ercTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        ercTimes.sort()
         let median = times.isEmpty ? .nan : times[times.count / 2]
         return Result(tokensPerSecond: Double(batch * length) / median, secondsPerStep: median, peakResidentMiB: peakResidentMiB(),
-                      cpuSecondsPerStep: cpu.isEmpty ? .nan : cpu[cpu.count / 2])
+                      cpuSecondsPerStep: cpu.isEmpty ? .nan : cpu[cpu.count / 2], ercSecondsPerStep: ercTimes[ercTimes.count / 2])
     }
 
     /// Peak resident set size (VmHWM) in MiB, or NaN where /proc is not available.

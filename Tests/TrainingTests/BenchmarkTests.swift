@@ -11,6 +11,8 @@ import Testing
         let erc = try TrainingBenchmark.run(config: c, ercWeight: 1)
         let overhead = (erc.secondsPerStep / plain.secondsPerStep - 1) * 100
         let cpuOverhead = (erc.cpuSecondsPerStep / plain.cpuSecondsPerStep - 1) * 100
+        print(String(format: "swift: ERC loss + gradient alone %.2f ms per step = %.2f%% of the step without it",
+                     plain.ercSecondsPerStep * 1000, plain.ercSecondsPerStep / plain.secondsPerStep * 100))
         print(String(format: "swift: %.0f tokens/s (%.3f s/step, %.3f CPU s/step); with ERC %.0f tokens/s (overhead %.2f%% wall, %.2f%% CPU); peak RSS %.0f MiB; BLAS core %@",
                      plain.tokensPerSecond, plain.secondsPerStep, plain.cpuSecondsPerStep, erc.tokensPerSecond, overhead, cpuOverhead,
                      erc.peakResidentMiB, TrainingBenchmark.blasCore))
