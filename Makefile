@@ -7,6 +7,12 @@ RELEASE_FLAGS := -c release -Xswiftc -enable-testing
 BIN          := .build/release/moe-inspect
 DEMO_OUT     ?= demo-out
 PYTHON       ?= python3
+# OpenBLAS falls back to generic SSE3 kernels on CPUs it does not recognise (virtual machines);
+# name the kernels the CPU runs so that test and benchmark processes use them too.
+OPENBLAS_CORETYPE ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo SkylakeX || (grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo Haswell))
+ifneq ($(OPENBLAS_CORETYPE),)
+export OPENBLAS_CORETYPE
+endif
 
 .PHONY: all deps build test demo bench fuzz fixtures clean
 

@@ -81,12 +81,16 @@ public enum CouplingAnalysis {
         var r = LayerCoupling(layer: layer, experts: router.rows, status: "ok")
         do throws(AnalysisError) {
             if router.hasNonFinite { throw .nonFinite(layer: layer, what: "router") }
-            for (w, name) in [(stack.gate, "gate projection"), (stack.up, "up projection"), (stack.down, "down projection")] {
+            // The gate norms are needed anyway and are non-finite exactly when W_g holds NaN/Inf
+            // (or overflows), which saves a separate pass over the largest tensor.
+            let geometry = RouterGeometry(router: router, gate: stack.gate)
+            if geometry.gateNorms.contains(where: { !$0.isFinite }) { throw .nonFinite(layer: layer, what: "an expert's gate projection") }
+            for (w, name) in [(stack.up, "up projection"), (stack.down, "down projection")] {
                 if let w, w.hasNonFinite { throw .nonFinite(layer: layer, what: "an expert's \(name)") }
             }
             let eps = try NoiseBound.compute(router: router, layer: layer)
             r.eps = eps
-            r.geometry = RouterGeometry(router: router, gate: stack.gate)
+            r.geometry = geometry
             let n = router.rows, d = router.columns
             let samples = options.noise ? max(1, options.samples) : 0
             // One GEMM for the clean proxies and all noise samples: X = [R; delta_1*R; ...].

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// A dense Float32 tensor in row-major order.
 ///
 /// The storage is a plain Swift array; `shape` gives the extent of each axis, the last axis
@@ -49,13 +51,28 @@ public struct Tensor: Sendable, Equatable {
         return Tensor(shape: [range.count, c], storage: Array(storage[(range.lowerBound * c)..<(range.upperBound * c)]))
     }
 
-    /// True when any element is NaN or infinite.
+    /// True when any element is NaN or infinite. Branch-free (x * 0 is NaN exactly for NaN and
+    /// infinities) so that it vectorises, and split across cores for large tensors.
     public var hasNonFinite: Bool {
         storage.withUnsafeBufferPointer { p in
-            var bad = false
-            for v in p where !v.isFinite { bad = true; break }
-            return bad
+            let chunk = 1 << 20
+            let chunks = (p.count + chunk - 1) / chunk
+            guard chunks > 1 else { return Tensor.nonFinite(p) }
+            let flags = UnsafeMutableBufferPointer<Bool>.allocate(capacity: chunks)
+            defer { flags.deallocate() }
+            let shared = UnsafeShared(p), out = UnsafeShared(flags)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = c * chunk, hi = min(shared.value.count, lo + chunk)
+                out.value[c] = Tensor.nonFinite(UnsafeBufferPointer(rebasing: shared.value[lo..<hi]))
+            }
+            return flags.contains(true)
         }
+    }
+
+    @inline(__always) static func nonFinite(_ p: UnsafeBufferPointer<Float>) -> Bool {
+        var acc: Float = 0
+        for v in p { acc += v * 0 }
+        return acc.isNaN
     }
 
     /// Euclidean (Frobenius) norm of all elements, accumulated in Double.

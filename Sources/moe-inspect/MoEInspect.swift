@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 
 /// The `moe-inspect` command: parses, validates, calls the library, prints.
 @main
@@ -19,6 +20,7 @@ struct MoEInspect: ParsableCommand {
 
     /// Runs the command; library errors become one line `moe-inspect: error: ...` and exit code 1.
     static func main() {
+        useTunedBLASKernels()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -32,6 +34,16 @@ struct MoEInspect: ParsableCommand {
         } catch {
             MoEInspect.exit(withError: error)
         }
+    }
+
+    /// Restarts the process with `OPENBLAS_CORETYPE` set when OpenBLAS picked generic kernels on
+    /// a CPU that runs much faster ones (see `BLAS.betterCoreType`). Never loops: the variable is
+    /// set before the restart, and a user's own setting is respected.
+    static func useTunedBLASKernels() {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, let core = BLAS.betterCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // execv returns only on failure: carry on with the kernels we have.
     }
 
     static func isLibraryError(_ e: Error) -> Bool {

@@ -49,3 +49,16 @@ import Tensors
         #expect(DType(userSpelling: "f7") == nil)
     }
 }
+
+@Suite struct BLASKernelTests {
+    @Test func betterCoreTypeFollowsTheCPUFlags() {
+        // Only meaningful when OpenBLAS chose a generic kernel; otherwise nothing is suggested.
+        let generic = ["prescott", "core2", "nehalem"].contains(BLAS.coreName.lowercased())
+        let avx512 = "processor : 0\nflags : fpu sse2 avx2 fma avx512f avx512vl avx512bw avx512dq\n"
+        let avx2 = "flags : fpu sse2 avx2 fma\n"
+        let old = "flags : fpu sse2 sse3\n"
+        #expect(BLAS.betterCoreType(cpuinfo: avx512) == (generic ? "SkylakeX" : nil))
+        #expect(BLAS.betterCoreType(cpuinfo: avx2) == (generic ? "Haswell" : nil))
+        #expect(BLAS.betterCoreType(cpuinfo: old) == nil)
+    }
+}
