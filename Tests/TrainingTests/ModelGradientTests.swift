@@ -42,4 +42,18 @@ import Testing
         }
         print("\(folder): worst gradient relative error \(worst.0) at \(worst.1)")
     }
+
+    /// With the load-balancing and z losses weighted 1, their gradients are not hidden under
+    /// the LM loss's: the routers and layer 1 against autograd.
+    @Test(arguments: folders) func routerLossGradientsMatchAutograd(folder: String) throws {
+        let run = try FixtureRun(folder, lbWeight: 1, zWeight: 1)
+        let expected = try Fixtures.tensors(folder + "/expected_grads_router_losses.safetensors")
+        #expect(expected.count > 10)
+        for (name, ref) in expected {
+            let t = try #require(run.model.layout.tensor(named: name))
+            let ours = Array(UnsafeBufferPointer(start: run.gradients.pointer + t.offset, count: t.count))
+            let err = ref.frobeniusNorm > 1e-7 ? Fixtures.relativeError(ours, ref.storage) : Fixtures.maxAbsDifference(ours, ref.storage)
+            #expect(err < 1e-4, "\(name): relative error \(err)")
+        }
+    }
 }
