@@ -13,6 +13,7 @@ import Testing
         let logits = try #require(expected["logits"])
         let err = Fixtures.maxAbsDifference(run.logits, logits.storage)
         #expect(err < 1e-4, "max |logit difference| \(err)")
+        print("\(folder): max |logit - transformers| \(err)")
         for l in 0..<run.model.config.layerCount {
             let r = try #require(expected["router_logits.\(l)"])
             // the second forward of FixtureRun left router logits in the workspace
@@ -49,11 +50,14 @@ import Testing
         let run = try FixtureRun(folder, lbWeight: 1, zWeight: 1)
         let expected = try Fixtures.tensors(folder + "/expected_grads_router_losses.safetensors")
         #expect(expected.count > 10)
+        var worst = 0.0
         for (name, ref) in expected {
             let t = try #require(run.model.layout.tensor(named: name))
             let ours = Array(UnsafeBufferPointer(start: run.gradients.pointer + t.offset, count: t.count))
             let err = ref.frobeniusNorm > 1e-7 ? Fixtures.relativeError(ours, ref.storage) : Fixtures.maxAbsDifference(ours, ref.storage)
             #expect(err < 1e-4, "\(name): relative error \(err)")
+            worst = max(worst, err)
         }
+        print("\(folder): worst router-loss gradient relative error \(worst)")
     }
 }
