@@ -7,6 +7,8 @@ RELEASE_FLAGS := -c release -Xswiftc -enable-testing
 BIN          := .build/release/moe-inspect
 DEMO_OUT     ?= demo-out
 PYTHON       ?= python3
+DEMO_STEPS   ?= 400
+DEMO_TRAIN   ?= --steps $(DEMO_STEPS) --batch-size 8 --seq-len 128 --lr 3e-3 --schedule cosine --warmup 40 --save-every 100 --seed 1 -q
 # OpenBLAS falls back to generic SSE3 kernels on CPUs it does not recognise (virtual machines);
 # name the kernels the CPU runs so that test and benchmark processes use them too.
 OPENBLAS_CORETYPE ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo SkylakeX || (grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo Haswell))
@@ -36,14 +38,24 @@ test: deps
 
 demo: build
 	@mkdir -p $(DEMO_OUT)
+	@echo "== 1. what is in a checkpoint, and how coupled it is (tiny checkpoints written by transformers)"
 	$(BIN) info fixtures/deepseek-v3-tiny
 	$(BIN) erc fixtures/olmoe-tiny fixtures/mixtral-tiny fixtures/qwen2-moe-tiny fixtures/deepseek-v3-tiny \
-	  --alpha 1 --alpha 0.5 --samples 8 --csv $(DEMO_OUT)/erc.csv -q
-	$(BIN) erc fixtures/olmoe-tiny --alpha 1 --samples 8 -q
+	  --alpha 1 --alpha 0.5 --samples 8 --csv $(DEMO_OUT)/erc-fixtures.csv -q
 	$(BIN) convert fixtures/olmoe-tiny $(DEMO_OUT)/olmoe-tiny.h5 --overwrite -q
-	$(BIN) info $(DEMO_OUT)/olmoe-tiny.h5 --json > $(DEMO_OUT)/olmoe-tiny-info.json
-	$(BIN) report fixtures/olmoe-tiny --out $(DEMO_OUT)/report --alpha 1 --alpha 0.5 --samples 8 --format png,pdf,svg --overwrite -q
-	@echo "demo: open $(DEMO_OUT)/report/index.html"
+	@echo "== 2. train a tiny OLMoE from scratch on the King James Bible, without and with ERC (about a minute each)"
+	rm -rf $(DEMO_OUT)/moe $(DEMO_OUT)/moe-erc
+	$(BIN) train --init fixtures/corpus/demo-config.json --data fixtures/corpus/kjv-train.txt --eval-data fixtures/corpus/kjv-eval.txt \
+	  --out $(DEMO_OUT)/moe $(DEMO_TRAIN) --erc-weight 0
+	$(BIN) train --init fixtures/corpus/demo-config.json --data fixtures/corpus/kjv-train.txt --eval-data fixtures/corpus/kjv-eval.txt \
+	  --out $(DEMO_OUT)/moe-erc $(DEMO_TRAIN) --erc-weight 1 --erc-alpha 1
+	@echo "== 3. the two runs compared, each run's series over training, and the curves"
+	$(BIN) erc $(DEMO_OUT)/moe/step* $(DEMO_OUT)/moe-erc/step* --no-noise --alpha 1 -q
+	$(BIN) compare $(DEMO_OUT)/moe/step$(DEMO_STEPS) $(DEMO_OUT)/moe-erc/step$(DEMO_STEPS) --labels "MoE,MoE+ERC" \
+	  --out $(DEMO_OUT)/compare --format png,pdf --overwrite -q
+	$(BIN) plot $(DEMO_OUT)/moe/log.csv $(DEMO_OUT)/moe-erc/log.csv --labels "MoE,MoE+ERC" --out $(DEMO_OUT)/compare/training-curves.png
+	$(BIN) report $(DEMO_OUT)/moe-erc/step* --out $(DEMO_OUT)/report-erc --alpha 1 --alpha 0.5 --format png,pdf,svg --overwrite -q
+	@echo "demo: open $(DEMO_OUT)/compare/index.html and $(DEMO_OUT)/report-erc/index.html"
 
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests

@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "moe-inspect",
             dependencies: [
-                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Plotting", "Reports",
+                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),

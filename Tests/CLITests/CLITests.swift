@@ -141,3 +141,29 @@ extension CLITests {
         #expect(try run(["plot", dir + "/log.csv", "--out", dir + "/x.gif"]).status != 0)
     }
 }
+
+extension CLITests {
+    @Test func trainSavesCheckpointsTheOtherCommandsRead() throws {
+        let dir = temporaryFolder()
+        let corpus = CLITests.fixtures + "/corpus/kjv-eval.txt"
+        let r = try run(["train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", corpus, "--out", dir + "/run",
+                         "--steps", "6", "--batch-size", "2", "--seq-len", "32", "--save-every", "3", "--erc-weight", "1", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["log.csv", "step3/model.safetensors", "step6/config.json"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/run/" + f), "\(f)")
+        }
+        let log = try String(contentsOfFile: dir + "/run/log.csv", encoding: .utf8)
+        #expect(log.hasPrefix("step,tokens,lr,loss,lm_loss,lb_loss,z_loss,erc_loss,eps_mean,grad_norm,tokens_per_s"))
+        let erc = try run(["erc", dir + "/run/step3", dir + "/run/step6", "--csv", "-", "-q"])
+        #expect(erc.status == 0)
+        #expect(erc.stdout.contains("/run/step6,6,0,8,1,"))
+        // Tokens outside the vocabulary: the error names the position.
+        try Data([1, 2, 3, 200, 250]).write(to: URL(fileURLWithPath: dir + "/bad.bin"))
+        var small = try String(contentsOfFile: CLITests.fixtures + "/training/tiny-config.json", encoding: .utf8)
+        small = small.replacingOccurrences(of: "\"vocab_size\": 256", with: "\"vocab_size\": 100")
+        try small.write(toFile: dir + "/small.json", atomically: true, encoding: .utf8)
+        let bad = try run(["train", "--init", dir + "/small.json", "--data", dir + "/bad.bin", "--data-dtype", "uint8", "--out", dir + "/bad", "-q"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("position 3"), "\(bad.stderr)")
+    }
+}

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import Training
+
+extension MoEInspect {
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train",
+            abstract: "Train (or continue training) an OLMoE model on token files, optionally with the ERC loss.",
+            discussion: """
+            Starts from a checkpoint (CKPT: a Hugging Face folder, safetensors file or HDF5 file with its config), from a fresh model (--init CONFIG.json), or continues a run (--resume DIR).
+
+            Total loss = LM cross-entropy + lb-weight * load balancing + z-weight * router z-loss + erc-weight * sum over layers of the ERC loss (eps and the noise drawn fresh each step). Each micro-batch reads batch-size windows of seq-len + 1 tokens (the model sees seq-len tokens, each next token is a target); grad-accum micro-batches make one step.
+
+            Writes DIR/log.csv every step, and DIR/step{N}/ (config.json, model.safetensors, trainer state) every --save-every steps and at the last, each folder renamed into place when complete, so that a killed run continues exactly with --resume DIR.
+            """)
+
+        @Argument(help: ArgumentHelp("Checkpoint to start from (folder, .safetensors, index or .h5 with a config).", valueName: "CKPT"))
+        var checkpoint: String?
+
+        @Option(name: .customLong("init"), help: ArgumentHelp("Start from a new model of this config.json (transformers OlmoeConfig keys), initialised as transformers does.", valueName: "CONFIG.json"))
+        var initConfig: String?
+
+        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (bytes).", valueName: "FILE"))
+        var data: String
+
+        @Option(help: ArgumentHelp("Element type of a raw .bin token file: uint8, uint16 (default), uint32, int32, int64.", valueName: "dtype"))
+        var dataDtype: String?
+
+        @Option(help: ArgumentHelp("Run folder: log.csv, analysis.csv, eval.csv and step{N}/ checkpoints.", valueName: "DIR"))
+        var out: String
+
+        @Option(help: "Optimizer steps to reach (default 100; with --resume, the step to continue to).") var steps: Int?
+        @Option(help: "Sequences (windows) per micro-batch.") var batchSize: Int = 8
+        @Option(help: "Tokens per sequence fed to the model; each window is seq-len + 1 tokens.") var seqLen: Int = 256
+        @Option(help: "Micro-batches averaged into one step.") var gradAccum: Int = 1
+        @Option(help: "Peak learning rate (per step, after warm-up).") var lr: Double = 1e-3
+        @Option(help: ArgumentHelp("Learning-rate schedule: constant (default) or cosine (decays to --min-lr at the last step).", valueName: "kind")) var schedule: String = "constant"
+        @Option(help: "Linear warm-up steps (learning rate ramps from peak/warmup to peak).") var warmup: Int = 0
+        @Option(help: "Final learning rate of the cosine schedule.") var minLr: Double = 0
+        @Option(help: ArgumentHelp("adamw (default) or sgd (plain: no momentum, no weight decay).", valueName: "name")) var optimizer: String = "adamw"
+        @Option(help: "AdamW beta1.") var beta1: Double = 0.9
+        @Option(help: "AdamW beta2.") var beta2: Double = 0.95
+        @Option(help: "AdamW epsilon.") var adamEps: Double = 1e-8
+        @Option(help: "AdamW decoupled weight decay (per step, times the learning rate).") var weightDecay: Double = 0
+        @Option(help: "Global L2 gradient-norm clipping threshold; 0 turns clipping off.") var clipGradNorm: Double = 1
+        @Option(help: "ERC loss weight; 0 leaves the ERC loss out of training (it is still measured at each save). The paper uses 1.") var ercWeight: Double = 0
+        @Option(help: "ERC alpha in M[i,j] <= alpha M[i,i]; 1 is the paper's best at 64 experts, 0.5 at 256.") var ercAlpha: Double = 1
+        @Flag(help: "No multiplicative noise on the ERC proxies (the paper's ablation).") var noErcNoise = false
+        @Option(help: "Load-balancing loss weight (default: the config's router_aux_loss_coef).") var lbWeight: Double?
+        @Option(help: "Router z-loss weight (OLMoE trained with 0.001).") var zWeight: Double = 0
+        @Option(help: "Seed of initialisation, data order and ERC noise.") var seed: UInt64 = 0
+        @Option(help: ArgumentHelp("random (a seeded permutation of the windows per pass) or sequential (row b of step s starts at token (s*B+b)*(seq-len+1)).", valueName: "order")) var dataOrder: String = "random"
+        @Option(help: "Save DIR/step{N}/ every N steps; 0 saves only at the last step.") var saveEvery: Int = 0
+        @Option(help: ArgumentHelp("Saved weight dtype: bf16, f16 or f32 (default: the input's; f32 with --init).", valueName: "dtype")) var saveDtype: String?
+        @Option(help: ArgumentHelp("Parameter groups to train, comma-separated: embed, attention, norm, router, gate_proj, up_proj, down_proj, lm_head, experts, all.", valueName: "groups")) var train: String = "all"
+        @Option(help: ArgumentHelp("Held-out tokens; the mean LM loss on them is printed at each save.", valueName: "FILE")) var evalData: String?
+        @Option(help: "Batches of held-out data per evaluation.") var evalBatches: Int = 8
+        @Option(help: ArgumentHelp("Continue the run in DIR (its latest step folder) or in a step{N} folder. The saved run's settings apply; only --steps, --save-every, --eval-data and --quiet given here are used.", valueName: "DIR")) var resume: String?
+        @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
+
+        func validate() throws {
+            let sources = [checkpoint != nil, initConfig != nil, resume != nil].filter { $0 }.count
+            if sources == 0 { throw ValidationError("give a checkpoint CKPT, --init CONFIG.json or --resume DIR") }
+            if sources > 1 { throw ValidationError("CKPT, --init and --resume exclude each other") }
+            if ScheduleKind(rawValue: schedule) == nil { throw ValidationError("--schedule must be constant or cosine, not '\(schedule)'") }
+            if OptimizerKind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adamw or sgd, not '\(optimizer)'") }
+            if DataOrder(rawValue: dataOrder) == nil { throw ValidationError("--data-order must be random or sequential, not '\(dataOrder)'") }
+            if let d = dataDtype, TokenDType(rawValue: d) == nil { throw ValidationError("--data-dtype must be one of \(TokenDType.allCases.map(\.rawValue).joined(separator: ", "))") }
+            if let s = saveDtype, DType(userSpelling: s).map({ [.bf16, .f16, .f32].contains($0) }) != true { throw ValidationError("--save-dtype must be bf16, f16 or f32") }
+            if optimizer == "sgd" && weightDecay > 0 { throw ValidationError("--weight-decay does not apply to --optimizer sgd (plain SGD has no weight decay)") }
+            do {
+                _ = try ParameterGroup.parseList(train)
+                try options().validate()
+            } catch let e as TrainingError {
+                throw ValidationError(e.description)
+            }
+        }
+
+        func options() throws -> TrainingOptions {
+            var o = TrainingOptions()
+            o.steps = steps ?? 100
+            o.batchSize = batchSize
+            o.sequenceLength = seqLen
+            o.accumulation = gradAccum
+            o.learningRate = lr
+            o.schedule = ScheduleKind(rawValue: schedule) ?? .constant
+            o.warmupSteps = warmup
+            o.minimumLearningRate = minLr
+            o.optimizer = OptimizerKind(rawValue: optimizer) ?? .adamw
+            o.beta1 = beta1; o.beta2 = beta2; o.adamEpsilon = adamEps
+            o.weightDecay = weightDecay
+            o.clipGradNorm = clipGradNorm
+            o.ercWeight = ercWeight
+            o.ercAlpha = ercAlpha
+            o.ercNoise = !noErcNoise
+            o.lbWeight = lbWeight
+            o.zWeight = zWeight
+            o.seed = seed
+            o.dataOrder = DataOrder(rawValue: dataOrder) ?? .random
+            o.saveEvery = saveEvery
+            o.saveDType = saveDtype.flatMap { DType(userSpelling: $0) }
+            o.trainGroups = ParameterGroup.allCases.filter { (try? ParameterGroup.parseList(train))?.contains($0) == true }
+            o.evalBatches = evalBatches
+            return o
+        }
+
+        func run() throws {
+            let binary = dataDtype.flatMap { TokenDType(rawValue: $0) }
+            let trainer: Trainer
+            if let resume {
+                let state = try Trainer.savedConfig(resume)
+                let train = try TokenData(path: data, vocabularySize: state.vocabularySize, binaryDType: binary)
+                let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: state.vocabularySize, binaryDType: binary) }
+                trainer = try Trainer.resume(from: resume, data: train, evalData: eval, outputFolder: out, steps: steps,
+                                             saveEvery: saveEvery > 0 ? saveEvery : nil)
+            } else {
+                if FileManager.default.fileExists(atPath: out + "/log.csv") {
+                    throw CommandError("\(out) already holds a run (log.csv); continue it with --resume \(out) or choose another --out")
+                }
+                let model: OlmoeModel, format: StoredFormat
+                if let initConfig {
+                    let config = try OlmoeConfig(contentsOf: initConfig)
+                    model = OlmoeModel(config: config)
+                    var g = SeededGenerator(seed: seed)
+                    model.initialize(generator: &g)
+                    format = .float32
+                } else {
+                    (model, format) = try ModelCheckpoint.load(checkpoint ?? "")
+                }
+                let V = model.config.vocabularySize
+                let train = try TokenData(path: data, vocabularySize: V, binaryDType: binary)
+                let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary) }
+                trainer = try Trainer(model: model, format: format, data: train, evalData: eval, options: try options(), outputFolder: out)
+            }
+            let bar = TrainProgress(quiet: quiet, startStep: trainer.step)
+            if !quiet {
+                let c = trainer.model.config
+                bar.line("training \(formatCount(trainer.model.parameters.count)) parameters (\(c.layerCount) layers, \(c.expertCount) experts, top-\(c.topK)) from step \(trainer.step) to \(trainer.options.steps) on \(trainer.data.count) tokens")
+            }
+            var last: TrainingLogRow?
+            try trainer.run { event in
+                switch event {
+                case let .step(row, total, elapsed):
+                    last = row
+                    bar.step(row, total: total, elapsed: elapsed)
+                case let .saved(step, folder):
+                    bar.line("step \(step): saved \(folder)")
+                case let .evaluated(step, loss, tokens):
+                    bar.finishLine()
+                    print(String(format: "step %d: eval loss %.6f on %d tokens", step, loss, tokens))
+                }
+            }
+            bar.finishLine()
+            if let r = last {
+                print(String(format: "step %d: loss %.6f (lm %.6f, lb %.6f, z %.6f%@), %d tokens; log %@/log.csv",
+                             r.step, r.loss, r.lmLoss, r.lbLoss, r.zLoss, r.ercLoss.map { String(format: ", erc %.6f", $0) } ?? "",
+                             r.tokens, out))
+            } else {
+                print("nothing to do: the run is already at step \(trainer.step)")
+            }
+        }
+    }
+}
+
+/// The training progress display on stderr: a bar with loss, tokens/s and ETA redrawn in place
+/// on a terminal, plain lines (at most one a second) otherwise.
+final class TrainProgress {
+    let quiet: Bool
+    let terminal = isatty(STDERR_FILENO) != 0
+    let startStep: Int
+    var lastPrint = Date.distantPast
+    var open = false
+
+    init(quiet: Bool, startStep: Int) {
+        self.quiet = quiet
+        self.startStep = startStep
+    }
+
+    func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+    func line(_ s: String) {
+        guard !quiet else { return }
+        finishLine()
+        write(s + "\n")
+    }
+
+    func finishLine() {
+        if open { write("\n"); open = false }
+    }
+
+    func step(_ r: TrainingLogRow, total: Int, elapsed: Double) {
+        guard !quiet else { return }
+        let done = r.step - startStep, left = total - r.step
+        let eta = done > 0 ? elapsed / Double(done) * Double(left) : 0
+        let text = String(format: "step %d/%d loss %.4f lm %.4f%@ %.0f tok/s ETA %@", r.step, total, r.loss, r.lmLoss,
+                          r.ercLoss.map { String(format: " erc %.4f", $0) } ?? "", r.tokensPerSecond, Self.duration(eta))
+        if terminal {
+            let width = 24, filled = total > 0 ? width * r.step / total : width
+            write("\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text + "\u{1B}[K")
+            open = true
+            if r.step == total { finishLine() }
+        } else if Date().timeIntervalSince(lastPrint) >= 1 || r.step == total {
+            write(text + "\n")
+            lastPrint = Date()
+        }
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+}
