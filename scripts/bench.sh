@@ -44,7 +44,29 @@ else
   echo "   (PyTorch not installed for $PYTHON: peer skipped)"
 fi
 
-for extra in scripts/bench_tsne.sh scripts/bench_train.sh; do
-  [ -x "$extra" ] && PYTHON=$PYTHON BIN=$BIN "$extra"
-done
+echo "== issue 4: t-SNE of one OLMoE-1B-7B layer's W_g rows (64 per expert) and router rows"
+timed "moe-inspect tsne --points neurons (4096 + 64 points, d 2048)" $BIN tsne "$CKPT" --points neurons --layer 0 --per-expert 64 -q
+grep -E "kl_divergence|silhouette" /tmp/moe-bench-out | sed 's/^/   /'
+echo "== issue 4: t-SNE engine beside scikit-learn and openTSNE (digits 1797x64, blobs 8192x50)"
+peers=""
+if "$PYTHON" -c "import sklearn, openTSNE" 2>/dev/null; then
+  "$PYTHON" scripts/bench_tsne.py --runs digits-exact,digits-bh,digits-opentsne-bh,blobs-opentsne-bh --out /tmp/moe-bench-tsne-peers.json > /dev/null 2>&1 \
+    && peers=/tmp/moe-bench-tsne-peers.json
+else
+  echo "   (scikit-learn/openTSNE not installed for $PYTHON: peers' figures from fixtures/tsne/expected.json)"
+fi
+MOE_BENCH=1 MOE_TSNE_PEERS=$peers swift test -c release -Xswiftc -enable-testing --skip-build --filter TSNEBenchmark 2>&1 \
+  | grep -vE "^(◇|✔|Test Suite|Test Case|Executed|\[)" | grep -v "^$" | sed 's/^/   /'
+
+echo "== issue 6: training throughput, reference config (vocab 256, d 256, 4 layers, 8 experts top-2, D 256, seq 256, batch 8, fp32, AdamW)"
+MOE_BENCH=1 swift test -c release -Xswiftc -enable-testing --skip-build --filter BenchmarkTests 2>&1 \
+  | grep -iE "tokens|erc|rss|bench" | grep -vE "^(◇|✔|Test Suite|Test Case)" | sed 's/^/   /'
+if [ $have_torch = 1 ] && "$PYTHON" -c "import transformers" 2>/dev/null; then
+  for erc in "" "--erc"; do
+    /usr/bin/time -f "%M" -o /tmp/moe-bench-rss "$PYTHON" scripts/bench_train.py --threads 2 $erc 2>/dev/null | sed "s/^/   PyTorch${erc:+ with ERC}: /"
+    echo "   PyTorch${erc:+ with ERC} peak RSS: $(( $(cat /tmp/moe-bench-rss) / 1024 )) MB"
+  done
+else
+  echo "   (transformers/torch not installed for $PYTHON: peer skipped)"
+fi
 exit 0
