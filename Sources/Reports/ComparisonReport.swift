@@ -6,14 +6,9 @@ import Plotting
 /// `moe-inspect compare A B`: the coupling figures of two (or more) checkpoints side by side on
 /// shared scales, series overlaid, and a table of differences per layer.
 public struct ComparisonReport {
-    public var formats: [String] = ["png"]
-    public var dpi: Double = 150
-    public var provenance: [String: String] = [:]
-    public var progress: (String) -> Void = { _ in }
+    public var settings: FigureSettings
 
-    public init(formats: [String] = ["png"], dpi: Double = 150, provenance: [String: String] = [:]) {
-        self.formats = formats; self.dpi = dpi; self.provenance = provenance
-    }
+    public init(_ settings: FigureSettings = FigureSettings()) { self.settings = settings }
 
     /// The per-layer difference table: for each layer and alpha, every checkpoint's values and B - A.
     public static func differences(_ runs: [CheckpointCoupling], labels: [String], options: CouplingOptions) -> Table {
@@ -46,9 +41,7 @@ public struct ComparisonReport {
     /// Writes the comparison of `runs` (labelled `labels`) into `folder`.
     @discardableResult
     public func write(_ runs: [CheckpointCoupling], labels: [String], options: CouplingOptions, to folder: String) throws -> [ReportFigure] {
-        try FileManager.default.createDirectory(atPath: folder + "/figures", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: folder + "/tables", withIntermediateDirectories: true)
-        let sink = FigureSink(folder: folder, formats: formats, dpi: dpi, provenance: provenance, progress: progress)
+        let sink = try FigureSink(folder: folder, settings: settings)
         let a0 = options.alphas.first ?? 1
         let perLayer: [(String, String, String, (LayerCoupling) -> Double?)] = [
             ("erc_by_layer", String(format: "ERC loss per layer (α = %g)", a0), "ERC loss", { $0.alphas.first?.loss.mean }),

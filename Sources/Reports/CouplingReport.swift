@@ -11,31 +11,36 @@ public struct ReportFigure: Sendable {
     public var files: [String]
 }
 
+/// How a report writes its figures.
+public struct FigureSettings {
+    /// Output formats by extension (`png`, `pdf`, `svg`).
+    public var formats: [String]
+    /// Pixels per inch of PNG figures.
+    public var dpi: Double
+    /// Provenance recorded in PNG text chunks (tool version, command line, checkpoint).
+    public var provenance: [String: String]
+    /// Called with each file written.
+    public var progress: (String) -> Void
+
+    public init(formats: [String] = ["png"], dpi: Double = 150, provenance: [String: String] = [:], progress: @escaping (String) -> Void = { _ in }) {
+        self.formats = formats; self.dpi = dpi; self.provenance = provenance; self.progress = progress
+    }
+}
+
 /// Writes the report folder of `moe-inspect report`: every figure that applies, the CSV tables,
 /// `summary.json` and a static `index.html` that shows them with a one-line reading of each.
 public struct CouplingReport {
-    /// Output formats by extension (`png`, `pdf`, `svg`).
-    public var formats: [String] = ["png"]
-    /// Pixels per inch of PNG figures.
-    public var dpi: Double = 150
-    /// Provenance recorded in PNG text chunks (tool version, command line, checkpoint).
-    public var provenance: [String: String] = [:]
-    /// Called with each file written.
-    public var progress: (String) -> Void = { _ in }
+    public var settings: FigureSettings
 
-    public init(formats: [String] = ["png"], dpi: Double = 150, provenance: [String: String] = [:]) {
-        self.formats = formats; self.dpi = dpi; self.provenance = provenance
-    }
+    public init(_ settings: FigureSettings = FigureSettings()) { self.settings = settings }
 
     /// Writes the report for `runs` (one checkpoint, or several of one run as a series) into `folder`.
     /// - Returns: the figures written, in page order.
     @discardableResult
     public func write(_ runs: [CheckpointCoupling], options: CouplingOptions, maps: [(name: String, title: String, map: ExpertMap)] = [],
                       to folder: String) throws -> [ReportFigure] {
-        try FileManager.default.createDirectory(atPath: folder + "/figures", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: folder + "/tables", withIntermediateDirectories: true)
         guard let last = runs.last else { return [] }
-        let sink = FigureSink(folder: folder, formats: formats, dpi: dpi, provenance: provenance, progress: progress)
+        let sink = try FigureSink(folder: folder, settings: settings)
         func add(_ stem: String, _ figure: Figure?, reading: String) throws { try sink.add(stem, figure, reading: reading) }
         let layers = last.layers
         let ok = layers.filter(\.isOK)
@@ -156,26 +161,27 @@ public struct CouplingReport {
 
 /// Saves figures of a report folder in every requested format and keeps the list for the page.
 final class FigureSink {
-    let folder: String, formats: [String], dpi: Double, provenance: [String: String]
-    let progress: (String) -> Void
+    let folder: String, settings: FigureSettings
     private(set) var figures: [ReportFigure] = []
 
-    init(folder: String, formats: [String], dpi: Double, provenance: [String: String], progress: @escaping (String) -> Void) {
-        self.folder = folder; self.formats = formats; self.dpi = dpi; self.provenance = provenance; self.progress = progress
+    init(folder: String, settings: FigureSettings) throws {
+        self.folder = folder; self.settings = settings
+        try FileManager.default.createDirectory(atPath: folder + "/figures", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder + "/tables", withIntermediateDirectories: true)
     }
 
     /// Writes `figure` as `figures/<stem>.<ext>` for each format (nothing when nil).
     func add(_ stem: String, _ figure: Figure?, reading: String) throws {
         guard let figure else { return }
-        figure.dpi = dpi
+        figure.dpi = settings.dpi
         var files: [String] = []
-        for ext in formats {
+        for ext in settings.formats {
             let rel = "figures/\(stem).\(ext)"
-            var prov = provenance
+            var prov = settings.provenance
             prov["moe-inspect:figure"] = stem
             _ = try figure.save(to: folder + "/" + rel, provenance: prov)
             files.append(rel)
-            progress(rel)
+            settings.progress(rel)
         }
         figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files))
     }

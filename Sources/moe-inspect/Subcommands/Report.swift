@@ -19,6 +19,12 @@ struct FigureOptions: ParsableArguments {
         guard dpi >= 36, dpi <= 1200 else { throw ValidationError("--dpi must be between 36 and 1200") }
     }
 
+    /// The settings of a report on `checkpoints`, saying each file written unless `quiet`.
+    func settings(checkpoints: [String], quiet: Bool) -> FigureSettings {
+        let progress = Progress(quiet: quiet)
+        return FigureSettings(formats: formats, dpi: dpi, provenance: provenance(checkpoints: checkpoints), progress: { progress.say("wrote \($0)") })
+    }
+
     /// Provenance recorded in PNG text chunks.
     func provenance(checkpoints: [String]) -> [String: String] {
         ["Software": "moe-inspect \(MoEInspect.version)",
@@ -71,9 +77,8 @@ extension MoEInspect {
             let start = Date()
             let options = analysis.options
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
-            var report = CouplingReport(formats: figures.formats, dpi: figures.dpi, provenance: figures.provenance(checkpoints: checkpoints))
+            let report = CouplingReport(figures.settings(checkpoints: checkpoints, quiet: quiet))
             let progress = Progress(quiet: quiet)
-            report.progress = { progress.say("wrote \($0)") }
             var maps: [(name: String, title: String, map: ExpertMap)] = []
             if !noTsne, let last = checkpoints.last {
                 let model = try layoutOptions.open(last)
@@ -137,9 +142,8 @@ extension MoEInspect {
             let start = Date()
             let options = analysis.options
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
-            var report = ComparisonReport(formats: figures.formats, dpi: figures.dpi, provenance: figures.provenance(checkpoints: checkpoints))
+            let report = ComparisonReport(figures.settings(checkpoints: checkpoints, quiet: quiet))
             let progress = Progress(quiet: quiet)
-            report.progress = { progress.say("wrote \($0)") }
             let written = try report.write(runs, labels: labelList, options: options, to: out)
             progress.say(String(format: "compare: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")
