@@ -40,8 +40,12 @@ public struct ComparisonReport {
 
     /// Writes the comparison of `runs` (labelled `labels`) into `folder`.
     @discardableResult
-    public func write(_ runs: [CheckpointCoupling], labels: [String], options: CouplingOptions, to folder: String) throws -> [ReportFigure] {
+    public func write(_ runs: [CheckpointCoupling], labels: [String], options: CouplingOptions, logs: [TrainingLog] = [],
+                      to folder: String) throws -> [ReportFigure] {
         let sink = try FigureSink(folder: folder, settings: settings)
+        if logs.count == runs.count {
+            try sink.add("training_curves", try TrainingCurves.figure(logs, labels: labels), reading: TrainingCurves.reading(logs, labels: labels))
+        }
         let a0 = options.alphas.first ?? 1
         let perLayer: [(String, String, String, (LayerCoupling) -> Double?)] = [
             ("erc_by_layer", String(format: "ERC loss per layer (α = %g)", a0), "ERC loss", { $0.alphas.first?.loss.mean }),
@@ -65,9 +69,9 @@ public struct ComparisonReport {
         let diff = Self.differences(runs, labels: labels, options: options)
         try diff.writeCSV(to: folder + "/tables/differences.csv")
         try CouplingTables.erc(runs, options: options).writeCSV(to: folder + "/tables/erc.csv")
-        var body = "<h2>Differences per layer</h2>\n<table><tr>" + diff.columns.map { "<th>\(ReportPage.escape($0))</th>" }.joined() + "</tr>\n"
+        var body = "<h2>Differences per layer</h2>\n<div class=\"scroll\"><table><tr>" + diff.columns.map { "<th>\(ReportPage.escape($0))</th>" }.joined() + "</tr>\n"
         for r in diff.rows { body += "<tr>" + r.map { c -> String in if case let .number(d) = c, d.isFinite { return String(format: "<td>%.4g</td>", d) }; return "<td>\(c.rendered)</td>" }.joined() + "</tr>\n" }
-        body += "</table>\n<p>Tables: <a href=\"tables/differences.csv\">differences.csv</a> · <a href=\"tables/erc.csv\">erc.csv</a></p>\n"
+        body += "</table></div>\n<p>Tables: <a href=\"tables/differences.csv\">differences.csv</a> · <a href=\"tables/erc.csv\">erc.csv</a></p>\n"
         let title = "moe-inspect comparison: " + labels.joined(separator: " vs ")
         let lede = ReportPage.lede(options) + " Checkpoints: " + zip(labels, runs).map { "<b>\(ReportPage.escape($0))</b> = \(ReportPage.escape($1.checkpoint))" }.joined(separator: ", ") + "."
         try AtomicOutput.write(ReportPage.page(title: title, lede: lede, body: body, figures: sink.figures), to: folder + "/index.html")

@@ -9,6 +9,8 @@ public struct ReportFigure: Sendable {
     public var title: String
     public var reading: String
     public var files: [String]
+    /// Wider than tall by far (side-by-side panels): the page gives it a whole row.
+    public var wide: Bool = false
 }
 
 /// How a report writes its figures.
@@ -183,6 +185,7 @@ final class FigureSink {
             files.append(rel)
             settings.progress(rel)
         }
-        figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files))
+        figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files,
+                                    wide: figure.width > 1.7 * figure.height))
     }
 }

@@ -57,6 +57,8 @@ enum ReportPage {
         figure img { width: 100%; height: auto; } figcaption { font-size: 0.9em; color: #333; margin-top: 6px; }
         figcaption .files { color: #888; font-size: 0.85em; } a { color: #1f5fa8; }
         .bad { color: #b00020; }
+        .wide { grid-column: 1 / -1; } .wide img { max-width: 980px; display: block; margin: 0 auto; }
+        .scroll { overflow-x: auto; }
         </style></head><body>
         <h1>\(escape(title))</h1>
         <p class="lede">\(lede)</p>
@@ -66,7 +68,7 @@ enum ReportPage {
         h += "<h2>Figures</h2>\n<div class=\"grid\">\n"
         for f in figures {
             let img = f.files.first { $0.hasSuffix(".png") } ?? f.files.first { $0.hasSuffix(".svg") } ?? f.files.first ?? ""
-            h += "<figure><a href=\"\(escape(img))\"><img src=\"\(escape(img))\" alt=\"\(escape(f.title))\" loading=\"lazy\"></a>"
+            h += "<figure\(f.wide ? " class=\"wide\"" : "")><a href=\"\(escape(img))\"><img src=\"\(escape(img))\" alt=\"\(escape(f.title))\" loading=\"lazy\"></a>"
             h += "<figcaption><strong>\(escape(f.title)).</strong> \(escape(f.reading))"
             h += " <span class=\"files\">" + f.files.map { "<a href=\"\(escape($0))\">\(escape(($0 as NSString).pathExtension))</a>" }.joined(separator: " · ") + "</span></figcaption></figure>\n"
         }

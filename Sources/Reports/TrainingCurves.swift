@@ -45,6 +45,17 @@ public enum TrainingCurves {
         ("lr", "learning rate", "lr"), ("tokens_per_s", "throughput", "tokens / s"),
     ]
 
+    /// "MoE: LM loss 1.81 at step 400; MoE+ERC: 1.80 ..." from the last row of each log.
+    public static func reading(_ logs: [TrainingLog], labels: [String]) -> String {
+        let parts = zip(labels, logs).compactMap { (label, log) -> String? in
+            guard let step = log.columns["step"]?.last, let lm = log.columns["lm_loss"]?.last(where: { $0.isFinite }) else { return nil }
+            var s = String(format: "%@: LM loss %.4f at step %.0f", label, lm, step)
+            if let e = log.columns["erc_loss"]?.last(where: { $0.isFinite }) { s += String(format: ", ERC loss %.4g", e) }
+            return s
+        }
+        return parts.isEmpty ? "" : parts.joined(separator: "; ") + " (training batches; held-out losses are in each run's eval.csv)."
+    }
+
     public static func figure(_ logs: [TrainingLog], labels: [String]) throws -> Figure {
         let shown = panels.filter { p in logs.contains { ($0.columns[p.0] ?? []).contains { $0.isFinite } } }
         let cols = min(3, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)

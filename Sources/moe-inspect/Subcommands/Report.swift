@@ -117,6 +117,9 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Labels, comma-separated, e.g. \"MoE,MoE+ERC\" (default: the checkpoints' folder names).", valueName: "list"))
         var labels: String?
 
+        @Option(help: ArgumentHelp("Training logs of the runs, comma-separated in the same order (log.csv of moe-inspect train): adds their training curves.", valueName: "list"))
+        var logs: String?
+
         @OptionGroup var figures: FigureOptions
         @OptionGroup var analysis: AnalysisOptions
         @OptionGroup var layoutOptions: LayoutOptions
@@ -135,6 +138,7 @@ extension MoEInspect {
         func validate() throws {
             guard checkpoints.count >= 2 else { throw ValidationError("compare needs at least two checkpoints") }
             guard labelList.count == checkpoints.count else { throw ValidationError("--labels names \(labelList.count) checkpoints, but \(checkpoints.count) were given") }
+            if let l = logs, l.split(separator: ",").count != checkpoints.count { throw ValidationError("--logs names \(l.split(separator: ",").count) logs, but \(checkpoints.count) checkpoints were given") }
         }
 
         func run() throws {
@@ -144,7 +148,8 @@ extension MoEInspect {
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
             let report = ComparisonReport(figures.settings(checkpoints: checkpoints, quiet: quiet))
             let progress = Progress(quiet: quiet)
-            let written = try report.write(runs, labels: labelList, options: options, to: out)
+            let logFiles = try (logs?.split(separator: ",").map { try TrainingLog(path: String($0)) }) ?? []
+            let written = try report.write(runs, labels: labelList, options: options, logs: logFiles, to: out)
             progress.say(String(format: "compare: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")
         }
