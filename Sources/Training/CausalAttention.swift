@@ -44,12 +44,7 @@ struct CausalAttention {
                 BLAS.gemm(transB: true, m: m, n: n, k: hd, alpha: 1, a: qh + r0 * S, lda: S, b: kh, ldb: S, c: p + r0 * L, ldc: L)
                 for i in r0..<n {
                     let row = p + i * L
-                    var mx = -Float.infinity
-                    for j in 0...i { row[j] *= sc; mx = max(mx, row[j]) }
-                    var sum: Float = 0
-                    for j in 0...i { let e = exp(row[j] - mx); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0...i { row[j] *= inv }
+                    VectorMath.softmaxInPlace(row, i + 1, scale: sc)
                     if i + 1 < n { (row + i + 1).update(repeating: 0, count: n - i - 1) }
                 }
                 BLAS.gemm(m: m, n: hd, k: n, a: p + r0 * L, lda: L, b: vh, ldb: S, c: o + r0 * outStride, ldc: outStride)
@@ -93,8 +88,7 @@ struct CausalAttention {
                     // dS = P * (dP - rowsum(P * dP)) * scale, into P (zeros right of the diagonal stay zero)
                     for i in r0..<n {
                         let prow = p + i * L, drow = dp + i * L
-                        var dot: Float = 0
-                        for j in 0...i { dot += prow[j] * drow[j] }
+                        let dot = VectorMath.dot(prow, drow, i + 1)
                         for j in 0...i { prow[j] = prow[j] * (drow[j] - dot) * sc }
                     }
                     // dQ = dS K ; dK[0..<n] += dS^T Q

@@ -49,14 +49,10 @@ enum CrossEntropy {
                         if computeGradient { l.update(repeating: 0, count: V) }
                         continue
                     }
-                    var mx = -Float.infinity
-                    for j in 0..<V { mx = max(mx, l[j]) }
-                    var sum: Float = 0
-                    for j in 0..<V { sum += exp(l[j] - mx) }
-                    let lse = mx + log(sum)
+                    let lse = VectorMath.logSumExp(l, V)
                     acc += Double(lse - l[y])
                     if computeGradient {
-                        for j in 0..<V { l[j] = exp(l[j] - lse) * g }
+                        VectorMath.expShifted(l, V, shift: lse, scale: g)
                         l[y] -= g
                     }
                 }

@@ -14,7 +14,7 @@ import Tensors
 /// split by core count would not be).
 enum ParallelGEMM {
     /// Rows (or columns) of C per block.
-    static let blockSize = 128
+    static let blockSize = 256
 
     /// The OpenBLAS kernel family in use (e.g. `SkylakeX`; `Prescott` means the CPU was not
     /// recognised and SSE3 kernels run: set OPENBLAS_CORETYPE=SKYLAKEX or HASWELL).

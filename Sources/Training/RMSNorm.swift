@@ -10,8 +10,7 @@ enum RMSNorm {
         Parallel.forRows(rows, rowCost: dim) { _, range in
             for t in range {
                 let xr = xs.p + t * xStride, yr = ys.p + t * yStride
-                var ss: Float = 0
-                for j in 0..<dim { ss += xr[j] * xr[j] }
+                let ss = VectorMath.dot(xr, xr, dim)
                 let r = 1 / (ss / Float(dim) + eps).squareRoot()
                 rs.p[t] = r
                 for j in 0..<dim { yr[j] = w.p[j] * (xr[j] * r) }
@@ -41,8 +40,7 @@ enum RMSNorm {
             for t in range {
                 let g = dys.p + t * dyStride, xr = xs.p + t * xStride, o = dxs.p + t * dxStride
                 let r = rs.p[t]
-                var dot: Float = 0
-                for j in 0..<dim { dot += w.p[j] * g[j] * xr[j] }
+                let dot = VectorMath.dot3(w.p, g, xr, dim)
                 let k = r * r * r * dot / Float(dim)
                 // weight partials first: `dx` may alias `dy`
                 if wantWeight { for j in 0..<dim { pw[j] += g[j] * (xr[j] * r) } }

@@ -95,7 +95,7 @@ struct SparseMoE {
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
                 let g = gu.p + r * 2 * D, u = g + D, o = act.p + r * D
-                for j in 0..<D { o[j] = g[j] / (1 + exp(-g[j])) * u[j] }
+                SwiGLU.forward(gate: g, up: u, out: o, count: D)
             }
         }
         for e in 0..<experts {
@@ -137,8 +137,7 @@ struct SparseMoE {
                 let g = dO.p + t * d
                 for s in 0..<k {
                     let yr = y.p + Int(ro.p[t * k + s]) * d
-                    var dot: Float = 0
-                    for j in 0..<d { dot += g[j] * yr[j] }
+                    let dot = VectorMath.dot(g, yr, d)
                     dtw.p[t * k + s] = dot
                     let w = tw.p[t * k + s]
                     for j in 0..<d { yr[j] = g[j] * w }
@@ -161,13 +160,7 @@ struct SparseMoE {
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
                 let g = gu.p + r * 2 * D, u = g + D, da = dact.p + r * D
-                for j in 0..<D {
-                    let x = g[j], sg = 1 / (1 + exp(-x))
-                    let silu = x * sg
-                    let dg = da[j] * u[j] * (sg * (1 + x * (1 - sg)))
-                    u[j] = da[j] * silu
-                    g[j] = dg
-                }
+                SwiGLU.backward(gate: g, up: u, dOut: da, count: D)
             }
         }
         let dGU = a.gateUp.pointer
