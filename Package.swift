@@ -5,7 +5,10 @@ import PackageDescription
 //   C shims -> Tensors -> Checkpoints -> MoELayout -> Analysis (+ Embedding) -> Training
 //   Plotting (on Cairo, knows no MoE) -> Reports -> moe-inspect (thin CLI)
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// Input-facing layers keep Swift's overflow and bounds checks (-O); only the numeric kernels,
+// whose loops run on validated sizes over unsafe pointers, drop them.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-wmo"], .when(configuration: .release))]
+let kernels: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
     name: "moe-inspect",
@@ -27,14 +30,14 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // MARK: - Tensors and files
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: kernels),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"], swiftSettings: optimize),
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"], swiftSettings: optimize),
 
         // MARK: - Analyses and training
-        .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: optimize),
+        .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
         .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: kernels),
 
         // MARK: - Figures and reports
         .target(name: "Plotting", dependencies: ["CCairo", "CPNG"], swiftSettings: optimize),

@@ -34,6 +34,18 @@ public enum AtomicOutput {
         }
     }
 
+    /// Creates folder `path` (and its parents) or says why not, naming it.
+    public static func makeFolder(_ path: String) throws(CheckpointError) {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw .io(file: path, reason: "exists and is not a folder") }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw .io(file: path, reason: "cannot create folder (a parent is missing, not a folder, or not writable)")
+        }
+    }
+
     /// Creates a fresh temporary folder beside `path` for building a whole output folder.
     public static func temporaryFolder(for path: String) throws(CheckpointError) -> String {
         let tmp = temporaryPath(for: path)
@@ -55,11 +67,22 @@ public enum AtomicOutput {
                 throw .io(file: path, reason: "already exists; choose another output or pass --overwrite")
             }
             let old = temporaryPath(for: path)
-            guard rename(path, old) == 0 else { throw .io(file: path, reason: "cannot move the old output aside") }
-            try commit(tmp, to: path)
+            guard rename(path, old) == 0 else {
+                try? fm.removeItem(atPath: tmp)
+                throw .io(file: path, reason: "cannot move the old output aside: \(String(cString: strerror(errno)))")
+            }
+            guard rename(tmp, path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                _ = rename(old, path)  // put the user's output back
+                try? fm.removeItem(atPath: tmp)
+                throw .io(file: path, reason: "cannot rename into place: \(reason)")
+            }
             try? fm.removeItem(atPath: old)
         } else {
-            try commit(tmp, to: path)
+            do { try commit(tmp, to: path) } catch {
+                try? fm.removeItem(atPath: tmp)
+                throw error
+            }
         }
     }
 }
@@ -69,8 +92,9 @@ final class SequentialFile {
     let path: String
     private let handle: UnsafeMutablePointer<FILE>
 
-    init(path: String) throws(CheckpointError) {
-        guard let h = fopen(path, "wb") else { throw .io(file: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
+    /// Opens `path` for writing; errors name `reportAs` (the user's output, not the temporary name).
+    init(path: String, reportAs: String? = nil) throws(CheckpointError) {
+        guard let h = fopen(path, "wb") else { throw .io(file: reportAs ?? path, reason: "cannot create: \(String(cString: strerror(errno)))") }
         self.path = path
         handle = h
         setvbuf(h, nil, _IOFBF, 1 << 22)

@@ -67,12 +67,29 @@ public final class HDF5File: @unchecked Sendable {
         }
         var infos: [TensorInfo] = []
         var map: [String: String] = [:]
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         for p in box.paths.sorted() {
             let name = p.replacingOccurrences(of: "/", with: ".")
-            guard let (dtype, shape) = HDF5File.describe(opened, p) else {
+            func fail(_ reason: String) -> CheckpointError {
                 HDF5Lock.run { _ = H5Fclose(opened) }
-                throw .malformed(file: path, reason: "dataset '\(p)' has a type or shape this tool cannot read")
+                return .malformed(file: path, reason: reason)
             }
+            guard let (dtype, shape, stored) = HDF5File.describe(opened, p) else {
+                throw fail("dataset '\(p)' has a type or shape this tool cannot read")
+            }
+            var count = 1
+            for d in shape {
+                let (c, o) = count.multipliedReportingOverflow(by: d)
+                guard !o else { throw fail("dataset '\(p)' has shape \(shape), whose element count overflows") }
+                count = c
+            }
+            let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
+            // gzip cannot shrink data more than about 1000:1, so a dataset claiming far more
+            // bytes than it stores (or than the file holds) was never written or is corrupt.
+            guard !o, bytes <= 1100 * max(stored, 1), bytes <= 1100 * max(fileSize, 1) else {
+                throw fail("dataset '\(p)' claims \(shape) (\(o ? "overflowing" : String(bytes)) bytes) but stores \(stored) bytes: never written or corrupt")
+            }
+            if let other = map[name] { throw fail("datasets '\(other)' and '\(p)' both map to tensor '\(name)'") }
             infos.append(TensorInfo(name: name, dtype: dtype, shape: shape, file: path))
             map[name] = p
         }
@@ -86,7 +103,8 @@ public final class HDF5File: @unchecked Sendable {
     /// Information on tensor `name`, or nil.
     public func info(_ name: String) -> TensorInfo? { tensors.first { $0.name == name } }
 
-    private static func describe(_ file: hid_t, _ p: String) -> (DType, [Int])? {
+    /// dtype, shape and stored bytes of dataset `p`.
+    private static func describe(_ file: hid_t, _ p: String) -> (DType, [Int], Int)? {
         HDF5Lock.run {
             let d = H5Dopen2(file, p, moe_h5p_default())
             guard d >= 0 else { return nil }
@@ -120,7 +138,8 @@ public final class HDF5File: @unchecked Sendable {
             guard rank >= 0, rank <= 32 else { return nil }
             var dims = [hsize_t](repeating: 0, count: max(rank, 1))
             if rank > 0 { guard H5Sget_simple_extent_dims(s, &dims, nil) >= 0 else { return nil } }
-            return (dtype, rank == 0 ? [] : dims.map { Int($0) })
+            guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }) else { return nil }
+            return (dtype, rank == 0 ? [] : dims.map { Int($0) }, Int(clamping: H5Dget_storage_size(d)))
         }
     }
 

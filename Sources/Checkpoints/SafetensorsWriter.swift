@@ -48,7 +48,7 @@ public enum SafetensorsWriter {
         while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
         let tmp = AtomicOutput.temporaryPath(for: path)
         do {
-            let file = try SequentialFile(path: tmp)
+            let file = try SequentialFile(path: tmp, reportAs: path)
             var length = UInt64(header.count).littleEndian
             try withUnsafeBytes(of: &length) { try file.write($0) }
             try file.write(header)

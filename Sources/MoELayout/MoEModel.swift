@@ -141,6 +141,7 @@ public final class MoEModel: @unchecked Sendable {
         }
         var storage: ExpertStorage
         var D = 0
+        var knownD: Int?
         var dtype = r.dtype
         if let gp = spec.expertGate, checkpoint.contains(gp.name(layer: l, expert: 0)) {
             var experts: [ExpertNames] = []
@@ -149,7 +150,8 @@ public final class MoEModel: @unchecked Sendable {
                 let g = gp.name(layer: l, expert: e)
                 guard let gi = checkpoint.info(g) else { missing.append(e); continue }
                 guard gi.shape.count == 2, gi.shape[1] == d else { return .failure(LayerProblem("'\(g)' has shape \(gi.shape), expected [D, \(d)]")) }
-                if D == 0 { D = gi.shape[0]; dtype = gi.dtype }
+                guard gi.shape[0] > 0 else { return .failure(LayerProblem("'\(g)' has shape \(gi.shape): an expert with no intermediate units")) }
+                if knownD == nil { knownD = gi.shape[0]; D = gi.shape[0]; dtype = gi.dtype }
                 guard gi.shape[0] == D else { return .failure(LayerProblem("'\(g)' has shape \(gi.shape), expected [\(D), \(d)]")) }
                 let up = spec.expertUp.map { $0.name(layer: l, expert: e) }
                 let down = spec.expertDown.map { $0.name(layer: l, expert: e) }

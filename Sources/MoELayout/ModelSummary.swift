@@ -53,14 +53,26 @@ public struct ModelSummary: Sendable {
         }
         dtypes = dt
         totalParameters = total
-        if let k = model.topK {
+        var problems = model.problems
+        if let k = model.topK, k >= 1 {
             var inactive = 0
-            for l in moe { inactive += max(0, l.expertCount - k) * 3 * l.intermediateSize * l.hiddenSize }
+            for l in moe {
+                // Count the projections this layer really stores (a layout may name only W_g).
+                let perExpert: Int
+                switch l.experts {
+                case let .perExpert(e):
+                    let first = e.first
+                    perExpert = [first?.gate, first?.up, first?.down].compactMap { $0 }.compactMap { ckpt.info($0)?.elementCount }.reduce(0, +)
+                case let .fused(gateUp, down):
+                    perExpert = ((ckpt.info(gateUp)?.elementCount ?? 0) + (down.flatMap { ckpt.info($0)?.elementCount } ?? 0)) / max(1, l.expertCount)
+                }
+                inactive += max(0, l.expertCount - k) * perExpert
+            }
             activeParameters = total - inactive
         } else {
+            if let k = model.topK { problems.append("top-k is \(k) in the config; it must be at least 1") }
             activeParameters = nil
         }
-        var problems = model.problems
         if let k = model.topK, let n = moe.first?.expertCount, k > n {
             problems.append("config top-k \(k) exceeds the \(n) experts")
         }

@@ -168,8 +168,8 @@ final class FigureSink {
 
     init(folder: String, settings: FigureSettings) throws {
         self.folder = folder; self.settings = settings
-        try FileManager.default.createDirectory(atPath: folder + "/figures", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: folder + "/tables", withIntermediateDirectories: true)
+        try AtomicOutput.makeFolder(folder + "/figures")
+        try AtomicOutput.makeFolder(folder + "/tables")
     }
 
     /// Writes `figure` as `figures/<stem>.<ext>` for each format (nothing when nil).
@@ -177,7 +177,9 @@ final class FigureSink {
         guard let figure else { return }
         figure.dpi = settings.dpi
         var files: [String] = []
-        for ext in settings.formats {
+        // The page shows PNG or SVG; a PDF-only request still gets a PNG for it.
+        let formats = settings.formats.contains("png") || settings.formats.contains("svg") ? settings.formats : ["png"] + settings.formats
+        for ext in formats {
             let rel = "figures/\(stem).\(ext)"
             var prov = settings.provenance
             prov["moe-inspect:figure"] = stem

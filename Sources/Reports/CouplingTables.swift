@@ -99,7 +99,7 @@ public enum CouplingTables {
     /// Writes each layer's M and cosine matrix as CSV into `folder` (`layer{L}_activation.csv`,
     /// `layer{L}_router_cosine.csv`).
     public static func writeMatrices(_ c: CheckpointCoupling, to folder: String) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try AtomicOutput.makeFolder(folder)
         for l in c.layers {
             if let m = l.activation {
                 let rows = (0..<m.rows).map { i in (0..<m.columns).map { Double(m[i, $0]) } }

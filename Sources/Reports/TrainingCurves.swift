@@ -12,6 +12,10 @@ public struct TrainingLog: Sendable {
         let lines = text.split(whereSeparator: \.isNewline).map(String.init)
         guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }),
               header.contains("step") else { throw ReportError.badLog(file: path, reason: "the first line must name the columns, including 'step'") }
+        if let empty = header.firstIndex(of: "") { throw ReportError.badLog(file: path, reason: "column \(empty + 1) has no name") }
+        if let dup = header.first(where: { h in header.filter { $0 == h }.count > 1 }) {
+            throw ReportError.badLog(file: path, reason: "column '\(dup)' appears twice")
+        }
         var cols = Dictionary(uniqueKeysWithValues: header.map { ($0, [Double]()) })
         for line in lines.dropFirst() {
             let cells = line.split(separator: ",", omittingEmptySubsequences: false)

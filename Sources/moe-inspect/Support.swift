@@ -52,8 +52,11 @@ func formatCount(_ n: Int) -> String {
 func parseSize(_ s: String) -> Int? {
     let t = s.uppercased().trimmingCharacters(in: .whitespaces)
     let units: [(String, Double)] = [("GIB", 1_073_741_824), ("MIB", 1_048_576), ("KIB", 1024), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
-    for (u, m) in units where t.hasSuffix(u) {
-        return Double(t.dropLast(u.count)).map { Int($0 * m) }
+    func bytes(_ v: Double?, _ m: Double) -> Int? {
+        guard let v, v.isFinite else { return nil }
+        let b = v * m
+        return b >= 1 && b < 9e18 ? Int(b) : nil
     }
-    return Double(t).map { Int($0) }
+    for (u, m) in units where t.hasSuffix(u) { return bytes(Double(t.dropLast(u.count)), m) }
+    return bytes(Double(t), 1)
 }

@@ -167,3 +167,28 @@ extension CLITests {
         #expect(bad.stderr.contains("position 3"), "\(bad.stderr)")
     }
 }
+
+extension CLITests {
+    @Test func badOptionsAreRefusedNotObeyed() throws {
+        for args in [["erc", CLITests.fixtures + "/olmoe-tiny", "--samples", "2305843009213693952"],
+                     ["erc", CLITests.fixtures + "/olmoe-tiny", "--layers", "0-2000000000"],
+                     ["erc", CLITests.fixtures + "/olmoe-tiny", "--no-noise", "--samples", "4"],
+                     ["synth", NSTemporaryDirectory() + "never", "--shard-size", "nan"],
+                     ["report", CLITests.fixtures + "/olmoe-tiny", "--out", NSTemporaryDirectory() + "never", "--format", ""]] {
+            let r = try run(args)
+            #expect(r.status != 0, "\(args)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "never"))
+        // A report replaces an earlier report whole: nothing of the old one is left.
+        let dir = temporaryFolder() + "/rep"
+        #expect(try run(["report", CLITests.fixtures + "/deepseek-v3-tiny", "--out", dir, "--no-tsne", "--dpi", "50", "-q"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/figures/activation_layer2.png"))
+        #expect(try run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", dir, "--no-tsne", "--dpi", "50", "-q"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/figures/activation_layer2.png"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/figures/activation_layer1.png"))
+        // A log with a repeated column is an error, not a trap.
+        try "step,lm_loss,lm_loss\n1,2,3\n".write(toFile: dir + "-dup.csv", atomically: true, encoding: .utf8)
+        let p = try run(["plot", dir + "-dup.csv", "--out", dir + "-p.png"])
+        #expect(p.status == 1 && p.stderr.contains("appears twice"))
+    }
+}

@@ -29,7 +29,8 @@ struct AnalysisOptions: ParsableArguments {
         guard ProbeFeature(rawValue: feature) != nil else {
             throw ValidationError("--feature must be one of \(ProbeFeature.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        guard samples >= 1, samples <= 10_000 else { throw ValidationError("--samples must be between 1 and 10000") }
+        if noNoise && samples != 1 { throw ValidationError("--samples averages noise draws; it cannot be combined with --no-noise") }
         for a in alphas where !(a >= 0 && a.isFinite) { throw ValidationError("--alpha must be a non-negative number") }
         if let l = layers, parseLayers(l) == nil { throw ValidationError("--layers '\(l)' is not a list such as 0,3-5") }
     }
@@ -46,7 +47,7 @@ func parseLayers(_ s: String) -> Set<Int>? {
     for part in s.split(separator: ",") {
         let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         if bounds.count == 1, let a = bounds[0], a >= 0 { out.insert(a) }
-        else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a { out.formUnion(a...b) }
+        else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a, b - a <= 100_000 { out.formUnion(a...b) }
         else { return nil }
     }
     return out.isEmpty ? nil : out
@@ -164,11 +165,20 @@ extension MoEInspect {
         func run() throws {
             let model = try layoutOptions.open(checkpoint)
             let sel = layers.flatMap(parseLayers)
+            if let sel {
+                let missing = sel.subtracting(model.moeLayers.map(\.index))
+                if !missing.isEmpty {
+                    throw CommandError("\(checkpoint): layer(s) \(missing.sorted().map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(model.moeLayers.map { String($0.index) }.joined(separator: ", ")))")
+                }
+            }
             var layerResults: [LayerCoupling] = []
             for l in model.moeLayers where sel?.contains(l.index) ?? true {
                 let r = try model.routerWeight(l)
                 var lc = LayerCoupling(layer: l.index, experts: l.expertCount, status: r.hasNonFinite ? "router contains NaN or Inf" : "ok")
-                if lc.isOK { lc.geometry = RouterGeometry(router: r) }
+                if lc.isOK {
+                    let g = RouterGeometry(router: r)
+                    if let zero = g.routerNorms.firstIndex(of: 0) { lc.status = "router row \(zero) has zero norm" } else { lc.geometry = g }
+                }
                 layerResults.append(lc)
             }
             let c = CheckpointCoupling(checkpoint: checkpoint, step: CouplingAnalysis.step(fromPath: checkpoint), layers: layerResults)

@@ -1,5 +1,6 @@
 import Analysis
 import ArgumentParser
+import Checkpoints
 import Embedding
 import Foundation
 import Reports
@@ -9,12 +10,13 @@ struct FigureOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Figure formats, comma-separated: png, pdf, svg (default png).", valueName: "list"))
     var format: String = "png"
 
-    @Option(help: "Pixels per inch of PNG figures (default 150).")
+    @Option(help: "Pixels per inch of PNG figures, 36 to 1200 (default 150).")
     var dpi: Double = 150
 
     var formats: [String] { format.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
 
     func validate() throws {
+        guard !formats.isEmpty else { throw ValidationError("--format needs at least one of png, pdf, svg") }
         for f in formats where !["png", "pdf", "svg"].contains(f) { throw ValidationError("--format takes png, pdf and svg, not '\(f)'") }
         guard dpi >= 36, dpi <= 1200 else { throw ValidationError("--dpi must be between 36 and 1200") }
     }
@@ -33,18 +35,29 @@ struct FigureOptions: ParsableArguments {
     }
 }
 
-/// Checks that `dir` may receive a report: new, empty, an earlier report, or --overwrite.
-func prepareReportFolder(_ dir: String, overwrite: Bool) throws {
+/// Writes a report folder atomically: `body` fills a temporary sibling folder, which then
+/// replaces `dir`. An existing `dir` is replaced only when it is empty, an earlier report of this
+/// tool (it holds `summary.json`), or `overwrite` is given; nothing of the old folder is kept.
+func writeReportFolder(_ dir: String, overwrite: Bool, _ body: (String) throws -> Void) throws {
     let fm = FileManager.default
     var isDir: ObjCBool = false
+    var replace = false
     if fm.fileExists(atPath: dir, isDirectory: &isDir) {
         guard isDir.boolValue else { throw CommandError("\(dir): exists and is not a folder") }
         let entries = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
         if !entries.isEmpty && !fm.fileExists(atPath: dir + "/summary.json") && !overwrite {
             throw CommandError("\(dir): folder is not empty and holds no earlier report; choose another --out or pass --overwrite")
         }
+        replace = true
     }
-    try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let parent = (dir as NSString).deletingLastPathComponent
+    if !parent.isEmpty { try AtomicOutput.makeFolder(parent) }
+    let tmp = try AtomicOutput.temporaryFolder(for: dir)
+    do { try body(tmp) } catch {
+        try? fm.removeItem(atPath: tmp)
+        throw error
+    }
+    try AtomicOutput.commitFolder(tmp, to: dir, replace: replace)
 }
 
 extension MoEInspect {
@@ -63,7 +76,7 @@ extension MoEInspect {
         @OptionGroup var analysis: AnalysisOptions
         @OptionGroup var layoutOptions: LayoutOptions
 
-        @Flag(help: "Write into a non-empty folder that holds no earlier report.")
+        @Flag(help: "Replace OUT even when it is a non-empty folder that holds no earlier report (an earlier report in OUT is always replaced whole).")
         var overwrite = false
 
         @Flag(help: "Skip the t-SNE maps (they take about 20 s on an OLMoE-1B-7B layer).")
@@ -73,30 +86,39 @@ extension MoEInspect {
         var quiet = false
 
         func run() throws {
-            try prepareReportFolder(out, overwrite: overwrite)
             let start = Date()
             let options = analysis.options
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
             let report = CouplingReport(figures.settings(checkpoints: checkpoints, quiet: quiet))
             let progress = Progress(quiet: quiet)
             var maps: [(name: String, title: String, map: ExpertMap)] = []
-            if !noTsne, let last = checkpoints.last {
+            if !noTsne, let last = checkpoints.last, let lastRun = runs.last {
+                // Maps of the layers that analysed cleanly (within --layers); a failure skips the map.
+                let good = Set(lastRun.layers.filter(\.isOK).map(\.layer))
                 let model = try layoutOptions.open(last)
-                if let first = model.moeLayers.first {
-                    progress.say("t-SNE of layer \(first.index)'s W_g rows and router rows")
-                    let neurons = try ExpertPoints.neurons(model, layer: first, perExpert: 64, seed: analysis.seed)
-                    maps.append(("tsne_neurons_layer\(first.index)", "t-SNE of W_g rows and router rows, layer \(first.index)",
-                                 try ExpertMap.make(neurons, tsne: reportTSNE(points: neurons.data.rows, columns: neurons.data.columns), labelBy: "expert")))
-                    let experts = try ExpertPoints.experts(model, layers: model.moeLayers, allProjections: false, seed: analysis.seed)
-                    if experts.data.rows >= 8 {
-                        progress.say("t-SNE of the experts of all layers")
-                        maps.append(("tsne_experts", "t-SNE of the experts of all MoE layers (W_g)",
-                                     try ExpertMap.make(experts, tsne: reportTSNE(points: experts.data.rows, columns: experts.data.columns),
-                                                        labelBy: model.moeLayers.count > 1 ? "layer" : "expert")))
+                let usable = model.moeLayers.filter { good.contains($0.index) }
+                if let first = usable.first {
+                    do {
+                        progress.say("t-SNE of layer \(first.index)'s W_g rows and router rows")
+                        let neurons = try ExpertPoints.neurons(model, layer: first, perExpert: 64, seed: analysis.seed)
+                        maps.append(("tsne_neurons_layer\(first.index)", "t-SNE of W_g rows and router rows, layer \(first.index)",
+                                     try ExpertMap.make(neurons, tsne: reportTSNE(points: neurons.data.rows, columns: neurons.data.columns), labelBy: "expert")))
+                        let experts = try ExpertPoints.experts(model, layers: usable, allProjections: false, seed: analysis.seed)
+                        if experts.data.rows >= 8 {
+                            progress.say("t-SNE of the experts of \(usable.count) layer(s)")
+                            maps.append(("tsne_experts", "t-SNE of the experts of \(usable.count == 1 ? "layer \(first.index)" : "\(usable.count) MoE layers") (W_g)",
+                                         try ExpertMap.make(experts, tsne: reportTSNE(points: experts.data.rows, columns: experts.data.columns),
+                                                            labelBy: usable.count > 1 ? "layer" : "expert")))
+                        }
+                    } catch {
+                        progress.say("\(last): t-SNE map skipped: \(error)")
                     }
                 }
             }
-            let written = try report.write(runs, options: options, maps: maps, to: out)
+            var written: [ReportFigure] = []
+            try writeReportFolder(out, overwrite: overwrite) { tmp in
+                written = try report.write(runs, options: options, maps: maps, to: tmp)
+            }
             progress.say(String(format: "report: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")
         }
@@ -124,7 +146,7 @@ extension MoEInspect {
         @OptionGroup var analysis: AnalysisOptions
         @OptionGroup var layoutOptions: LayoutOptions
 
-        @Flag(help: "Write into a non-empty folder that holds no earlier report.")
+        @Flag(help: "Replace OUT even when it is a non-empty folder that holds no earlier report (an earlier report in OUT is always replaced whole).")
         var overwrite = false
 
         @Flag(name: [.short, .long], help: "No progress on stderr.")
@@ -142,14 +164,16 @@ extension MoEInspect {
         }
 
         func run() throws {
-            try prepareReportFolder(out, overwrite: overwrite)
             let start = Date()
             let options = analysis.options
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
             let report = ComparisonReport(figures.settings(checkpoints: checkpoints, quiet: quiet))
             let progress = Progress(quiet: quiet)
             let logFiles = try (logs?.split(separator: ",").map { try TrainingLog(path: String($0)) }) ?? []
-            let written = try report.write(runs, labels: labelList, options: options, logs: logFiles, to: out)
+            var written: [ReportFigure] = []
+            try writeReportFolder(out, overwrite: overwrite) { tmp in
+                written = try report.write(runs, labels: labelList, options: options, logs: logFiles, to: tmp)
+            }
             progress.say(String(format: "compare: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")
         }
@@ -173,6 +197,7 @@ extension MoEInspect {
 
         func validate() throws {
             guard ["png", "pdf", "svg"].contains((out as NSString).pathExtension.lowercased()) else { throw ValidationError("--out must end in .png, .pdf or .svg") }
+            guard dpi >= 36, dpi <= 1200 else { throw ValidationError("--dpi must be between 36 and 1200") }
         }
 
         func run() throws {

@@ -53,10 +53,26 @@ extension MoEInspect {
             if s.topK > s.experts { throw ValidationError("--top-k \(s.topK) exceeds --experts \(s.experts)") }
             if s.hiddenSize % s.heads != 0 { throw ValidationError("--hidden \(s.hiddenSize) is not divisible by --heads \(s.heads)") }
             guard let d = DType(userSpelling: dtype), [.bf16, .f16, .f32].contains(d) else { throw ValidationError("--dtype must be bf16, f16 or f32") }
-            guard parseSize(shardSize) != nil else { throw ValidationError("--shard-size '\(shardSize)' is not a size") }
+            guard parseSize(shardSize) != nil else { throw ValidationError("--shard-size '\(shardSize)' is not a positive size such as 5GB") }
+            // Every tensor's byte count, and the total, must fit in 64 bits.
+            var total = 0
+            for spec in SyntheticCheckpoint(shape: s, dtype: .f32).specs {
+                var c = 4
+                for d in spec.shape {
+                    let (p, o) = c.multipliedReportingOverflow(by: d)
+                    guard !o else { throw ValidationError("tensor '\(spec.name)' of shape \(spec.shape) is too large") }
+                    c = p
+                }
+                let (t, o) = total.addingReportingOverflow(c)
+                guard !o else { throw ValidationError("the checkpoint would be too large") }
+                total = t
+            }
         }
 
         func run() throws {
+            if FileManager.default.fileExists(atPath: output) && !overwrite {
+                throw CommandError("\(output): already exists; choose another output or pass --overwrite")
+            }
             let synth = SyntheticCheckpoint(shape: try shape(), dtype: DType(userSpelling: dtype) ?? .bf16, seed: seed)
             let total = synth.specs.reduce(0) { $0 + $1.byteCount }
             let progress = Progress(quiet: quiet)
