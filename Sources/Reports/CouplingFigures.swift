@@ -155,10 +155,11 @@ public enum CouplingFigures {
         a.x.label = "expert i"; a.y.label = "‖R[i]‖₂"; a.title = "router rows"
         b.x.label = "expert i"; b.y.label = "‖W_g^i‖_F"; b.title = "gate projections"
         for (k, l) in ok.enumerated() {
+            guard let g = l.geometry else { continue }
             let color = lineColor(k, of: ok.count)
             let x = (0..<l.experts).map(Double.init)
-            try a.plot(x: x, y: l.geometry!.routerNorms, label: layerLabel(l.layer), color: color)
-            if !l.geometry!.gateNorms.isEmpty { try b.plot(x: x, y: l.geometry!.gateNorms, label: layerLabel(l.layer), color: color) }
+            try a.plot(x: x, y: g.routerNorms, label: layerLabel(l.layer), color: color)
+            if !g.gateNorms.isEmpty { try b.plot(x: x, y: g.gateNorms, label: layerLabel(l.layer), color: color) }
         }
         a.legend = .none
         b.legend = ok.count <= 10 ? .automatic : .none
@@ -190,7 +191,7 @@ public enum CouplingFigures {
         layerAxis(ax, ok.map(\.layer))
         ax.y.label = "mean |cos(R[i], R[j])|, i ≠ j"
         ax.y.includesZero = true
-        try ax.plot(x: ok.map { Double($0.layer) }, y: ok.map { $0.geometry!.meanAbsCosine }, label: "mean |cos|", marker: .circle)
+        try ax.plot(x: ok.map { Double($0.layer) }, y: ok.map { $0.geometry?.meanAbsCosine ?? .nan }, label: "mean |cos|", marker: .circle)
         ax.legend = .none
         return f
     }
