@@ -8,12 +8,12 @@ import Tensors
 /// OpenBLAS's own threads busy-wait (sched_yield) between calls and fight the
 /// `concurrentPerform` workers of the element-wise passes and of attention on a 2-core machine
 /// (measured: most of a step lost to yields). Training therefore runs OpenBLAS with one thread
-/// and cuts each large product into blocks of `blockSize` rows (or columns) of C computed
-/// concurrently. The blocks depend only on the shape, never on the number of cores, so the
-/// result is the same bits whatever the machine (OpenBLAS picks kernels by block shape, so a
-/// split by core count would not be).
+/// and cuts each large product into blocks of rows (or columns) of C computed concurrently.
+/// The blocks depend only on the shape, never on the number of cores, so the result is the
+/// same bits whatever the machine (OpenBLAS picks kernels by block shape, so a split by core
+/// count would not be).
 enum ParallelGEMM {
-    /// Rows (or columns) of C per block.
+    /// Largest rows (or columns) of C per block.
     static let blockSize = 256
 
     /// The OpenBLAS kernel family in use (e.g. `SkylakeX`; `Prescott` means the CPU was not
@@ -23,31 +23,78 @@ enum ParallelGEMM {
     /// Makes OpenBLAS single-threaded for the rest of the process (training owns the cores).
     static func takeOverThreads() { openblas_set_num_threads(1) }
 
+    /// One product `C = alpha op(A) op(B) + beta C`, row-major, as `BLAS.gemm`.
+    struct Call: @unchecked Sendable {
+        var transA = false, transB = false
+        var m: Int, n: Int, k: Int
+        var alpha: Float = 1
+        var a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+        var beta: Float = 0
+        var c: UnsafeMutablePointer<Float>, ldc: Int
+
+        /// Split along rows of C (else columns), the rows (columns) per block and the number of
+        /// blocks: an even number of blocks of at most `blockSize` (a multiple of 16), so that
+        /// two cores share the work evenly, and one block for small products.
+        var split: (rows: Bool, size: Int, blocks: Int) {
+            let rows = m >= n, dim = rows ? m : n
+            guard dim > 16, 2 * m * n * k >= 4_000_000 else { return (rows, max(1, dim), 1) }
+            var blocks = max(2, (dim + blockSize - 1) / blockSize)
+            if blocks % 2 == 1 { blocks += 1 }
+            let size = ((dim + blocks - 1) / blocks + 15) / 16 * 16
+            return (rows, size, (dim + size - 1) / size)
+        }
+
+        /// Computes block `i` of `split`.
+        func run(block i: Int, of s: (rows: Bool, size: Int, blocks: Int)) {
+            if s.blocks <= 1 {
+                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            } else if s.rows {
+                let r0 = i * s.size, rows = min(m, r0 + s.size) - r0
+                let aStart = transA ? a + r0 : a + r0 * lda
+                BLAS.gemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: aStart, lda: lda,
+                          b: b, ldb: ldb, beta: beta, c: c + r0 * ldc, ldc: ldc)
+            } else {
+                let c0 = i * s.size, cols = min(n, c0 + s.size) - c0
+                let bStart = transB ? b + c0 * ldb : b + c0
+                BLAS.gemm(transA: transA, transB: transB, m: m, n: cols, k: k, alpha: alpha, a: a, lda: lda,
+                          b: bStart, ldb: ldb, beta: beta, c: c + c0, ldc: ldc)
+            }
+        }
+    }
+
     /// `C = alpha op(A) op(B) + beta C`, row-major, as `BLAS.gemm`, in shape-determined blocks
     /// run concurrently (`concurrent: false` runs the same blocks in order, for tests).
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, concurrent: Bool = true) {
-        let splitRows = m >= n
-        let blocks = ((splitRows ? m : n) + blockSize - 1) / blockSize
-        guard blocks > 1, 2 * m * n * k >= 4_000_000 else {
-            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        batch([Call(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc)], concurrent: concurrent)
+    }
+
+    /// Independent products (no call writes what another reads or writes), all their blocks
+    /// in one concurrent pass: each call gives the same bits as `gemm` alone.
+    static func batch(_ calls: [Call], concurrent: Bool = true) {
+        var jobs: [(call: Int, block: Int)] = []
+        let splits = calls.map(\.split)
+        for (i, s) in splits.enumerated() where calls[i].m > 0 && calls[i].n > 0 {
+            for b in 0..<s.blocks { jobs.append((i, b)) }
+        }
+        if jobs.count <= 1 || !concurrent {
+            for j in jobs { calls[j.call].run(block: j.block, of: splits[j.call]) }
             return
         }
-        let ap = SharedPointer(UnsafeMutablePointer(mutating: a)), bp = SharedPointer(UnsafeMutablePointer(mutating: b)), cp = SharedPointer(c)
-        let body: @Sendable (Int) -> Void = { i in
-            if splitRows {
-                let r0 = i * blockSize, rows = min(m, r0 + blockSize) - r0
-                let aStart = transA ? ap.p + r0 : ap.p + r0 * lda
-                BLAS.gemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: aStart, lda: lda,
-                          b: bp.p, ldb: ldb, beta: beta, c: cp.p + r0 * ldc, ldc: ldc)
-            } else {
-                let c0 = i * blockSize, cols = min(n, c0 + blockSize) - c0
-                let bStart = transB ? bp.p + c0 * ldb : bp.p + c0
-                BLAS.gemm(transA: transA, transB: transB, m: m, n: cols, k: k, alpha: alpha, a: ap.p, lda: lda,
-                          b: bStart, ldb: ldb, beta: beta, c: cp.p + c0, ldc: ldc)
+        jobs.withUnsafeBufferPointer { jp in
+            calls.withUnsafeBufferPointer { cp in
+                splits.withUnsafeBufferPointer { sp in
+                    let j = SharedPointer(UnsafeMutablePointer(mutating: jp.baseAddress!))
+                    let c = SharedPointer(UnsafeMutablePointer(mutating: cp.baseAddress!))
+                    let s = SharedPointer(UnsafeMutablePointer(mutating: sp.baseAddress!))
+                    DispatchQueue.concurrentPerform(iterations: jp.count) { i in
+                        let job = j.p[i]
+                        c.p[job.call].run(block: job.block, of: s.p[job.call])
+                    }
+                }
             }
         }
-        if concurrent { DispatchQueue.concurrentPerform(iterations: blocks, execute: body) } else { for i in 0..<blocks { body(i) } }
     }
 }

@@ -74,6 +74,15 @@ struct SparseMoE {
         }
     }
 
+    /// (expert, first row, rows) of every expert that received rows.
+    func expertRows(_ a: LayerActivations) -> [(Int, Int, Int)] {
+        let start = a.expertStart.pointer
+        return (0..<experts).compactMap { e in
+            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
+            return m > 0 ? (e, r0, m) : nil
+        }
+    }
+
     /// Expert forward: writes `output` [T, d] = sum over chosen experts of weight * expert(h).
     /// `gateUp` [n, 2D, d] (gate rows first per expert), `down` [n, d, D].
     func forwardExperts(input h: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
@@ -85,12 +94,11 @@ struct SparseMoE {
             for r in range { (xg.p + r * d).update(from: hs.p + Int(rt.p[r]) * d, count: d) }
         }
         let start = a.expertStart.pointer
-        for e in 0..<experts {
-            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
-            guard m > 0 else { continue }
-            ParallelGEMM.gemm(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
-                      b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
-        }
+        // every expert's blocks in one concurrent pass (experts touch disjoint rows)
+        ParallelGEMM.batch(expertRows(a).map { (e, r0, m) in
+            ParallelGEMM.Call(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
+                              b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
+        })
         let gu = SharedPointer(a.gateUp.pointer), act = SharedPointer(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
@@ -98,12 +106,11 @@ struct SparseMoE {
                 SwiGLU.forward(gate: g, up: u, out: o, count: D)
             }
         }
-        for e in 0..<experts {
-            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
-            guard m > 0 else { continue }
-            ParallelGEMM.gemm(transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
-                      b: w2 + e * d * D, ldb: D, c: a.expertOutput.pointer + r0 * d, ldc: d)
-        }
+        ParallelGEMM.batch(expertRows(a).map { (e, r0, m) in
+            ParallelGEMM.Call(transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
+                              b: w2 + e * d * D, ldb: D, c: a.expertOutput.pointer + r0 * d, ldc: d)
+        })
+        _ = start
         // combine per token, experts in ascending order as transformers' index_add_ does
         let y = SharedPointer(a.expertOutput.pointer), out = SharedPointer(output)
         let te = SharedPointer(a.topExpert.pointer), tw = SharedPointer(a.topWeight.pointer), ro = SharedPointer(a.rowOfSlot.pointer)
@@ -144,18 +151,19 @@ struct SparseMoE {
                 }
             }
         }
-        let start = a.expertStart.pointer
         let dY = a.expertOutput.pointer
-        for e in 0..<experts {
-            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
-            guard m > 0 else { continue }
-            if let dDown {
-                ParallelGEMM.gemm(transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
-                          beta: 1, c: dDown + e * d * D, ldc: D)
-            }
-            // dAct = dY W_down, into the SwiGLU buffer
-            ParallelGEMM.gemm(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
+        let rowsOf = expertRows(a)
+        // all weight gradients (reading the activations) before dAct overwrites them
+        if let dDown {
+            ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
+                ParallelGEMM.Call(transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
+                                  beta: 1, c: dDown + e * d * D, ldc: D)
+            })
         }
+        // dAct = dY W_down, into the SwiGLU buffer
+        ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
+            ParallelGEMM.Call(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
+        })
         let gu = SharedPointer(a.gateUp.pointer), dact = SharedPointer(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
@@ -164,17 +172,17 @@ struct SparseMoE {
             }
         }
         let dGU = a.gateUp.pointer
-        for e in 0..<experts {
-            let r0 = Int(start[e]), m = Int(start[e + 1]) - r0
-            guard m > 0 else { continue }
-            if let dGateUp {
-                ParallelGEMM.gemm(transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
-                          beta: 1, c: dGateUp + e * 2 * D * d, ldc: d)
-            }
-            // dX = dGU W_gateUp, into the gathered-input buffer
-            ParallelGEMM.gemm(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
-                      c: a.expertInput.pointer + r0 * d, ldc: d)
+        if let dGateUp {
+            ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
+                ParallelGEMM.Call(transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
+                                  beta: 1, c: dGateUp + e * 2 * D * d, ldc: d)
+            })
         }
+        // dX = dGU W_gateUp, into the gathered-input buffer
+        ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
+            ParallelGEMM.Call(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
+                              c: a.expertInput.pointer + r0 * d, ldc: d)
+        })
         let dx = SharedPointer(a.expertInput.pointer), din = SharedPointer(dInput)
         Parallel.forRows(tokens, rowCost: d * k) { _, range in
             for t in range {
