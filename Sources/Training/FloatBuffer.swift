@@ -29,7 +29,10 @@ public final class FloatBuffer: @unchecked Sendable {
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 
     /// Sets every element to zero.
-    public func zero() { pointer.update(repeating: 0, count: count) }
+    public func zero() {
+        let p = SharedPointer(pointer)
+        Parallel.forRows(count, rowCost: 1) { _, r in (p.p + r.lowerBound).update(repeating: 0, count: r.count) }
+    }
 
     /// Copies all elements of `other` (same count) into this buffer.
     public func copy(from other: FloatBuffer) {

@@ -126,10 +126,12 @@ public final class OlmoeModel: @unchecked Sendable {
         let rope = rotaryTable(length: ws.length)
         func grad(_ group: ParameterGroup, _ offset: Int) -> UnsafeMutablePointer<Float>? { trainable.contains(group) ? G + offset : nil }
         let headGroup: ParameterGroup = c.tieWordEmbeddings ? .embedding : .lmHead
+        // weight gradient and input gradient in one concurrent pass (independent)
+        var calls = [ParallelGEMM.Call(m: T, n: d, k: V, a: ws.logits.pointer, lda: V, b: W + layout.lmHead, ldb: d, c: ws.dNormed.pointer, ldc: d)]
         if let g = grad(headGroup, layout.lmHead) {
-            ParallelGEMM.gemm(transA: true, m: V, n: d, k: T, a: ws.logits.pointer, lda: V, b: ws.normedFinal.pointer, ldb: d, beta: 1, c: g, ldc: d)
+            calls.insert(ParallelGEMM.Call(transA: true, m: V, n: d, k: T, a: ws.logits.pointer, lda: V, b: ws.normedFinal.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
         }
-        ParallelGEMM.gemm(m: T, n: d, k: V, a: ws.logits.pointer, lda: V, b: W + layout.lmHead, ldb: d, c: ws.dNormed.pointer, ldc: d)
+        ParallelGEMM.batch(calls)
         RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: ws.stream.pointer + c.layerCount * T * d, xStride: d,
                          rstd: ws.rstdFinal.pointer, weight: W + layout.finalNorm, rows: T, dim: d,
                          dx: ws.dStream.pointer, dxStride: d, accumulate: false,
@@ -148,18 +150,22 @@ public final class OlmoeModel: @unchecked Sendable {
             moe.backwardRouter(a, dTopWeight: ws.dTopWeight.pointer, lbPerExpert: lbPerExpert, zScale: zScale,
                                dLogits: ws.dRouterLogits.pointer)
             let n = c.expertCount
+            // weight gradient and input gradient in one concurrent pass (independent)
+            var routerCalls = [ParallelGEMM.Call(m: T, n: d, k: n, a: ws.dRouterLogits.pointer, lda: n, b: W + o.router, ldb: d, beta: 1, c: ws.dNormed.pointer, ldc: d)]
             if let g = grad(.router, o.router) {
-                ParallelGEMM.gemm(transA: true, m: n, n: d, k: T, a: ws.dRouterLogits.pointer, lda: n, b: a.normedPost.pointer, ldb: d, beta: 1, c: g, ldc: d)
+                routerCalls.insert(ParallelGEMM.Call(transA: true, m: n, n: d, k: T, a: ws.dRouterLogits.pointer, lda: n, b: a.normedPost.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
             }
-            ParallelGEMM.gemm(m: T, n: d, k: n, a: ws.dRouterLogits.pointer, lda: n, b: W + o.router, ldb: d, beta: 1, c: ws.dNormed.pointer, ldc: d)
+            ParallelGEMM.batch(routerCalls)
             RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: a.residualMid.pointer, xStride: d, rstd: a.rstdPost.pointer,
                              weight: W + o.postNorm, rows: T, dim: d, dx: ws.dStream.pointer, dxStride: d, accumulate: true,
                              dWeight: grad(.norm, o.postNorm), partials: ws.partials.pointer)
             // attention block: dStream now holds dL/d(residual after attention)
+            // weight gradient and input gradient in one concurrent pass (independent)
+            var outputCalls = [ParallelGEMM.Call(m: T, n: d, k: d, a: ws.dStream.pointer, lda: d, b: W + o.output, ldb: d, c: ws.dAttention.pointer, ldc: d)]
             if let g = grad(.attention, o.output) {
-                ParallelGEMM.gemm(transA: true, m: d, n: d, k: T, a: ws.dStream.pointer, lda: d, b: a.attention.pointer, ldb: d, beta: 1, c: g, ldc: d)
+                outputCalls.insert(ParallelGEMM.Call(transA: true, m: d, n: d, k: T, a: ws.dStream.pointer, lda: d, b: a.attention.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
             }
-            ParallelGEMM.gemm(m: T, n: d, k: d, a: ws.dStream.pointer, lda: d, b: W + o.output, ldb: d, c: ws.dAttention.pointer, ldc: d)
+            ParallelGEMM.batch(outputCalls)
             attention.backward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, dOutput: ws.dAttention.pointer,
                                dqkv: ws.dQKV.pointer, scratch: ws.attentionScratch.pointer)
             rope.apply(ws.dQKV.pointer, rows: T, rowStride: S, heads: c.headCount, sequenceLength: ws.length, inverse: true)
@@ -171,10 +177,12 @@ public final class OlmoeModel: @unchecked Sendable {
             RMSNorm.backward(dy: ws.dQKV.pointer + d, dyStride: S, x: a.qkvRaw.pointer + d, xStride: S, rstd: a.rstdKey.pointer,
                              weight: W + o.kNorm, rows: T, dim: kv, dx: ws.dQKV.pointer + d, dxStride: S, accumulate: false,
                              dWeight: grad(.norm, o.kNorm), partials: ws.partials.pointer)
+            // weight gradient and input gradient in one concurrent pass (independent)
+            var qkvCalls = [ParallelGEMM.Call(m: T, n: d, k: S, a: ws.dQKV.pointer, lda: S, b: W + o.qkv, ldb: d, c: ws.dNormed.pointer, ldc: d)]
             if let g = grad(.attention, o.qkv) {
-                ParallelGEMM.gemm(transA: true, m: S, n: d, k: T, a: ws.dQKV.pointer, lda: S, b: a.normedInput.pointer, ldb: d, beta: 1, c: g, ldc: d)
+                qkvCalls.insert(ParallelGEMM.Call(transA: true, m: S, n: d, k: T, a: ws.dQKV.pointer, lda: S, b: a.normedInput.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
             }
-            ParallelGEMM.gemm(m: T, n: d, k: S, a: ws.dQKV.pointer, lda: S, b: W + o.qkv, ldb: d, c: ws.dNormed.pointer, ldc: d)
+            ParallelGEMM.batch(qkvCalls)
             RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: x, xStride: d, rstd: a.rstdInput.pointer,
                              weight: W + o.inputNorm, rows: T, dim: d, dx: ws.dStream.pointer, dxStride: d, accumulate: true,
                              dWeight: grad(.norm, o.inputNorm), partials: ws.partials.pointer)

@@ -91,15 +91,26 @@ enum GradientClipping {
             part.withUnsafeMutableBufferPointer { pb in
                 let pp = SharedPointer(pb.baseAddress!)
                 Parallel.forRows(r.count, rowCost: 1) { c, sub in
+                    // 16 Float lanes over runs of 1024 elements, each run's lanes summed into Double
                     var s: Double = 0
-                    var f: Float = 0
-                    var k = 0
-                    for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) {
-                        f += gp.p[i] * gp.p[i]
-                        k += 1
-                        if k == 1024 { s += Double(f); f = 0; k = 0 }
+                    var i = r.lowerBound + sub.lowerBound
+                    let end = r.lowerBound + sub.upperBound
+                    while i < end {
+                        let runEnd = min(end, i + 1024)
+                        var acc = VectorMath.V()
+                        while i + VectorMath.width <= runEnd {
+                            let x = VectorMath.load(gp.p + i)
+                            acc = acc + x * x
+                            i += VectorMath.width
+                        }
+                        if i < runEnd {
+                            let x = VectorMath.loadPartial(gp.p + i, runEnd - i)
+                            acc = acc + x * x
+                            i = runEnd
+                        }
+                        s += Double(VectorMath.sum(acc))
                     }
-                    pp.p[c] = s + Double(f)
+                    pp.p[c] = s
                 }
             }
             total += part.reduce(0, +)
