@@ -64,10 +64,15 @@ struct ERCRegularizer {
         let c = model.config, d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
         let W = model.parameters.pointer, o = model.layout.layers[l]
         let router = Tensor(shape: [n, d], storage: Array(UnsafeBufferPointer(start: W + o.router, count: n * d)))
-        var gate = Tensor(shape: [n, D, d])
-        gate.storage.withUnsafeMutableBufferPointer { g in
-            for e in 0..<n { (g.baseAddress! + e * D * d).update(from: W + o.gateUp + e * 2 * D * d, count: D * d) }
+        // the gate rows of each expert, copied straight into uninitialised storage (no 2 MB
+        // zero fill per layer and step: ERC is memory-bound at the reference size)
+        let gateStorage = [Float](unsafeUninitializedCapacity: n * D * d) { g, initialized in
+            if let base = g.baseAddress {
+                for e in 0..<n { (base + e * D * d).initialize(from: W + o.gateUp + e * 2 * D * d, count: D * d) }
+            }
+            initialized = n * D * d
         }
+        let gate = Tensor(shape: [n, D, d], storage: gateStorage)
         let eps: [Double]
         let erc: ERCGradient
         do {
