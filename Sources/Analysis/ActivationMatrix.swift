@@ -108,7 +108,11 @@ public enum ActivationMatrix {
             out.storage.withUnsafeMutableBufferPointer { ob in
                 let o = UncheckedFloats(ob.baseAddress)
                 let shared = UnsafeShared(buffer)
-                DispatchQueue.concurrentPerform(iterations: m) { i in
+                // Small matrices (training's n = 8) are not worth waking the other core for.
+                let rows: (Int, @Sendable (Int) -> Void) -> Void = m * experts * D < 1 << 18
+                    ? { count, body in for i in 0..<count { body(i) } }
+                    : { count, body in DispatchQueue.concurrentPerform(iterations: count, execute: body) }
+                rows(m) { i in
                     let pp = shared.value
                     for j in 0..<experts {
                         var s = 0.0

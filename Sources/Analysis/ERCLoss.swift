@@ -99,8 +99,8 @@ public struct ERCGradient: Sendable {
             guard delta.shape == router.shape else { throw .invalid("noise shape \(delta.shape) differs from the router's \(router.shape)") }
             for k in x.storage.indices { x.storage[k] *= delta.storage[k] }
         }
-        // P = X W^T
-        var p = [Float](repeating: 0, count: n * n * D)
+        // P = X W^T (every element written by the GEMM, so no zero fill)
+        var p = [Float](unsafeUninitializedCapacity: n * n * D) { _, count in count = n * n * D }
         x.storage.withUnsafeBufferPointer { xp in
             gate.storage.withUnsafeBufferPointer { wp in
                 p.withUnsafeMutableBufferPointer { pp in
@@ -113,16 +113,19 @@ public struct ERCGradient: Sendable {
         let loss = ERCLoss(activation: m, alpha: alpha)
         let gm = ERCLoss.gradient(activation: m, alpha: alpha)
         // dP in place of P.
-        for i in 0..<n {
-            for j in 0..<n {
-                let mij = m[i, j]
-                let scale: Float = mij > 0 ? gm[i, j] / mij : 0
-                let base = i * n * D + j * D
-                for k in 0..<D { p[base + k] *= scale }
+        p.withUnsafeMutableBufferPointer { pb in
+            guard let base = pb.baseAddress else { return }
+            for i in 0..<n {
+                for j in 0..<n {
+                    let mij = m[i, j]
+                    let scale: Float = mij > 0 ? gm[i, j] / mij : 0
+                    let row = base + i * n * D + j * D
+                    for k in 0..<D { row[k] *= scale }
+                }
             }
         }
-        var dW = Tensor(shape: [n, D, d])
-        var dX = Tensor(shape: [n, d])
+        var dW = Tensor(shape: [n, D, d], storage: [Float](unsafeUninitializedCapacity: n * D * d) { _, c in c = n * D * d })
+        var dX = Tensor(shape: [n, d], storage: [Float](unsafeUninitializedCapacity: n * d) { _, c in c = n * d })
         p.withUnsafeBufferPointer { dp in
             x.storage.withUnsafeBufferPointer { xp in
                 dW.storage.withUnsafeMutableBufferPointer { wb in
