@@ -1,4 +1,4 @@
-/// A tensor-name pattern with `{layer}` and `{expert}` placeholders that match decimal numbers,
+/// A tensor-name pattern with `{layer}` and `{expert}` fields that match decimal numbers,
 /// e.g. `model.layers.{layer}.mlp.experts.{expert}.gate_proj.weight`.
 public struct NamePattern: Sendable, Hashable, Codable, CustomStringConvertible {
     enum Token: Hashable, Sendable { case literal([UInt8]), layer, expert }
@@ -7,7 +7,7 @@ public struct NamePattern: Sendable, Hashable, Codable, CustomStringConvertible 
     public let text: String
     let tokens: [Token]
 
-    /// Parses `text`; unknown `{...}` placeholders are kept as literal text.
+    /// Parses `text`; unknown `{...}` fields are kept as literal text.
     public init(_ text: String) {
         self.text = text
         var tokens: [Token] = []
@@ -33,7 +33,7 @@ public struct NamePattern: Sendable, Hashable, Codable, CustomStringConvertible 
     public func encode(to encoder: Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(text) }
     public var description: String { text }
 
-    /// The layer and expert numbers if `name` matches (nil for a placeholder the pattern lacks).
+    /// The layer and expert numbers if `name` matches (nil for a field the pattern lacks).
     public func match(_ name: String) -> (layer: Int?, expert: Int?)? {
         var u = Array(name.utf8)[...]
         var layer: Int?, expert: Int?
