@@ -33,6 +33,7 @@ MOE_BENCH=1 swift test -c release -Xswiftc -enable-testing --skip-build --filter
 
 echo "== issue 3: erc --no-noise --alpha 1 over all 16 layers"
 # Three runs, median: the page cache may have dropped part of the 14 GB since it was warmed.
+rm -f /tmp/moe-bench-erc-times
 for run in 1 2 3; do
   timed "moe-inspect erc (run $run)" $BIN erc "$CKPT" --no-noise --alpha 1 --csv /tmp/moe-bench-erc.csv -q
   cat /tmp/moe-bench-last >> /tmp/moe-bench-erc-times; done
