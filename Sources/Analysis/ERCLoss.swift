@@ -147,3 +147,73 @@ public struct ERCGradient: Sendable {
         self.gate = dW
     }
 }
+
+extension ERCGradient {
+    /// The ERC loss of one layer whose expert gate projections are read in place (expert e's
+    /// [D, d] rows at `gate + e * expertStride`), with `weight * dL/dR` and `weight * dL/dW_g`
+    /// added straight into the caller's gradient buffers (same strides), as training needs:
+    /// no copy of W_g and no temporary dW. Same mathematics as `init(router:gate:delta:alpha:)`.
+    /// - Returns: the loss (specialization and precision parts).
+    public static func accumulate(router: Tensor, gate: UnsafePointer<Float>, expertStride: Int, intermediate D: Int,
+                                  delta: Tensor?, alpha: Double, weight: Float,
+                                  routerGradient: UnsafeMutablePointer<Float>?, gateGradient: UnsafeMutablePointer<Float>?) throws(AnalysisError) -> ERCLoss {
+        let n = router.rows, d = router.columns
+        guard n >= 2 else { throw .tooFewExperts(layer: 0, count: n) }
+        guard d > 0, D > 0, expertStride >= D * d else { throw .invalid("gate projections of \(D) x \(d) do not fit a stride of \(expertStride)") }
+        var x = router
+        if let delta {
+            guard delta.shape == router.shape else { throw .invalid("noise shape \(delta.shape) differs from the router's \(router.shape)") }
+            for k in x.storage.indices { x.storage[k] *= delta.storage[k] }
+        }
+        let width = n * D
+        var p = [Float](unsafeUninitializedCapacity: n * width) { _, c in c = n * width }
+        var m = Tensor(shape: [n, n])
+        let loss: ERCLoss = x.storage.withUnsafeBufferPointer { xb in
+            p.withUnsafeMutableBufferPointer { pb in
+                guard let xp = xb.baseAddress, let pp = pb.baseAddress else { return ERCLoss(specialization: 0, precision: 0) }
+                // P[:, eD..(e+1)D] = X W_e^T
+                for e in 0..<n {
+                    BLAS.gemm(transB: true, m: n, n: D, k: d, a: xp, lda: d, b: gate + e * expertStride, ldb: d, c: pp + e * D, ldc: width)
+                }
+                for i in 0..<n {
+                    for j in 0..<n {
+                        var s = 0.0
+                        let row = pp + i * width + j * D
+                        for k in 0..<D { s += Double(row[k]) * Double(row[k]) }
+                        m[i, j] = Float(s.squareRoot())
+                    }
+                }
+                let l = ERCLoss(activation: m, alpha: alpha)
+                let gm = ERCLoss.gradient(activation: m, alpha: alpha)
+                for i in 0..<n {
+                    for j in 0..<n {
+                        let mij = m[i, j]
+                        let scale: Float = mij > 0 ? gm[i, j] / mij : 0
+                        let row = pp + i * width + j * D
+                        for k in 0..<D { row[k] *= scale }
+                    }
+                }
+                if let gg = gateGradient {
+                    // dW_e += weight * dP_e^T X
+                    for e in 0..<n {
+                        BLAS.gemm(transA: true, m: D, n: d, k: n, alpha: weight, a: pp + e * D, lda: width, b: xp, ldb: d,
+                                  beta: 1, c: gg + e * expertStride, ldc: d)
+                    }
+                }
+                if let rg = routerGradient {
+                    // dX = sum_e dP_e W_e, then dR = delta * dX
+                    var dx = [Float](repeating: 0, count: n * d)
+                    dx.withUnsafeMutableBufferPointer { db in
+                        guard let dp = db.baseAddress else { return }
+                        for e in 0..<n {
+                            BLAS.gemm(m: n, n: d, k: D, a: pp + e * D, lda: width, b: gate + e * expertStride, ldb: d, beta: 1, c: dp, ldc: d)
+                        }
+                        for k in 0..<(n * d) { rg[k] += weight * dp[k] * (delta?.storage[k] ?? 1) }
+                    }
+                }
+                return l
+            }
+        }
+        return loss
+    }
+}

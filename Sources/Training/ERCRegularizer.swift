@@ -64,42 +64,22 @@ struct ERCRegularizer {
         let c = model.config, d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
         let W = model.parameters.pointer, o = model.layout.layers[l]
         let router = Tensor(shape: [n, d], storage: Array(UnsafeBufferPointer(start: W + o.router, count: n * d)))
-        // the gate rows of each expert, copied straight into uninitialised storage (no 2 MB
-        // zero fill per layer and step: ERC is memory-bound at the reference size)
-        let gateStorage = [Float](unsafeUninitializedCapacity: n * D * d) { g, initialized in
-            if let base = g.baseAddress {
-                for e in 0..<n { (base + e * D * d).initialize(from: W + o.gateUp + e * 2 * D * d, count: D * d) }
-            }
-            initialized = n * D * d
-        }
-        let gate = Tensor(shape: [n, D, d], storage: gateStorage)
+        // W_g is read in place (expert e's rows at gateUp + e * 2 D d) and the gradients are
+        // accumulated straight into the gradient buffer: ERC is memory-bound at this size.
         let eps: [Double]
-        let erc: ERCGradient
+        let loss: ERCLoss
         do {
             eps = try NoiseBound.compute(router: router, layer: l)
             let delta = noise ? NoiseBound.sampleNoise(eps: eps, dimension: d, generator: generator.split(UInt64(l))) : nil
-            erc = try ERCGradient(router: router, gate: gate, delta: delta, alpha: alpha)
+            let g = weight != 0 ? gradients?.pointer : nil
+            loss = try ERCGradient.accumulate(router: router, gate: W + o.gateUp, expertStride: 2 * D * d, intermediate: D,
+                                              delta: delta, alpha: alpha, weight: Float(weight),
+                                              routerGradient: trainable.contains(.router) ? g.map { $0 + o.router } : nil,
+                                              gateGradient: trainable.contains(.gateProjection) ? g.map { $0 + o.gateUp } : nil)
         } catch {
             return .failed(.invalidOption("ERC loss of layer \(l): \(error.description)"))
         }
         let meanEps = eps.reduce(0, +) / Double(max(1, eps.count))
-        if let g = gradients?.pointer, weight != 0 {
-            let w = Float(weight)
-            if trainable.contains(.router) {
-                let dst = g + o.router
-                erc.router.storage.withUnsafeBufferPointer { src in
-                    for i in 0..<(n * d) { dst[i] += w * src[i] }
-                }
-            }
-            if trainable.contains(.gateProjection) {
-                erc.gate.storage.withUnsafeBufferPointer { src in
-                    for e in 0..<n {
-                        let dst = g + o.gateUp + e * 2 * D * d, s = src.baseAddress! + e * D * d
-                        for i in 0..<(D * d) { dst[i] += w * s[i] }
-                    }
-                }
-            }
-        }
-        return .done(loss: erc.loss.total, epsMean: meanEps, epsMin: eps.min() ?? .nan)
+        return .done(loss: loss.total, epsMean: meanEps, epsMin: eps.min() ?? .nan)
     }
 }

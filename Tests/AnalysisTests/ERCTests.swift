@@ -160,3 +160,34 @@ import Tensors
         #expect(CouplingAnalysis.step(fromPath: "fixtures/olmoe-tiny") == nil)
     }
 }
+
+extension ERCTests {
+    @Test func inPlaceAccumulationEqualsTheGradient() throws {
+        var g = SeededGenerator(seed: 21)
+        let n = 6, d = 10, D = 7, stride = 2 * D * d
+        func rnd(_ c: Int) -> [Float] { (0..<c).map { _ in Float(g.nextNormal()) } }
+        let r = Tensor(shape: [n, d], storage: rnd(n * d))
+        // Fused gate_up layout: expert e's gate rows at e * 2 D d, its up rows after them.
+        let fused = rnd(n * stride)
+        var gate = Tensor(shape: [n, D, d])
+        for e in 0..<n { for k in 0..<(D * d) { gate.storage[e * D * d + k] = fused[e * stride + k] } }
+        let delta = Tensor(shape: [n, d], storage: (0..<(n * d)).map { _ in Float(0.7 + 0.6 * g.nextUnitDouble()) })
+        let reference = try ERCGradient(router: r, gate: gate, delta: delta, alpha: 0.5)
+        var dR = [Float](repeating: 1, count: n * d), dW = [Float](repeating: 1, count: n * stride)
+        let loss = try fused.withUnsafeBufferPointer { f in
+            try dR.withUnsafeMutableBufferPointer { rb in
+                try dW.withUnsafeMutableBufferPointer { wb in
+                    try ERCGradient.accumulate(router: r, gate: f.baseAddress!, expertStride: stride, intermediate: D, delta: delta,
+                                               alpha: 0.5, weight: 2, routerGradient: rb.baseAddress, gateGradient: wb.baseAddress)
+                }
+            }
+        }
+        #expect(abs(loss.total - reference.loss.total) <= 1e-6 * reference.loss.total)
+        // Buffers started at 1: they now hold 1 + 2 * gradient; the up rows are untouched.
+        for k in 0..<(n * d) { #expect(abs(dR[k] - (1 + 2 * reference.router.storage[k])) < 1e-5) }
+        for e in 0..<n {
+            for k in 0..<(D * d) { #expect(abs(dW[e * stride + k] - (1 + 2 * reference.gate.storage[e * D * d + k])) < 1e-5) }
+            for k in (D * d)..<stride { #expect(dW[e * stride + k] == 1) }
+        }
+    }
+}
