@@ -13,8 +13,11 @@ enum HDF5Lock {
     }
 }
 
+/// Whether HDF5 can store `d` in a type h5py reads (BF16 and FP8 have no counterpart).
+func hdf5Stores(_ d: DType) -> Bool { d != .bf16 && d != .f8e4m3 && d != .f8e5m2 }
+
 /// HDF5 file type identifiers for each `DType` that HDF5 can store (little-endian).
-/// BF16 and FP8 have no HDF5 counterpart that h5py reads.
+/// Touches the library: call it only inside `HDF5Lock.run`; close the F16 type after use.
 func hdf5FileType(_ d: DType) -> hid_t? {
     switch d {
     case .f32: return moe_h5t_ieee_f32le()
@@ -173,9 +176,10 @@ public final class HDF5File: @unchecked Sendable {
     /// The stored bytes of tensor `name` as little-endian elements of its dtype.
     public func rawBytes(_ name: String) throws(CheckpointError) -> [UInt8] {
         guard let info = info(name), let p = datasetPath[name] else { throw .missingTensor(file: path, name: name) }
-        guard let mt = hdf5FileType(info.dtype) else { throw .unsupported(file: path, reason: "dtype \(info.dtype.rawValue)") }
+        guard hdf5Stores(info.dtype) else { throw .unsupported(file: path, reason: "dtype \(info.dtype.rawValue)") }
         var out = [UInt8](repeating: 0, count: info.byteCount)
         let ok: Bool = HDF5Lock.run {
+            guard let mt = hdf5FileType(info.dtype) else { return false }
             defer { if info.dtype == .f16 { H5Tclose(mt) } }
             let d = H5Dopen2(file, p, moe_h5p_default())
             guard d >= 0 else { return false }
@@ -214,7 +218,7 @@ public enum HDF5Writer {
     ///   - produce: fills a tensor's little-endian bytes in its spec's dtype.
     public static func write(_ specs: [TensorSpec], config: String?, to path: String, compress: Bool = false,
                              produce: TensorBytesProducer) throws {
-        for s in specs where hdf5FileType(s.dtype) == nil {
+        for s in specs where !hdf5Stores(s.dtype) {
             throw CheckpointError.unsupported(file: path, reason: "HDF5 has no \(s.dtype.rawValue) type that h5py reads; choose --dtype f16 or f32")
         }
         let names = specs.map { $0.name }
