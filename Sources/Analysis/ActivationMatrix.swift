@@ -108,11 +108,8 @@ public enum ActivationMatrix {
             out.storage.withUnsafeMutableBufferPointer { ob in
                 let o = UncheckedFloats(ob.baseAddress)
                 let shared = UnsafeShared(buffer)
-                // Small matrices (training's n = 8) are not worth waking the other core for.
-                let rows: (Int, @Sendable (Int) -> Void) -> Void = m * experts * D < 1 << 18
-                    ? { count, body in for i in 0..<count { body(i) } }
-                    : { count, body in DispatchQueue.concurrentPerform(iterations: count, execute: body) }
-                rows(m) { i in
+                // Small matrices (training's n = 8) stay on the calling thread.
+                forEachIteration(m, work: m * experts * D) { i in
                     let pp = shared.value
                     for j in 0..<experts {
                         var s = 0.0

@@ -18,11 +18,8 @@ public enum NoiseBound {
             nearest.withUnsafeMutableBufferPointer { out in
                 let o = UncheckedDoubles(out.baseAddress)
                 let shared = UnsafeShared(rp)
-                // Training's routers (n = 8) are too small to be worth waking the other core.
-                let rows: (Int, @Sendable (Int) -> Void) -> Void = n * n * d < 1 << 20
-                    ? { count, body in for i in 0..<count { body(i) } }
-                    : { count, body in DispatchQueue.concurrentPerform(iterations: count, execute: body) }
-                rows(n) { i in
+                // Training's routers (n = 8) stay on the calling thread.
+                forEachIteration(n, work: n * n * d, threshold: 1 << 20) { i in
                     let r = shared.value
                     var best = Double.infinity
                     for j in 0..<n where j != i {
