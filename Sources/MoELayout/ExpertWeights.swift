@@ -56,12 +56,12 @@ extension MoEModel {
             }
             let failure = FirstError()
             let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
-            let dst = UncheckedPointer(base)
+            let dst = UnsafeShared(base)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var e = w
                 while e < n {
                     do {
-                        try checkpoint.read(names[e], into: UnsafeMutableBufferPointer(start: dst.pointer + e * per, count: per))
+                        try checkpoint.read(names[e], into: UnsafeMutableBufferPointer(start: dst.value + e * per, count: per))
                     } catch { failure.record(error) }
                     e += workers
                 }
@@ -95,10 +95,4 @@ final class FirstError: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if error == nil { error = (e as? CheckpointError) ?? .io(file: "?", reason: "\(e)") }
     }
-}
-
-/// A pointer handed to concurrent workers that write disjoint ranges.
-struct UncheckedPointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
 }

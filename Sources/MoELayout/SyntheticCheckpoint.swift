@@ -131,7 +131,7 @@ public struct SyntheticCheckpoint: Sendable {
                 }
                 let chunk = 1 << 20
                 let chunks = (count + chunk - 1) / chunk
-                let out = UncheckedRawPointer(buffer.baseAddress)
+                let out = UnsafeShared(buffer.baseAddress)
                 let std = initStd
                 DispatchQueue.concurrentPerform(iterations: chunks) { c in
                     let start = c * chunk, n = min(chunk, count - start)
@@ -139,7 +139,7 @@ public struct SyntheticCheckpoint: Sendable {
                     let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
                     defer { values.deallocate() }
                     g.fillNormal(values, std: std)
-                    if let base = out.pointer, let src = values.baseAddress {
+                    if let base = out.value, let src = values.baseAddress {
                         Conversion.encode(spec.dtype, from: src, count: n, into: base + start * spec.dtype.byteSize)
                     }
                 }
@@ -151,10 +151,4 @@ public struct SyntheticCheckpoint: Sendable {
         }
         try AtomicOutput.commitFolder(tmp, to: path, replace: overwrite)
     }
-}
-
-/// A raw output pointer handed to workers that write disjoint ranges.
-struct UncheckedRawPointer: @unchecked Sendable {
-    let pointer: UnsafeMutableRawPointer?
-    init(_ p: UnsafeMutableRawPointer?) { pointer = p }
 }

@@ -31,9 +31,9 @@ struct ERCRegularizer {
         // concurrently, each writing its own slot
         var slots = [LayerOutcome](repeating: .pending, count: layerCount)
         slots.withUnsafeMutableBufferPointer { buf in
-            let out = SharedPointer(buf.baseAddress!)
+            let out = UnsafeShared(buf.baseAddress!)
             Parallel.forEach(layerCount) { l in
-                out.p[l] = layer(l, model: model, generator: generator, weight: weight, gradients: gradients, trainable: trainable)
+                out.value[l] = layer(l, model: model, generator: generator, weight: weight, gradients: gradients, trainable: trainable)
             }
         }
         var result = Result()

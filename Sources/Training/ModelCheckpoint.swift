@@ -94,12 +94,12 @@ public enum ModelCheckpoint {
     public static func save(_ model: OlmoeModel, format: StoredFormat, dtype: DType?, to folder: String) throws(TrainingError) {
         let specs = specs(model, format: format, dtype: dtype)
         let offsets = Dictionary(uniqueKeysWithValues: specs.map { ($0.0.name, $0.1) })
-        let base = SharedPointer(model.parameters.pointer)
+        let base = UnsafeShared(model.parameters.pointer)
         do {
             try SafetensorsWriter.writeFolder(specs.map { $0.0 }, metadata: ["format": "pt"], folder: folder,
                                               maxShardBytes: format.shardBytes ?? Int.max) { spec, out in
                 guard let o = offsets[spec.name], let dst = out.baseAddress else { return }
-                Conversion.encode(spec.dtype, from: base.p + o, count: spec.shape.reduce(1, *), into: dst)
+                Conversion.encode(spec.dtype, from: base.value + o, count: spec.shape.reduce(1, *), into: dst)
             }
         } catch let e as CheckpointError {
             throw .io(file: folder, reason: e.description)

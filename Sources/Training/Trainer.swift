@@ -280,19 +280,19 @@ public final class Trainer {
                 buffers.append(("exp_avg_sq", optimizer.secondMoment))
             }
             var specs: [TensorSpec] = []
-            var source: [String: (SharedPointer<Float>, Int)] = [:]
+            var source: [String: (UnsafeShared<UnsafeMutablePointer<Float>>, Int)] = [:]
             for (kind, buffer) in buffers {
                 for t in model.layout.tensors {
                     let name = kind + "." + t.name
                     specs.append(TensorSpec(name: name, dtype: .f32, shape: t.shape))
-                    source[name] = (SharedPointer(buffer.pointer + t.offset), t.count)
+                    source[name] = (UnsafeShared(buffer.pointer + t.offset), t.count)
                 }
             }
             if specs.isEmpty { specs.append(TensorSpec(name: "empty", dtype: .f32, shape: [0])) }
             do {
                 try SafetensorsWriter.write(specs, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
                     guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
-                    dst.copyMemory(from: p.p, byteCount: n * 4)
+                    dst.copyMemory(from: p.value, byteCount: n * 4)
                 }
             } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
             let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
