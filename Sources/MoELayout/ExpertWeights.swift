@@ -13,7 +13,7 @@ public enum Projection: String, Sendable, CaseIterable {
     case down
 }
 
-extension MoEModel {
+extension MoECheckpoint {
     /// The router weight R [n, d] of `layer`, as Float32.
     public func routerWeight(_ layer: MoELayer) throws(CheckpointError) -> Tensor {
         try checkpoint.tensor(layer.router)

@@ -116,8 +116,7 @@ public struct SyntheticCheckpoint: Sendable {
         let all = specs
         let order = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.name, $0) })
         let root = SeededGenerator(seed: seed)
-        let tmp = try AtomicOutput.temporaryFolder(for: path)
-        do {
+        try AtomicOutput.buildFolder(at: path, replace: overwrite) { tmp in
             try SafetensorsWriter.writeFolder(all, folder: tmp, maxShardBytes: maxShardBytes) { spec, buffer in
                 let count = spec.shape.reduce(1, *)
                 let tensorIndex = UInt64(order[spec.name] ?? 0)
@@ -145,10 +144,6 @@ public struct SyntheticCheckpoint: Sendable {
                 }
             }
             try AtomicOutput.write(config.serialized(pretty: true) + "\n", to: tmp + "/config.json")
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
         }
-        try AtomicOutput.commitFolder(tmp, to: path, replace: overwrite)
     }
 }

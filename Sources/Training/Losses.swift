@@ -108,7 +108,7 @@ enum RouterLosses {
     }
 }
 
-extension OlmoeModel {
+extension OlmoeNetwork {
     /// One forward and backward pass over a batch: the loss terms, with
     /// `scale * d(lm + lbWeight lb + zWeight z)/d(parameter)` added to `gradients` for the
     /// groups in `trainable`.

@@ -32,7 +32,7 @@ public enum TrainingEvent: Sendable {
 /// parameter groups, `log.csv`, and checkpoints `DIR/step{N}/` written atomically with the
 /// state needed to resume exactly.
 public final class Trainer {
-    public let model: OlmoeModel
+    public let model: OlmoeNetwork
     public let options: TrainingOptions
     public let data: TokenData
     public let evalData: TokenData?
@@ -56,7 +56,7 @@ public final class Trainer {
     var lbWeight: Double { options.lbWeight ?? model.config.routerAuxLossCoefficient }
 
     /// A new run on `model` (from a checkpoint stored as `format`, or initialised).
-    public init(model: OlmoeModel, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
+    public init(model: OlmoeNetwork, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
                 options: TrainingOptions, outputFolder: String) throws(TrainingError) {
         try options.validate()
         ParallelGEMM.takeOverThreads()
@@ -110,7 +110,7 @@ public final class Trainer {
         if let steps { options.steps = steps }
         if let saveEvery { options.saveEvery = saveEvery }
         guard options.steps >= state.step else { throw .invalidOption("--steps \(options.steps) is below the saved step \(state.step)") }
-        let (model, _) = try ModelCheckpoint.load(stepFolder)
+        let (model, _) = try NetworkCheckpoint.load(stepFolder)
         let trainer = try Trainer(model: model, format: state.format, data: data, evalData: evalData, options: options, outputFolder: outputFolder)
         let tensorsPath = stepFolder + "/" + TrainerState.tensorsName
         let ck: Checkpoint
@@ -222,7 +222,7 @@ public final class Trainer {
     /// with the weights as they are saved: rounded through the save dtype when it is narrower
     /// than Float32, so that transformers computes the same number from the checkpoint.
     public func evaluate() throws(TrainingError) -> (loss: Double, tokens: Int) {
-        let specs = ModelCheckpoint.specs(model, format: format, dtype: options.saveDType).filter { $0.0.dtype != .f32 }
+        let specs = NetworkCheckpoint.specs(model, format: format, dtype: options.saveDType).filter { $0.0.dtype != .f32 }
         guard !specs.isEmpty else { return try evaluateCurrentWeights() }
         let master = FloatBuffer(count: model.parameters.count)
         master.copy(from: model.parameters)
@@ -266,45 +266,42 @@ public final class Trainer {
     @discardableResult
     public func save() throws(TrainingError) -> String {
         let final = outputFolder + "/step\(step)"
-        let tmp: String
-        do { tmp = try AtomicOutput.temporaryFolder(for: final) } catch { throw .io(file: final, reason: error.description) }
         do {
-            try ModelCheckpoint.save(model, format: format, dtype: options.saveDType, to: tmp)
-            let narrow = ModelCheckpoint.specs(model, format: format, dtype: options.saveDType).contains { $0.0.dtype != .f32 }
-            // one tensor per parameter and kind, so that writing never needs a buffer larger
-            // than the largest parameter
-            var buffers: [(String, FloatBuffer)] = []
-            if narrow { buffers.append(("master", model.parameters)) }
-            if optimizer.kind == .adamw {
-                buffers.append(("exp_avg", optimizer.firstMoment))
-                buffers.append(("exp_avg_sq", optimizer.secondMoment))
-            }
-            var specs: [TensorSpec] = []
-            var source: [String: (UnsafeShared<UnsafeMutablePointer<Float>>, Int)] = [:]
-            for (kind, buffer) in buffers {
-                for t in model.layout.tensors {
-                    let name = kind + "." + t.name
-                    specs.append(TensorSpec(name: name, dtype: .f32, shape: t.shape))
-                    source[name] = (UnsafeShared(buffer.pointer + t.offset), t.count)
+            try AtomicOutput.buildFolder(at: final, replace: true) { tmp in
+                try NetworkCheckpoint.save(model, format: format, dtype: options.saveDType, to: tmp)
+                let narrow = NetworkCheckpoint.specs(model, format: format, dtype: options.saveDType).contains { $0.0.dtype != .f32 }
+                // one tensor per parameter and kind, so that writing never needs a buffer larger
+                // than the largest parameter
+                var buffers: [(String, FloatBuffer)] = []
+                if narrow { buffers.append(("master", model.parameters)) }
+                if optimizer.kind == .adamw {
+                    buffers.append(("exp_avg", optimizer.firstMoment))
+                    buffers.append(("exp_avg_sq", optimizer.secondMoment))
                 }
-            }
-            if specs.isEmpty { specs.append(TensorSpec(name: "empty", dtype: .f32, shape: [0])) }
-            do {
-                try SafetensorsWriter.write(specs, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
-                    guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
-                    dst.copyMemory(from: p.value, byteCount: n * 4)
+                var specs: [TensorSpec] = []
+                var source: [String: (UnsafeShared<UnsafeMutablePointer<Float>>, Int)] = [:]
+                for (kind, buffer) in buffers {
+                    for t in model.layout.tensors {
+                        let name = kind + "." + t.name
+                        specs.append(TensorSpec(name: name, dtype: .f32, shape: t.shape))
+                        source[name] = (UnsafeShared(buffer.pointer + t.offset), t.count)
+                    }
                 }
-            } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
-            let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
-                                     dataPath: data.path, dataTokens: data.count, format: format,
-                                     optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
-            try state.write(folder: tmp)
-            try AtomicOutput.commitFolder(tmp, to: final, replace: true)
+                if specs.isEmpty { specs.append(TensorSpec(name: "empty", dtype: .f32, shape: [0])) }
+                do {
+                    try SafetensorsWriter.write(specs, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
+                        guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
+                        dst.copyMemory(from: p.value, byteCount: n * 4)
+                    }
+                } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
+                let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
+                                         dataPath: data.path, dataTokens: data.count, format: format,
+                                         optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
+                try state.write(folder: tmp)
+            }
         } catch let e as TrainingError {
-            try? FileManager.default.removeItem(atPath: tmp)
             throw e
         } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
             throw .io(file: final, reason: "\(error)")
         }
         try appendAnalysis()

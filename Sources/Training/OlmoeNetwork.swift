@@ -6,7 +6,7 @@ import Tensors
 ///
 /// Parameter names, shapes and meaning are those of the Hugging Face checkpoint; see
 /// `ParameterLayout` for the order in memory.
-public final class OlmoeModel: @unchecked Sendable {
+public final class OlmoeNetwork: @unchecked Sendable {
     /// The hyper-parameters.
     public let config: OlmoeConfig
     /// Names and offsets of every tensor.
