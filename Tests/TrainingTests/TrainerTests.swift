@@ -146,7 +146,7 @@ func temporaryFolder(_ name: String) -> String {
         o.weightDecay = 0.1
         let (m, f) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let before = m.parameters.array
-        let t = try Trainer(model: m, format: f, data: data, options: o, outputFolder: dir)
+        let t = try Trainer(model: m, format: f, data: data, options: o, outputFolder: dir + "/run")
         try t.run()
         let after = m.parameters.array
         for tensor in m.layout.tensors {

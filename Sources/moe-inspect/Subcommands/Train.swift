@@ -116,9 +116,6 @@ extension MoEInspect {
                 trainer = try Trainer.resume(from: resume, data: train, evalData: eval, outputFolder: out, steps: steps,
                                              saveEvery: saveEvery > 0 ? saveEvery : nil)
             } else {
-                if FileManager.default.fileExists(atPath: out + "/log.csv") {
-                    throw CommandError("\(out) already holds a run (log.csv); continue it with --resume \(out) or choose another --out")
-                }
                 let model: OlmoeNetwork, format: StoredFormat
                 if let initConfig {
                     let config = try OlmoeConfig(contentsOf: initConfig)
