@@ -23,7 +23,7 @@ public enum NetworkCheckpoint {
     /// - Throws: `TrainingError` naming the file and the tensor at fault.
     public static func load(_ path: String) throws(TrainingError) -> (OlmoeNetwork, StoredFormat) {
         let ck: Checkpoint
-        do { ck = try Checkpoint.open(path) } catch { throw .checkpoint(file: path, reason: error.description) }
+        do { ck = try Checkpoint.open(path) } catch { throw .files(error) }
         guard let mc = ck.config else {
             throw .checkpoint(file: path, reason: "no config.json beside the weights; the trainer needs the model's hyper-parameters")
         }
@@ -40,7 +40,7 @@ public enum NetworkCheckpoint {
             }
             guard info.dtype.isFloatingPoint else { throw .checkpoint(file: path, reason: "tensor '\(name)' has non-float dtype \(info.dtype.rawValue)") }
             let buf = UnsafeMutableBufferPointer(start: model.parameters.pointer + offset, count: info.elementCount)
-            do { try ck.read(name, into: buf) } catch { throw .checkpoint(file: path, reason: error.description) }
+            do { try ck.read(name, into: buf) } catch { throw .files(error) }
             dtypes[name] = info.dtype
         }
         for t in layout.tensors {
@@ -109,7 +109,7 @@ public enum NetworkCheckpoint {
         let dtypes = Set(specs.map { $0.0.dtype })
         let name = dtypes.count == 1 ? torchName(dtypes.first ?? .f32) : torchName(.f32)
         let json = model.config.jsonForSaving(dtypeName: name).serialized(pretty: true) + "\n"
-        do { try AtomicOutput.write(json, to: folder + "/config.json") } catch { throw .io(file: folder + "/config.json", reason: error.description) }
+        do { try AtomicOutput.write(json, to: folder + "/config.json") } catch { throw .files(error) }
     }
 
     /// PyTorch's spelling of a dtype, as `config.json` records it.

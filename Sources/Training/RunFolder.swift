@@ -13,16 +13,28 @@ public final class RunFolder {
 
     private init(path: String) { self.path = path }
 
-    /// Starts a new run in `path`, which must be absent or empty; writes the marker.
+    /// Starts a new run in `path`, which must be absent or empty (or a run folder of a run
+    /// stopped before its first save, whose logs are then dropped); writes the marker.
     /// - Throws: `TrainingError.io` when `path` holds anything (a run: continue it with resume).
     public static func create(_ path: String) throws(TrainingError) -> RunFolder {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw .io(file: path, reason: "exists and is not a folder") }
-            let entries = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+            // Temporary files of our own atomic writes (a kill mid-write) do not make a folder the user's.
+            let all = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+            let ours = all.filter(AtomicOutput.isTemporaryName)
+            for e in ours { try? fm.removeItem(atPath: path + "/" + e) }
+            let entries = all.filter { !AtomicOutput.isTemporaryName($0) }
             if entries.contains(RunLog.marker) {
-                throw .io(file: path, reason: "already holds a run; continue it with --resume \(path) or choose another --out")
+                let run = RunFolder(path: path)
+                guard run.savedSteps.isEmpty else {
+                    throw .io(file: path, reason: "already holds a run; continue it with --resume \(path) or choose another --out")
+                }
+                // A run stopped before its first save left only logs: it starts over.
+                for file in RunLog.File.allCases { try? fm.removeItem(atPath: path + "/" + file.rawValue) }
+                run.removeStaleTemporaryFolders()
+                return run
             }
             if !entries.isEmpty {
                 throw .io(file: path, reason: "is not empty and holds no run of moe-inspect train; choose an empty or new folder")
@@ -63,8 +75,10 @@ public final class RunFolder {
         let p = path + "/" + file.rawValue
         let fm = FileManager.default
         if !fm.fileExists(atPath: p) {
+            FaultInjection.point()
             guard fm.createFile(atPath: p, contents: Data(CSV.record(file.columns).utf8)) else { throw .io(file: p, reason: "cannot create") }
         }
+        FaultInjection.point()
         guard let h = FileHandle(forWritingAtPath: p) else { throw .io(file: p, reason: "cannot open for appending") }
         defer { try? h.close() }
         do {
@@ -83,7 +97,7 @@ public final class RunFolder {
             let p = path + "/" + file.rawValue
             guard let d = FileManager.default.contents(atPath: p) else { continue }
             let parsed: [[String]]
-            do { parsed = try CSV.parse(String(decoding: d, as: UTF8.self), source: p).records } catch { throw .state(file: p, reason: error.description) }
+            do { parsed = try CSV.parse(String(decoding: d, as: UTF8.self), source: p).records } catch { throw .files(error) }
             guard let header = parsed.first, header == file.columns else {
                 throw .state(file: p, reason: "its columns are not those the trainer writes (\(file.columns.joined(separator: ",")))")
             }
@@ -95,14 +109,15 @@ public final class RunFolder {
                 if s <= step { kept.append(r) }
             }
             let text = ([header] + kept).map(CSV.record).joined()
-            do { try AtomicOutput.write(text, to: p) } catch { throw .io(file: p, reason: error.description) }
+            do { try AtomicOutput.write(text, to: p) } catch { throw .files(error) }
         }
     }
 
-    /// Removes half-written step folders (`.step{N}.tmp-*`) that a kill during a save left.
+    /// Removes what a kill during a write left: half-written step folders and temporary files
+    /// of atomic writes (`.NAME.tmp-PID-RANDOM`).
     func removeStaleTemporaryFolders() {
         let fm = FileManager.default
-        for e in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where e.hasPrefix(".step") && e.contains(".tmp-") {
+        for e in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where AtomicOutput.isTemporaryName(e) {
             try? fm.removeItem(atPath: path + "/" + e)
         }
     }

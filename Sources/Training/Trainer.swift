@@ -63,6 +63,7 @@ public final class Trainer {
     public init(model: OlmoeNetwork, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
                 options: TrainingOptions, outputFolder: String) throws(TrainingError) {
         try options.validate()
+        try MemoryPlan(model.config, options: options).check(source: "train")
         ParallelGEMM.takeOverThreads()
         self.model = model
         self.format = format
@@ -93,7 +94,7 @@ public final class Trainer {
         targets = [Int32](repeating: -1, count: options.batchSize * options.sequenceLength)
         switch options.schedule {
         case .constant: schedule = .constant(peak: options.learningRate, warmup: options.warmupSteps)
-        case .cosine: schedule = .cosine(peak: options.learningRate, warmup: options.warmupSteps, total: options.steps,
+        case .cosine: schedule = .cosine(peak: options.learningRate, warmup: options.warmupSteps, total: options.scheduleSteps ?? options.steps,
                                          minimum: options.minimumLearningRate)
         }
         erc = ERCRegularizer(alpha: options.ercAlpha, noise: options.ercNoise)
@@ -106,19 +107,26 @@ public final class Trainer {
                               steps: Int? = nil, saveEvery: Int? = nil) throws(TrainingError) -> Trainer {
         let stepFolder = try TrainerState.resolve(folder)
         let state = try TrainerState.read(folder: stepFolder)
-        guard state.formatVersion == 1 else { throw .state(file: stepFolder, reason: "trainer state version \(state.formatVersion) is not supported") }
+        try state.validate(folder: stepFolder)
         guard data.count == state.dataTokens else {
             throw .state(file: stepFolder, reason: "the run trained on \(state.dataTokens) tokens of \(state.dataPath); --data \(data.path) holds \(data.count)")
         }
+        if let h = state.dataHash, h != data.contentHash {
+            throw .state(file: stepFolder, reason: "the run trained on \(state.dataPath); --data \(data.path) has as many tokens but other ones")
+        }
         var options = state.options
-        if let steps { options.steps = steps }
+        if let steps {
+            // the schedule keeps the length it was planned with (see TrainingOptions.scheduleSteps)
+            if options.scheduleSteps == nil { options.scheduleSteps = options.steps }
+            options.steps = steps
+        }
         if let saveEvery { options.saveEvery = saveEvery }
         guard options.steps >= state.step else { throw .invalidOption("--steps \(options.steps) is below the saved step \(state.step)") }
         let (model, _) = try NetworkCheckpoint.load(stepFolder)
         let trainer = try Trainer(model: model, format: state.format, data: data, evalData: evalData, options: options, outputFolder: outputFolder)
         let tensorsPath = stepFolder + "/" + TrainerState.tensorsName
         let ck: Checkpoint
-        do { ck = try Checkpoint.open(tensorsPath) } catch { throw .state(file: tensorsPath, reason: error.description) }
+        do { ck = try Checkpoint.open(tensorsPath) } catch { throw .files(error) }
         func read(_ kind: String, into b: FloatBuffer) throws(TrainingError) {
             for t in model.layout.tensors {
                 let name = kind + "." + t.name
@@ -126,7 +134,7 @@ public final class Trainer {
                     throw .state(file: tensorsPath, reason: "missing or mis-sized Float32 tensor '\(name)' (\(t.count) elements expected)")
                 }
                 do { try ck.read(name, into: UnsafeMutableBufferPointer(start: b.pointer + t.offset, count: t.count)) } catch {
-                    throw .state(file: tensorsPath, reason: error.description)
+                    throw .files(error)
                 }
             }
         }
@@ -329,7 +337,8 @@ public final class Trainer {
                     }
                 } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
                 let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
-                                         dataPath: data.path, dataTokens: data.count, format: format,
+                                         dataPath: data.path, dataTokens: data.count, dataHash: data.contentHash,
+                                     evalDataPath: evalData?.path, format: format,
                                          optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
                 try state.write(folder: tmp)
             }
@@ -367,9 +376,27 @@ extension FileManager {
 }
 
 extension Trainer {
-    /// The model config of a saved run (`DIR` or `DIR/step{N}`), for reading its data first.
-    public static func savedConfig(_ folder: String) throws(TrainingError) -> OlmoeConfig {
-        let step = try TrainerState.resolve(folder)
-        return try OlmoeConfig(contentsOf: step + "/config.json")
+    /// What a saved run (`DIR` or `DIR/step{N}`) needs to be continued: its model config, its
+    /// data files and its run folder.
+    public struct SavedRun: Sendable {
+        /// The model's hyper-parameters.
+        public var config: OlmoeConfig
+        /// The training data the run was saved with.
+        public var dataPath: String
+        /// The held-out data of the run, if any.
+        public var evalDataPath: String?
+        /// The run folder that holds the step folder.
+        public var runFolder: String
+        /// The step the run continues from.
+        public var step: Int
+    }
+
+    /// The saved run at `folder` (`DIR` or `DIR/step{N}`).
+    public static func savedRun(_ folder: String) throws(TrainingError) -> SavedRun {
+        let stepFolder = try TrainerState.resolve(folder)
+        let state = try TrainerState.read(folder: stepFolder)
+        try state.validate(folder: stepFolder)
+        return SavedRun(config: try OlmoeConfig(contentsOf: stepFolder + "/config.json"), dataPath: state.dataPath,
+                        evalDataPath: state.evalDataPath, runFolder: (stepFolder as NSString).deletingLastPathComponent, step: state.step)
     }
 }

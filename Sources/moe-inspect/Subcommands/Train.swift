@@ -27,14 +27,14 @@ extension MoEInspect {
         @Option(name: .customLong("init"), help: ArgumentHelp("Start from a new model of this config.json (transformers OlmoeConfig keys), initialised as transformers does.", valueName: "CONFIG.json"))
         var initConfig: String?
 
-        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (bytes).", valueName: "FILE"))
-        var data: String
+        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (bytes). With --resume: default the run's own.", valueName: "FILE"))
+        var data: String?
 
         @Option(help: ArgumentHelp("Element type of a raw .bin token file: uint8, uint16 (default), uint32, int32, int64.", valueName: "dtype"))
         var dataDtype: TokenDType?
 
-        @Option(help: ArgumentHelp("Run folder: log.csv, analysis.csv, eval.csv and step{N}/ checkpoints.", valueName: "DIR"))
-        var out: String
+        @Option(help: ArgumentHelp("Run folder: log.csv, analysis.csv, eval.csv and step{N}/ checkpoints (a new or empty folder; with --resume: default the run's own).", valueName: "DIR"))
+        var out: String?
 
         @Option(help: "Optimizer steps to reach (default 100; with --resume, the step to continue to).") var steps: Int?
         @Option(help: "Sequences (windows) per micro-batch.") var batchSize: Int = 8
@@ -69,6 +69,8 @@ extension MoEInspect {
             let sources = [checkpoint != nil, initConfig != nil, resume != nil].filter { $0 }.count
             if sources == 0 { throw ValidationError("give a checkpoint CKPT, --init CONFIG.json or --resume DIR") }
             if sources > 1 { throw ValidationError("CKPT, --init and --resume exclude each other") }
+            if resume == nil && data == nil { throw ValidationError("--data FILE is needed (only --resume can take the run's own)") }
+            if resume == nil && out == nil { throw ValidationError("--out DIR is needed (only --resume can take the run's own)") }
             if let s = saveDtype, DType(userSpelling: s).map({ [.bf16, .f16, .f32].contains($0) }) != true { throw ValidationError("--save-dtype must be bf16, f16 or f32") }
             do {
                 _ = try ParameterGroup.parseList(train)
@@ -109,13 +111,28 @@ extension MoEInspect {
         func run() throws {
             let binary = dataDtype
             let trainer: Trainer
+            let out: String
             if let resume {
-                let state = try Trainer.savedConfig(resume)
-                let train = try TokenData(path: data, vocabularySize: state.vocabularySize, binaryDType: binary)
-                let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: state.vocabularySize, binaryDType: binary) }
+                let saved = try Trainer.savedRun(resume)
+                out = self.out ?? saved.runFolder
+                let V = saved.config.vocabularySize
+                let train = try TokenData(path: data ?? saved.dataPath, vocabularySize: V, binaryDType: binary)
+                let evalPath = evalData ?? saved.evalDataPath
+                let eval = try evalPath.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary) }
                 trainer = try Trainer.resume(from: resume, data: train, evalData: eval, outputFolder: out, steps: steps,
                                              saveEvery: saveEvery > 0 ? saveEvery : nil)
+                let changed = [data.map { "--data \($0)" }, evalData.map { "--eval-data \($0)" }, steps.map { "--steps \($0)" },
+                               saveEvery > 0 ? "--save-every \(saveEvery)" : nil].compactMap { $0 }
+                var note = ""
+                if trainer.options.schedule == .cosine, let end = trainer.options.scheduleSteps, end < trainer.options.steps {
+                    note = String(format: "; the cosine schedule still ends at step %d, steps after it run at --min-lr %g", end, trainer.options.minimumLearningRate)
+                }
+                if !quiet {
+                    FileHandle.standardError.write(Data("resuming \(saved.runFolder) at step \(saved.step) with the run's own settings\(changed.isEmpty ? "" : "; changed: " + changed.joined(separator: ", "))\(note)\n".utf8))
+                }
             } else {
+                out = self.out ?? ""
+                let data = self.data ?? ""
                 let model: OlmoeNetwork, format: StoredFormat
                 if let initConfig {
                     let config = try OlmoeConfig(contentsOf: initConfig)
