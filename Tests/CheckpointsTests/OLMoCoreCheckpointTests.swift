@@ -70,8 +70,8 @@ import Tensors
         #expect(fromRaw == w3.storage)
     }
 
-    /// A tensor split along its second axis, in a non-trivial grid, reassembles in place.
-    @Test func chunkRunsAlongInnerAxes() throws {
+    /// Chunks must tile the tensor: a grid along inner axes is fine, a hole or an overlap is not.
+    @Test func tilingIsChecked() throws {
         let shape = [3, 4, 5]
         let chunks = [([0, 0, 0], [3, 2, 5]), ([0, 2, 0], [3, 2, 2]), ([0, 2, 2], [3, 2, 3])]
         let metaChunks = chunks.map { DistributedCheckpointMetadata.Chunk(offsets: $0.0, sizes: $0.1, file: "x", byteOffset: 0, byteLength: 0) }
@@ -79,5 +79,12 @@ import Tensors
         #expect(throws: CheckpointError.self) {
             try DistributedCheckpointMetadata.validateTiling(key: "t", shape: shape, chunks: Array(metaChunks.dropLast()), file: "f")
         }
+        // As many elements as the tensor, but rows 2 twice and row 4 never: an overlap.
+        let overlapping = [([0, 0], [3, 3]), ([2, 0], [2, 3])].map {
+            DistributedCheckpointMetadata.Chunk(offsets: $0.0, sizes: $0.1, file: "x", byteOffset: 0, byteLength: 0)
+        }
+        #expect {
+            try DistributedCheckpointMetadata.validateTiling(key: "t", shape: [5, 3], chunks: overlapping, file: "f")
+        } throws: { "\($0)".contains("overlap") }
     }
 }
