@@ -37,6 +37,9 @@ extension MoEInspect {
         @Flag(help: "gzip-compress HDF5 datasets (chunks of about 1 MB).")
         var compress = false
 
+        @Flag(help: "OLMo-core checkpoints: also copy the optimizer state (optim.* tensors; .safetensors/.h5 output only).")
+        var optimizerState = false
+
         @Flag(help: "Replace OUT if it exists (only after the new output is complete).")
         var overwrite = false
 
@@ -47,11 +50,14 @@ extension MoEInspect {
             if let d = dtype, !["bf16", "f16", "f32", "bfloat16", "float16", "float32", "fp16", "fp32"].contains(d.lowercased()) {
                 throw ValidationError("--dtype must be bf16, f16 or f32, not '\(d)'")
             }
+            if optimizerState && CheckpointConverter.target(for: output) == .safetensorsFolder {
+                throw ValidationError("--optimizer-state needs a .safetensors or .h5 output: a Hugging Face folder holds no optimizer state")
+            }
             guard let s = parseSize(shardSize), s > 0 else { throw ValidationError("--shard-size '\(shardSize)' is not a size such as 5GB") }
         }
 
         func run() throws {
-            let source = try Checkpoint.open(input)
+            let source = try Checkpoint.open(input, includeOptimizerState: optimizerState)
             let progress = Progress(quiet: quiet)
             let target = dtype.flatMap { DType(userSpelling: $0) }
             if CheckpointConverter.target(for: output) == .safetensorsFolder, OLMoCoreLayout.matches(source.tensors.map(\.name)) {
