@@ -145,7 +145,7 @@ public enum OLMoCoreExport {
             }
         }
         let hfConfig: JSONValue
-        do { hfConfig = try huggingFaceConfig(config, dtype: dtype ?? ck.tensors.first?.dtype ?? .f32) } catch { throw error }
+        do { hfConfig = try huggingFaceConfig(config, dtype: dtype ?? model.moeLayers.first?.dtype ?? .f32) } catch { throw error }
         // The projections of the layer being written, decoded once (experts are written one after another).
         var cached: (layer: Int, weights: [Projection: Tensor]) = (-1, [:])
         let produce: TensorBytesProducer = { spec, buffer in
