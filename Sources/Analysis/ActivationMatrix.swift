@@ -106,10 +106,10 @@ public enum ActivationMatrix {
         let n = out.columns
         p.withUnsafeBufferPointer { buffer in
             out.storage.withUnsafeMutableBufferPointer { ob in
-                let o = UncheckedFloats(ob.baseAddress)
+                let o = UnsafeShared(ob.baseAddress)
                 let shared = UnsafeShared(buffer)
                 // Small matrices (training's n = 8) stay on the calling thread.
-                forEachIteration(m, work: m * experts * D) { i in
+                Parallel.forEach(m, work: m * experts * D) { i in
                     let pp = shared.value
                     for j in 0..<experts {
                         var s = 0.0
@@ -124,7 +124,7 @@ public enum ActivationMatrix {
                             s += Double(acc)
                             k = e
                         }
-                        o.pointer?[i * n + column + j] = Float(s.squareRoot())
+                        o.value?[i * n + column + j] = Float(s.squareRoot())
                     }
                 }
             }

@@ -57,6 +57,21 @@ public enum AtomicOutput {
         return tmp
     }
 
+    /// Builds a whole output folder atomically: `fill` writes into a fresh temporary sibling
+    /// of `path` (its parent is created if missing), which then takes the place of `path`. On
+    /// any error the temporary folder is removed and `path` is left as it was. An existing
+    /// `path` is replaced only when `replace` is true, and only once the new folder is complete.
+    public static func buildFolder(at path: String, replace: Bool, _ fill: (String) throws -> Void) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try makeFolder(parent) }
+        let tmp = try temporaryFolder(for: path)
+        do { try fill(tmp) } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        try commitFolder(tmp, to: path, replace: replace)
+    }
+
     /// Moves the finished folder `tmp` to `path`. An existing `path` is replaced only when
     /// `replace` is true, and then only after the new folder is complete.
     public static func commitFolder(_ tmp: String, to path: String, replace: Bool) throws(CheckpointError) {

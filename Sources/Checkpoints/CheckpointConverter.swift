@@ -32,7 +32,7 @@ public enum CheckpointConverter {
     ///   - progress: called with each tensor name as it is written.
     public static func convert(_ source: Checkpoint, to output: String, dtype: DType? = nil, overwrite: Bool = false,
                                maxShardBytes: Int = 5_000_000_000, compress: Bool = false,
-                               progress: (String) -> Void = { _ in }) throws {
+                               progress: @escaping (String) -> Void = { _ in }) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: output) && !overwrite {
             throw CheckpointError.io(file: output, reason: "already exists; choose another output or pass --overwrite")
@@ -79,16 +79,11 @@ public enum CheckpointConverter {
                 if !fm.fileExists(atPath: cfg) { try AtomicOutput.write(c, to: cfg) }
             }
         case .safetensorsFolder:
-            let tmp = try AtomicOutput.temporaryFolder(for: output)
-            do {
+            try AtomicOutput.buildFolder(at: output, replace: overwrite) { tmp in
                 try SafetensorsWriter.writeFolder(specs, metadata: source.metadata.isEmpty ? ["format": "pt"] : source.metadata,
                                                   folder: tmp, maxShardBytes: maxShardBytes, produce: produce)
                 if let c = configText { try AtomicOutput.write(c, to: tmp + "/config.json") }
-            } catch {
-                try? fm.removeItem(atPath: tmp)
-                throw error
             }
-            try AtomicOutput.commitFolder(tmp, to: output, replace: overwrite)
         }
     }
 }

@@ -67,6 +67,14 @@ public struct DistributedCheckpointMetadata: Sendable {
     ]
 
     /// Parses a `.metadata` file's bytes; `file` names it in errors.
+    public init(_ bytes: [UInt8], file: String) throws(CheckpointError) {
+        let r = bytes.withUnsafeBytes { b -> Result<DistributedCheckpointMetadata, CheckpointError> in
+            do throws(CheckpointError) { return .success(try DistributedCheckpointMetadata(b, file: file)) } catch { return .failure(error) }
+        }
+        self = try r.get()
+    }
+
+    /// Parses a `.metadata` file's bytes; `file` names it in errors.
     /// - Throws: `CheckpointError.malformed(file:...)` for anything but the expected structure.
     public init(_ bytes: UnsafeRawBufferPointer, file: String) throws(CheckpointError) {
         let doc = try PickleReader.parse(bytes, allowed: Self.allowedGlobals, file: file)

@@ -23,7 +23,8 @@ public protocol CheckpointTensorReader: AnyObject, Sendable {
 /// (`blocks.0.feed_forward_moe.router.weight`); optimizer state (`optim.*`) is left out unless
 /// asked for, and byte entries (pickled Python objects) are never read. A tensor saved by several
 /// ranks is reassembled from its chunks. Only `.metadata` is read at open; each chunk's archive is
-/// parsed when the tensor is read.
+/// parsed when the tensor is read. Files are read with `pread` (never mapped), elements decoded
+/// through a small staging buffer, Float32 and raw copies straight into the destination.
 public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendable {
     /// The `model_and_optim` folder.
     public let folder: String
@@ -40,10 +41,15 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
     /// Number of optimizer-state tensors left out.
     public let skippedOptimizerTensors: Int
 
-    private let entries: [String: DistributedCheckpointMetadata.TensorEntry]
-    private let position: [String: Int]
+    /// The largest `.metadata` read (a 7B model's index is a few MB).
+    public static let maxMetadataBytes = 1 << 30
+    /// Bytes read per slice when elements are decoded.
+    static let stagingBytes = 1 << 22
+
+    private let entries: [ExactName: DistributedCheckpointMetadata.TensorEntry]
+    private let position: [ExactName: Int]
     private let lock = NSLock()
-    private var maps: [String: MappedFile] = [:]
+    private var opened: [String: ReadOnlyFile] = [:]
 
     /// The `model_and_optim` folder for `path` — a step folder holding `model_and_optim/.metadata`,
     /// that folder itself, or its `.metadata` file — or nil when `path` is none of these.
@@ -73,11 +79,11 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
         }
         self.folder = folder
         metadataPath = (folder as NSString).appendingPathComponent(".metadata")
-        let map = try MappedFile(path: metadataPath)
-        let meta = try DistributedCheckpointMetadata(map.bytes(0..<map.size), file: metadataPath)
+        let bytes = try ReadOnlyFile.contents(of: metadataPath, limit: Self.maxMetadataBytes)
+        let meta = try DistributedCheckpointMetadata(bytes, file: metadataPath)
         var infos: [TensorInfo] = []
-        var entries: [String: DistributedCheckpointMetadata.TensorEntry] = [:]
-        var position: [String: Int] = [:]
+        var entries: [ExactName: DistributedCheckpointMetadata.TensorEntry] = [:]
+        var position: [ExactName: Int] = [:]
         var sizes: [String: Int] = [:]
         var skipped = 0
         let fm = FileManager.default
@@ -88,14 +94,14 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
                 guard includeOptimizerState else { skipped += 1; continue }
                 name = t.key
             } else { name = t.key }
-            guard entries[name] == nil else { throw .malformed(file: metadataPath, reason: "two entries read as tensor '\(name)'") }
+            guard entries[ExactName(name)] == nil else { throw .malformed(file: metadataPath, reason: "two entries read as tensor '\(name)'") }
             for c in t.chunks {
                 if sizes[c.file] == nil {
                     let p = (folder as NSString).appendingPathComponent(c.file)
-                    guard let attrs = try? fm.attributesOfItem(atPath: p), let s = (attrs[.size] as? NSNumber)?.intValue else {
+                    guard fm.fileExists(atPath: p) else {
                         throw .malformed(file: metadataPath, reason: "tensor '\(t.key)' is in \(c.file), which is missing from \(folder)")
                     }
-                    sizes[c.file] = s
+                    sizes[c.file] = try ReadOnlyFile(path: p).size
                 }
                 let s = sizes[c.file] ?? 0
                 guard c.byteOffset <= s, c.byteLength <= s - c.byteOffset else {
@@ -104,9 +110,9 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
                 }
             }
             let file = t.chunks.first.map { (folder as NSString).appendingPathComponent($0.file) } ?? folder
-            position[name] = infos.count
+            position[ExactName(name)] = infos.count
             infos.append(TensorInfo(name: name, dtype: t.dtype, shape: t.shape, file: file))
-            entries[name] = t
+            entries[ExactName(name)] = t
         }
         tensors = infos
         self.entries = entries
@@ -121,68 +127,83 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
     }
 
     /// Information on tensor `name`, or nil.
-    public func info(_ name: String) -> TensorInfo? { position[name].map { tensors[$0] } }
+    public func info(_ name: String) -> TensorInfo? { position[ExactName(name)].map { tensors[$0] } }
 
     /// Decodes tensor `name` to Float32 into `destination`, chunk by chunk.
     public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
-        guard let e = entries[name] else { throw .missingTensor(file: folder, name: name) }
+        guard let e = entries[ExactName(name)] else { throw .missingTensor(file: folder, name: name) }
         let count = e.shape.reduce(1, *)
-        guard destination.count == count, let dst = destination.baseAddress else {
-            if destination.count == count { return }
+        guard destination.count == count else {
             throw .malformed(file: folder, reason: "tensor '\(name)': \(count) elements, buffer of \(destination.count)")
         }
-        try assemble(e) { src, dtype, srcByte, dstElement, n in
-            Conversion.decode(dtype, from: src + srcByte, count: n, into: dst + dstElement)
+        guard let dst = destination.baseAddress else { return }
+        let width = e.dtype.byteSize
+        var staging: UnsafeMutableRawBufferPointer?
+        defer { staging?.deallocate() }
+        try assemble(e) { (file: ReadOnlyFile, at: Int, element: Int, n: Int) throws(CheckpointError) in
+            if e.dtype == .f32 {
+                try file.read(at: at, into: UnsafeMutableRawBufferPointer(start: dst + element, count: n * 4))
+                return
+            }
+            let perSlice = max(1, Self.stagingBytes / width)
+            if staging == nil { staging = .allocate(byteCount: perSlice * width, alignment: 64) }
+            guard let buffer = staging else { return }
+            var done = 0
+            while done < n {
+                let k = min(perSlice, n - done)
+                let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(k * width)])
+                try file.read(at: at + done * width, into: slice)
+                if let src = slice.baseAddress { Conversion.decode(e.dtype, from: src, count: k, into: dst + element + done) }
+                done += k
+            }
         }
     }
 
     /// Copies tensor `name`'s stored bytes, reassembled from its chunks, into `destination`.
     public func copyRawBytes(_ name: String, into destination: UnsafeMutableRawBufferPointer) throws(CheckpointError) {
-        guard let e = entries[name] else { throw .missingTensor(file: folder, name: name) }
-        let size = e.dtype.byteSize
-        guard destination.count == e.shape.reduce(1, *) * size else {
+        guard let e = entries[ExactName(name)] else { throw .missingTensor(file: folder, name: name) }
+        let width = e.dtype.byteSize
+        guard destination.count == e.shape.reduce(1, *) * width else {
             throw .malformed(file: folder, reason: "tensor '\(name)': size mismatch")
         }
-        guard let dst = destination.baseAddress else { return }
-        try assemble(e) { src, _, srcByte, dstElement, n in
-            (dst + dstElement * size).copyMemory(from: src + srcByte, byteCount: n * size)
+        try assemble(e) { (file: ReadOnlyFile, at: Int, element: Int, n: Int) throws(CheckpointError) in
+            try file.read(at: at, into: UnsafeMutableRawBufferPointer(rebasing: destination[(element * width)..<((element + n) * width)]))
         }
     }
 
-    private func mapped(_ file: String) throws(CheckpointError) -> MappedFile {
+    private func file(_ name: String) throws(CheckpointError) -> ReadOnlyFile {
         lock.lock(); defer { lock.unlock() }
-        if let m = maps[file] { return m }
-        let m = try MappedFile(path: (folder as NSString).appendingPathComponent(file))
-        maps[file] = m
-        return m
+        if let f = opened[name] { return f }
+        let f = try ReadOnlyFile(path: (folder as NSString).appendingPathComponent(name))
+        opened[name] = f
+        return f
     }
 
-    /// Calls `run(archiveBase, dtype, sourceByteOffset, destinationElementOffset, count)` for every
-    /// contiguous run of every chunk of `e`, after checking each chunk's archive against the index.
+    /// Calls `run(file, fileOffset, destinationElement, count)` for every contiguous run of every
+    /// chunk of `e`, after checking each chunk's archive against the index.
     private func assemble(_ e: DistributedCheckpointMetadata.TensorEntry,
-                          _ run: (UnsafeRawPointer, DType, Int, Int, Int) -> Void) throws(CheckpointError) {
+                          _ run: (ReadOnlyFile, Int, Int, Int) throws(CheckpointError) -> Void) throws(CheckpointError) {
         let shape = e.shape, r = shape.count
         var strides = [Int](repeating: 1, count: r)
         if r > 1 { for a in (0..<(r - 1)).reversed() { strides[a] = strides[a + 1] * shape[a + 1] } }
         for c in e.chunks where c.elementCount > 0 {
-            let map = try mapped(c.file)
-            let path = (folder as NSString).appendingPathComponent(c.file)
-            guard c.byteOffset <= map.size, c.byteLength <= map.size - c.byteOffset else {
+            let f = try file(c.file)
+            let path = f.path
+            guard c.byteOffset <= f.size, c.byteLength <= f.size - c.byteOffset else {
                 throw .malformed(file: path, reason: "chunk of '\(e.key)' lies past the end of the file")
             }
             let what = "\(path) (bytes \(c.byteOffset)..<\(c.byteOffset + c.byteLength), '\(e.key)' chunk \(c.offsets))"
-            let blob = map.bytes(c.byteOffset..<(c.byteOffset + c.byteLength))
-            let saved = try TorchSavedTensor(blob, what: what)
+            let archive = ArchiveBytes(file: f, offset: c.byteOffset, count: c.byteLength)
+            let saved = try TorchSavedTensor(archive, what: what)
             guard saved.dtype == e.dtype else {
                 throw .malformed(file: what, reason: "holds \(saved.dtype.rawValue) but the index says \(e.dtype.rawValue)")
             }
             guard saved.shape == c.sizes else {
                 throw .malformed(file: what, reason: "holds a tensor of size \(saved.shape) but the index says \(c.sizes)")
             }
-            guard let base = blob.baseAddress else { continue }
-            let src = base + saved.data.lowerBound
-            let size = e.dtype.byteSize
-            if r == 0 { run(src, e.dtype, 0, 0, 1); continue }
+            let base = archive.fileOffset(saved.data.lowerBound)
+            let width = e.dtype.byteSize
+            if r == 0 { try run(f, base, 0, 1); continue }
             // Axes after `m` are whole: each run is sizes[m] * (elements of those axes) long.
             var m = r - 1
             while m > 0 && c.sizes[m] == shape[m] { m -= 1 }
@@ -192,7 +213,7 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
             while true {
                 var d = c.offsets[m] * strides[m]
                 for a in 0..<m { d += (c.offsets[a] + index[a]) * strides[a] }
-                run(src, e.dtype, source * size, d, runLength)
+                try run(f, base + source * width, d, runLength)
                 source += runLength
                 var a = m - 1
                 while a >= 0 {

@@ -108,6 +108,14 @@ public enum PickleReader {
         do { return try parse(bytes, allowed: allowed) } catch { throw .malformed(file: file, reason: error.description) }
     }
 
+    /// Parses `bytes` and wraps any error as `CheckpointError.malformed` naming `file`.
+    public static func parse(_ bytes: [UInt8], allowed: Set<String>, file: String) throws(CheckpointError) -> PickleDocument {
+        let r = bytes.withUnsafeBytes { b -> Result<PickleDocument, CheckpointError> in
+            do throws(CheckpointError) { return .success(try parse(b, allowed: allowed, file: file)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
         let allowed: Set<String>

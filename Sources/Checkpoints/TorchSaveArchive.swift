@@ -26,21 +26,27 @@ public struct TorchSavedTensor: Sendable, Equatable {
         "Float8_e4m3fnStorage": .f8e4m3, "Float8_e5m2Storage": .f8e5m2,
     ]
 
-    /// Reads the archive in `bytes`; `what` names it in errors (file and offset).
-    /// - Throws: `CheckpointError.malformed(file: what, ...)`.
+    /// Reads the archive in `bytes` (in memory); `what` names it in errors.
     public init(_ bytes: UnsafeRawBufferPointer, what: String) throws(CheckpointError) {
+        try self.init(ArchiveBytes(memory: Array(bytes)), what: what)
+    }
+
+    /// Reads the archive `source` (its directory, `data.pkl` and `byteorder`; not the elements);
+    /// `what` names it in errors (file and offset).
+    /// - Throws: `CheckpointError.malformed(file: what, ...)`.
+    public init(_ source: ArchiveBytes, what: String) throws(CheckpointError) {
         func bad(_ r: String) -> CheckpointError { .malformed(file: what, reason: "torch.save archive: \(r)") }
-        let zip = try StoredZip(bytes, what: what)
+        let zip = try StoredZip(source, what: what)
         let pickles = zip.entries.filter { $0.name.hasSuffix("/data.pkl") && !$0.name.dropLast(9).contains("/") }
         guard pickles.count == 1, let pkl = pickles.first else {
             throw bad(pickles.isEmpty ? "no <archive>/data.pkl entry" : "several data.pkl entries")
         }
         let prefix = String(pkl.name.dropLast("data.pkl".count))
         guard pkl.data.count <= 1 << 20 else { throw bad("data.pkl of \(pkl.data.count) bytes is too large for one tensor") }
-        let pklBytes = UnsafeRawBufferPointer(rebasing: bytes[pkl.data])
+        let pklBytes = try source.bytes(pkl.data.lowerBound, pkl.data.count, what: what)
         guard StoredZip.crc32(pklBytes) == pkl.crc32 else { throw bad("data.pkl fails its CRC check (damaged)") }
         if let bo = zip.entry(prefix + "byteorder") {
-            guard UnsafeRawBufferPointer(rebasing: bytes[bo.data]).elementsEqual("little".utf8) else {
+            guard bo.data.count <= 16, try source.bytes(bo.data.lowerBound, bo.data.count, what: what).elementsEqual("little".utf8) else {
                 throw bad("byte order is not little-endian")
             }
         }

@@ -13,7 +13,7 @@ public enum Projection: String, Sendable, CaseIterable {
     case down
 }
 
-extension MoEModel {
+extension MoECheckpoint {
     /// The router weight R [n, d] of `layer`, as Float32 (OLMo-core's flat [n*d] router reshaped).
     public func routerWeight(_ layer: MoELayer) throws(CheckpointError) -> Tensor {
         let r = try checkpoint.tensor(layer.router)
@@ -58,12 +58,12 @@ extension MoEModel {
             }
             let failure = FirstError()
             let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
-            let dst = UncheckedPointer(base)
+            let dst = UnsafeShared(base)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var e = w
                 while e < n {
                     do {
-                        try checkpoint.read(names[e], into: UnsafeMutableBufferPointer(start: dst.pointer + e * per, count: per))
+                        try checkpoint.read(names[e], into: UnsafeMutableBufferPointer(start: dst.value + e * per, count: per))
                     } catch { failure.record(error) }
                     e += workers
                 }
@@ -99,10 +99,4 @@ final class FirstError: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if error == nil { error = (e as? CheckpointError) ?? .io(file: "?", reason: "\(e)") }
     }
-}
-
-/// A pointer handed to concurrent workers that write disjoint ranges.
-struct UncheckedPointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
 }

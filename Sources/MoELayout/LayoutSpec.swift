@@ -153,6 +153,10 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
     case badLayoutFile(file: String, reason: String)
     /// A layer's tensors are inconsistent in a way that stops an analysis.
     case inconsistent(file: String, reason: String)
+    /// The checkpoint has no MoE layer (with the problems that kept layers out).
+    case noMoELayers(file: String, problems: [String])
+    /// Layers were asked for that are not MoE layers.
+    case notMoELayers(file: String, asked: [Int], available: [Int])
 
     public var description: String {
         switch self {
@@ -162,6 +166,10 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
             return "\(f): no known MoE layout fits; could not place \(shown)\(more) (write a layout file and pass --layout, see docs/layout-file.md)"
         case let .badLayoutFile(f, r): return "\(f): \(r)"
         case let .inconsistent(f, r): return "\(f): \(r)"
+        case let .noMoELayers(f, problems):
+            return "\(f): no MoE layer found" + (problems.isEmpty ? "" : " (\(problems.joined(separator: "; ")))")
+        case let .notMoELayers(f, asked, available):
+            return "\(f): layer(s) \(asked.map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(available.map(String.init).joined(separator: ", ")))"
         }
     }
 }

@@ -27,7 +27,7 @@ public struct ModelSummary: Sendable {
 
     /// Summarises `model`.
     /// - Parameter scanExperts: also scan every routed expert's weights for NaN/Inf (reads the whole checkpoint).
-    public init(_ model: MoEModel, scanExperts: Bool = false) {
+    public init(_ model: MoECheckpoint, scanExperts: Bool = false) {
         let ckpt = model.checkpoint
         path = ckpt.path
         format = ckpt.format.rawValue

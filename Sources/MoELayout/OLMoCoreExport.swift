@@ -101,7 +101,7 @@ public enum OLMoCoreExport {
     ///   - dtype: cast floating-point tensors to it (default: keep each tensor's dtype).
     ///   - overwrite: replace an existing output, only once the new one is complete.
     ///   - progress: called with each output tensor name as it is written.
-    public static func write(_ model: MoEModel, to output: String, dtype: DType? = nil, overwrite: Bool = false,
+    public static func write(_ model: MoECheckpoint, to output: String, dtype: DType? = nil, overwrite: Bool = false,
                              maxShardBytes: Int = 5_000_000_000, progress: (String) -> Void = { _ in }) throws {
         let ck = model.checkpoint
         guard let config = model.olmoCoreConfig else {

@@ -17,7 +17,7 @@ public enum OLMoCoreLayout {
         names.contains { spec.router.match($0) != nil }
     }
 
-    /// What `MoEModel` keeps of an OLMo-core checkpoint.
+    /// What `MoECheckpoint` keeps of an OLMo-core checkpoint.
     struct Description {
         var layers: [LayerKind]
         var problems: [String]

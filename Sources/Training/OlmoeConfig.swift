@@ -95,11 +95,7 @@ public struct OlmoeConfig: Sendable, Equatable {
             guard let v = c.doubleValue, v > 0 else { throw fail("'clip_qkv' must be a positive number or null") }
             clipQKV = Float(v)
         } else { clipQKV = nil }
-        if let t = json["rope_theta"]?.doubleValue {
-            ropeTheta = t
-        } else if let t = json["rope_parameters"]?["rope_theta"]?.doubleValue {
-            ropeTheta = t
-        } else { ropeTheta = 10_000 }
+        ropeTheta = ModelConfig(json: json).ropeTheta ?? 10_000
         self.json = json
 
         for (v, name) in [(vocabularySize, "vocab_size"), (hiddenSize, "hidden_size"), (intermediateSize, "intermediate_size"),

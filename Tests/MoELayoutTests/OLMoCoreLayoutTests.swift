@@ -19,7 +19,7 @@ import Tensors
     @Test(arguments: forms)
     func projectionsInHuggingFaceOrientation(_ path: String, _ run: String) throws {
         let expected = try #require(try loadJSON("olmo-core/expected.json")[run] as? [String: Any])
-        let model = try MoEModel(try Checkpoint.open(Self.root + "/" + path))
+        let model = try MoECheckpoint(try Checkpoint.open(Self.root + "/" + path))
         #expect(model.family == (path.hasSuffix("-hf") ? "flex_olmo" : "olmo_core"))
         #expect(model.topK == expected["top_k"] as? Int)
         let layers = try #require(expected["layers"] as? [[String: Any]])
@@ -62,7 +62,7 @@ import Tensors
     @Test func noRunConfigIsAClearError() throws {
         let dir = try copyUnsharded(config: nil)
         #expect {
-            _ = try MoEModel(try Checkpoint.open(dir))
+            _ = try MoECheckpoint(try Checkpoint.open(dir))
         } throws: { error in
             "\(error)".contains("no run config.json") && "\(error)".contains("dropless")
         }
@@ -72,7 +72,7 @@ import Tensors
         let dir = try copyUnsharded(config: nil)
         try FileManager.default.copyItem(atPath: Self.root + "/dropless/step3/config.json",
                                          toPath: (dir as NSString).deletingLastPathComponent + "/config.json")
-        let model = try MoEModel(try Checkpoint.open(dir))
+        let model = try MoECheckpoint(try Checkpoint.open(dir))
         #expect(model.olmoCoreConfig?.moeType == .dropless)
         #expect(model.moeLayers.count == 2)
     }
@@ -80,7 +80,7 @@ import Tensors
     @Test func unknownMoETypeIsAClearError() throws {
         let dir = try copyUnsharded(config: try runConfig(replacing: "\"name\": \"dropless\"", with: "\"name\": \"scattermoe\""))
         #expect {
-            _ = try MoEModel(try Checkpoint.open(dir))
+            _ = try MoECheckpoint(try Checkpoint.open(dir))
         } throws: { error in
             "\(error)".contains("'scattermoe'") && "\(error)".hasPrefix(dir)
         }
@@ -90,7 +90,7 @@ import Tensors
     /// layers are reported, never read with the wrong orientation.
     @Test func configOfTheOtherTypeIsReported() throws {
         let dir = try copyUnsharded(config: try runConfig(replacing: "\"name\": \"dropless\"", with: "\"name\": \"default\""))
-        let model = try MoEModel(try Checkpoint.open(dir))
+        let model = try MoECheckpoint(try Checkpoint.open(dir))
         #expect(model.moeLayers.isEmpty)
         #expect(model.problems.count == 2)
         #expect(model.problems.first?.contains("other MoE type") == true)

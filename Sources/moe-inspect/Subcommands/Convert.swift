@@ -62,7 +62,7 @@ extension MoEInspect {
             let target = dtype.flatMap { DType(userSpelling: $0) }
             if CheckpointConverter.target(for: output) == .safetensorsFolder, OLMoCoreLayout.matches(source.tensors.map(\.name)) {
                 let start = Date()
-                try OLMoCoreExport.write(try MoEModel(source), to: output, dtype: target, overwrite: overwrite,
+                try OLMoCoreExport.write(try MoECheckpoint(source), to: output, dtype: target, overwrite: overwrite,
                                          maxShardBytes: parseSize(shardSize) ?? 5_000_000_000)
                 progress.say(String(format: "wrote %@ (Hugging Face flex_olmo) in %.1f s", output, Date().timeIntervalSince(start)))
                 return

@@ -1,35 +1,4 @@
-import ArgumentParser
-import Checkpoints
 import Foundation
-import MoELayout
-
-/// Options shared by every command that reads a checkpoint.
-struct LayoutOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("A layout file (JSON) mapping tensor names with {layer}/{expert} patterns, for checkpoints whose naming is not recognised. See docs/layout-file.md.", valueName: "FILE"))
-    var layout: String?
-
-    /// Opens `path` and recognises its MoE layout (the layout file, if given, replaces detection).
-    func open(_ path: String) throws -> MoEModel {
-        let ckpt = try Checkpoint.open(path)
-        let spec = try layout.map { p throws(LayoutError) in try LayoutSpec.load(p) }
-        return try MoEModel(ckpt, layout: spec)
-    }
-}
-
-/// Progress lines on stderr, silenced by --quiet.
-struct Progress {
-    var quiet: Bool
-    func say(_ s: String) {
-        guard !quiet else { return }
-        FileHandle.standardError.write(Data((s + "\n").utf8))
-    }
-}
-
-/// An error of the command line itself, printed as `moe-inspect: error: ...`.
-struct CommandError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
 
 /// Human-readable byte count (GB with 1000 steps, as disk sizes are quoted).
 func formatBytes(_ n: Int) -> String {

@@ -17,18 +17,18 @@ public struct StoredFormat: Sendable, Equatable, Codable {
 }
 
 /// Reading an OLMoE model from a Hugging Face checkpoint and writing one back.
-public enum ModelCheckpoint {
+public enum NetworkCheckpoint {
     /// Loads `path` (a folder, safetensors file, index or HDF5 file with a config).
     /// - Returns: the model and how it was stored.
     /// - Throws: `TrainingError` naming the file and the tensor at fault.
-    public static func load(_ path: String) throws(TrainingError) -> (OlmoeModel, StoredFormat) {
+    public static func load(_ path: String) throws(TrainingError) -> (OlmoeNetwork, StoredFormat) {
         let ck: Checkpoint
         do { ck = try Checkpoint.open(path) } catch { throw .checkpoint(file: path, reason: error.description) }
         guard let mc = ck.config else {
             throw .checkpoint(file: path, reason: "no config.json beside the weights; the trainer needs the model's hyper-parameters")
         }
         let config = try OlmoeConfig(mc, source: ck.configSource ?? path)
-        let model = OlmoeModel(config: config)
+        let model = OlmoeNetwork(config: config)
         let layout = model.layout
         var dtypes: [String: DType] = [:]
         let fused = ck.contains("model.layers.0.mlp.experts.gate_up_proj")
@@ -69,7 +69,7 @@ public enum ModelCheckpoint {
 
     /// The tensors to write for `model` in `format`, each with its name, dtype and the flat
     /// offset of its first element (fused tensors span the whole expert stack).
-    static func specs(_ model: OlmoeModel, format: StoredFormat, dtype override: DType?) -> [(TensorSpec, Int)] {
+    static func specs(_ model: OlmoeNetwork, format: StoredFormat, dtype override: DType?) -> [(TensorSpec, Int)] {
         let c = model.config, layout = model.layout
         let d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
         func dt(_ name: String) -> DType { override ?? format.dtypes[name] ?? .f32 }
@@ -91,15 +91,15 @@ public enum ModelCheckpoint {
     /// Writes `model` as a Hugging Face folder into the existing folder `folder`:
     /// `model.safetensors` (or shards and an index when `format.shardBytes` is set) and
     /// `config.json`, each file atomically.
-    public static func save(_ model: OlmoeModel, format: StoredFormat, dtype: DType?, to folder: String) throws(TrainingError) {
+    public static func save(_ model: OlmoeNetwork, format: StoredFormat, dtype: DType?, to folder: String) throws(TrainingError) {
         let specs = specs(model, format: format, dtype: dtype)
         let offsets = Dictionary(uniqueKeysWithValues: specs.map { ($0.0.name, $0.1) })
-        let base = SharedPointer(model.parameters.pointer)
+        let base = UnsafeShared(model.parameters.pointer)
         do {
             try SafetensorsWriter.writeFolder(specs.map { $0.0 }, metadata: ["format": "pt"], folder: folder,
                                               maxShardBytes: format.shardBytes ?? Int.max) { spec, out in
                 guard let o = offsets[spec.name], let dst = out.baseAddress else { return }
-                Conversion.encode(spec.dtype, from: base.p + o, count: spec.shape.reduce(1, *), into: dst)
+                Conversion.encode(spec.dtype, from: base.value + o, count: spec.shape.reduce(1, *), into: dst)
             }
         } catch let e as CheckpointError {
             throw .io(file: folder, reason: e.description)

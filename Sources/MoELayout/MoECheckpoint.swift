@@ -55,7 +55,7 @@ public enum LayerKind: Sendable, Equatable {
 }
 
 /// A checkpoint seen as a Mixture-of-Experts model: its family and its layers.
-public final class MoEModel: @unchecked Sendable {
+public final class MoECheckpoint: @unchecked Sendable {
     /// The checkpoint read.
     public let checkpoint: Checkpoint
     /// The layout that matched.
@@ -99,10 +99,10 @@ public final class MoEModel: @unchecked Sendable {
         } else if let t = checkpoint.config?.modelType, let s = LayoutSpec.forModelType(t),
                   names.contains(where: { s.router.match($0) != nil }) {
             spec = s
-        } else if let s = LayoutSpec.builtIn.first(where: { MoEModel.fits($0, names) }) {
+        } else if let s = LayoutSpec.builtIn.first(where: { MoECheckpoint.fits($0, names) }) {
             spec = s
         } else {
-            let unplaced = names.filter { !MoEModel.isKnownNonMoE($0) }
+            let unplaced = names.filter { !MoECheckpoint.isKnownNonMoE($0) }
             throw .unrecognized(file: checkpoint.path, unplaced: Array(unplaced.prefix(8)), total: unplaced.count)
         }
         self.spec = spec
@@ -118,7 +118,7 @@ public final class MoEModel: @unchecked Sendable {
         allLayers.formUnion(routers.keys)
         for l in allLayers.sorted() {
             guard let r = routers[l] else { layers.append(.dense(index: l)); continue }
-            switch MoEModel.describeLayer(l, router: r, spec: spec, checkpoint: checkpoint, names: names) {
+            switch MoECheckpoint.describeLayer(l, router: r, spec: spec, checkpoint: checkpoint, names: names) {
             case let .success(layer): layers.append(.moe(layer))
             case let .failure(p): problems.append("layer \(l): \(p.message)"); layers.append(.dense(index: l))
             }

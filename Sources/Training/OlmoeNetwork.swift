@@ -6,7 +6,7 @@ import Tensors
 ///
 /// Parameter names, shapes and meaning are those of the Hugging Face checkpoint; see
 /// `ParameterLayout` for the order in memory.
-public final class OlmoeModel: @unchecked Sendable {
+public final class OlmoeNetwork: @unchecked Sendable {
     /// The hyper-parameters.
     public let config: OlmoeConfig
     /// Names and offsets of every tensor.
@@ -61,9 +61,9 @@ public final class OlmoeModel: @unchecked Sendable {
         let S = d + 2 * kv, W = parameters.pointer
         let rope = rotaryTable(length: ws.length)
         // embedding
-        let emb = SharedPointer(W + layout.embedding), tok = SharedPointer(ws.tokens.pointer), x0 = SharedPointer(ws.stream.pointer)
+        let emb = UnsafeShared(W + layout.embedding), tok = UnsafeShared(ws.tokens.pointer), x0 = UnsafeShared(ws.stream.pointer)
         Parallel.forRows(T, rowCost: d) { _, range in
-            for t in range { (x0.p + t * d).update(from: emb.p + Int(tok.p[t]) * d, count: d) }
+            for t in range { (x0.value + t * d).update(from: emb.value + Int(tok.value[t]) * d, count: d) }
         }
         let attention = CausalAttention(batch: ws.batch, length: ws.length, heads: c.headCount, keyValueHeads: c.keyValueHeadCount,
                                         headDim: c.headDim, qkvStride: S, keyOffset: d, valueOffset: d + kv)
@@ -89,9 +89,9 @@ public final class OlmoeModel: @unchecked Sendable {
                             y: a.normedPost.pointer, yStride: d, rstd: a.rstdPost.pointer)
             moe.route(input: a.normedPost.pointer, router: W + o.router, a)
             moe.forwardExperts(input: a.normedPost.pointer, gateUp: W + o.gateUp, down: W + o.down, a, output: next)
-            let nx = SharedPointer(next), mid = SharedPointer(a.residualMid.pointer)
+            let nx = UnsafeShared(next), mid = UnsafeShared(a.residualMid.pointer)
             Parallel.forRows(T, rowCost: d) { _, range in
-                for i in (range.lowerBound * d)..<(range.upperBound * d) { nx.p[i] = mid.p[i] + nx.p[i] }
+                for i in (range.lowerBound * d)..<(range.upperBound * d) { nx.value[i] = mid.value[i] + nx.value[i] }
             }
         }
         let last = ws.stream.pointer + c.layerCount * T * d
@@ -103,13 +103,13 @@ public final class OlmoeModel: @unchecked Sendable {
     /// q, k from their norms and v raw, each clamped to [-clip, clip] when `clip_qkv` is set.
     private func assembleQKV(_ a: LayerActivations, rows: Int, d: Int, kv: Int) {
         let S = d + 2 * kv
-        let qk = SharedPointer(a.qkNormed.pointer), raw = SharedPointer(a.qkvRaw.pointer), out = SharedPointer(a.qkv.pointer)
+        let qk = UnsafeShared(a.qkNormed.pointer), raw = UnsafeShared(a.qkvRaw.pointer), out = UnsafeShared(a.qkv.pointer)
         let clip = config.clipQKV
         Parallel.forRows(rows, rowCost: S) { _, range in
             for t in range {
-                let o = out.p + t * S
-                o.update(from: qk.p + t * (d + kv), count: d + kv)
-                (o + d + kv).update(from: raw.p + t * S + d + kv, count: kv)
+                let o = out.value + t * S
+                o.update(from: qk.value + t * (d + kv), count: d + kv)
+                (o + d + kv).update(from: raw.value + t * S + d + kv, count: kv)
                 if let c = clip { for j in 0..<S { o[j] = min(max(o[j], -c), c) } }
             }
         }
@@ -202,10 +202,10 @@ public final class OlmoeModel: @unchecked Sendable {
     /// the gradient where -clip <= x <= clip).
     private func clipBackward(_ a: LayerActivations, dqkv: UnsafeMutablePointer<Float>, rows: Int, d: Int, kv: Int, clip: Float) {
         let S = d + 2 * kv
-        let qk = SharedPointer(a.qkNormed.pointer), raw = SharedPointer(a.qkvRaw.pointer), g = SharedPointer(dqkv)
+        let qk = UnsafeShared(a.qkNormed.pointer), raw = UnsafeShared(a.qkvRaw.pointer), g = UnsafeShared(dqkv)
         Parallel.forRows(rows, rowCost: S) { _, range in
             for t in range {
-                let gr = g.p + t * S, q = qk.p + t * (d + kv), v = raw.p + t * S + d + kv
+                let gr = g.value + t * S, q = qk.value + t * (d + kv), v = raw.value + t * S + d + kv
                 for j in 0..<(d + kv) where !(q[j] >= -clip && q[j] <= clip) { gr[j] = 0 }
                 for j in 0..<kv where !(v[j] >= -clip && v[j] <= clip) { gr[d + kv + j] = 0 }
             }
