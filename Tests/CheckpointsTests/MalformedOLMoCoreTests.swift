@@ -55,6 +55,20 @@ import Tensors
         }
     }
 
+    /// A `.distcp` cut short after the checkpoint was opened gives an error when read, not SIGBUS.
+    @Test func fileTruncatedAfterOpenIsAnError() throws {
+        let dir = temporaryFolder() + "/step"
+        try FileManager.default.copyItem(atPath: Self.root + "/valid", toPath: dir)
+        let c = try Checkpoint.open(dir)
+        let distcp = dir + "/model_and_optim/__0_0.distcp"
+        let h = try #require(FileHandle(forWritingAtPath: distcp))
+        try h.truncate(atOffset: 700)
+        try h.close()
+        #expect {
+            _ = try c.tensor("w")
+        } throws: { "\($0)".contains("__0_0.distcp") }
+    }
+
     /// Every prefix of a real `.metadata` is refused cleanly (no trap, no hang).
     @Test func everyTruncationOfARealIndexIsRefused() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: fixtures + "/olmo-core/dropless-2rank/step5/model_and_optim/.metadata"))
