@@ -2,7 +2,8 @@ import Foundation
 import Tensors
 
 /// A checkpoint on disk, whatever its format: one safetensors file, a folder with one file or
-/// with shards and `model.safetensors.index.json`, or an HDF5 file. Tensor data is read lazily.
+/// with shards and `model.safetensors.index.json`, an HDF5 file, or an OLMo-core training
+/// checkpoint (`stepN/model_and_optim/`). Tensor data is read lazily.
 public final class Checkpoint: @unchecked Sendable {
     /// The path the user gave.
     public let path: String
@@ -20,19 +21,25 @@ public final class Checkpoint: @unchecked Sendable {
     public let format: Format
 
     /// Storage formats.
-    public enum Format: String, Sendable { case safetensors, hdf5 }
+    public enum Format: String, Sendable { case safetensors, hdf5, olmoCore = "olmo-core distributed" }
 
-    private enum Backing { case safetensors([SafetensorsFile]), hdf5(HDF5File) }
+    private enum Backing { case safetensors([SafetensorsFile]), hdf5(HDF5File), reader(any CheckpointTensorReader) }
     private let backing: Backing
     private let location: [ExactName: Int]
 
-    /// Opens `path`: a `.safetensors` or HDF5 file, a `model.safetensors.index.json`, or a folder
-    /// holding either. Only headers are read.
+    /// Opens `path`: a `.safetensors` or HDF5 file, a `model.safetensors.index.json`, a folder
+    /// holding either, or an OLMo-core step folder (or its `model_and_optim` folder). Only
+    /// headers (or the distributed checkpoint's `.metadata`) are read.
+    /// - Parameter includeOptimizerState: for OLMo-core checkpoints, also list `optim.*` tensors.
     /// - Throws: `CheckpointError` naming the file at fault.
-    public static func open(_ path: String) throws(CheckpointError) -> Checkpoint {
+    public static func open(_ path: String, includeOptimizerState: Bool = false) throws(CheckpointError) -> Checkpoint {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw .io(file: path, reason: "no such file or folder")
+        }
+        if OLMoCoreCheckpoint.locate(path) != nil {
+            let r = try OLMoCoreCheckpoint(path: path, includeOptimizerState: includeOptimizerState)
+            return try Checkpoint(path: path, reader: r, format: .olmoCore, configPath: r.configPath)
         }
         if isDir.boolValue { return try openFolder(path) }
         if path.hasSuffix(".index.json") { return try openIndex(path, folder: (path as NSString).deletingLastPathComponent) }
@@ -165,12 +172,24 @@ public final class Checkpoint: @unchecked Sendable {
         } else { config = nil; configSource = nil }
     }
 
+    private init(path: String, reader: any CheckpointTensorReader, format: Format, configPath: String?) throws(CheckpointError) {
+        self.path = path
+        files = reader.files
+        tensors = reader.tensors
+        location = Dictionary(reader.tensors.map { (ExactName($0.name), 0) }, uniquingKeysWith: { a, _ in a })
+        metadata = [:]
+        backing = .reader(reader)
+        self.format = format
+        if let c = configPath { config = try ModelConfig(contentsOf: c); configSource = c } else { config = nil; configSource = nil }
+    }
+
     /// Information on tensor `name`, or nil.
     public func info(_ name: String) -> TensorInfo? {
         guard let i = location[ExactName(name)] else { return nil }
         switch backing {
         case let .safetensors(f): return f[i].info(name)
         case let .hdf5(h): return h.info(name)
+        case let .reader(r): return r.info(name)
         }
     }
 
@@ -188,6 +207,7 @@ public final class Checkpoint: @unchecked Sendable {
         switch backing {
         case let .safetensors(f): try f[i].read(name, into: destination)
         case let .hdf5(h): try h.read(name, into: destination)
+        case let .reader(r): try r.read(name, into: destination)
         }
         if dequantize, let info = info(name), info.dtype == .f8e4m3 || info.dtype == .f8e5m2,
            contains(name + "_scale_inv") {
@@ -216,6 +236,12 @@ public final class Checkpoint: @unchecked Sendable {
             try r.get()
             return out
         case let .hdf5(h): return try h.rawBytes(name)
+        case let .reader(r):
+            guard let info = r.info(name) else { throw .missingTensor(file: path, name: name) }
+            var out = [UInt8](repeating: 0, count: info.byteCount)
+            do { try out.withUnsafeMutableBytes { b in try r.copyRawBytes(name, into: b) } }
+            catch let e as CheckpointError { throw e } catch { throw .io(file: path, reason: "\(error)") }
+            return out
         }
     }
 
@@ -229,6 +255,7 @@ public final class Checkpoint: @unchecked Sendable {
             let b = try h.rawBytes(name)
             guard b.count == destination.count else { throw .malformed(file: path, reason: "tensor '\(name)': size mismatch") }
             b.withUnsafeBytes { s in if let sp = s.baseAddress, let d = destination.baseAddress { d.copyMemory(from: sp, byteCount: b.count) } }
+        case let .reader(r): try r.copyRawBytes(name, into: destination)
         }
     }
 

@@ -14,9 +14,11 @@ public enum Projection: String, Sendable, CaseIterable {
 }
 
 extension MoECheckpoint {
-    /// The router weight R [n, d] of `layer`, as Float32.
+    /// The router weight R [n, d] of `layer`, as Float32 (OLMo-core's flat [n*d] router reshaped).
     public func routerWeight(_ layer: MoELayer) throws(CheckpointError) -> Tensor {
-        try checkpoint.tensor(layer.router)
+        let r = try checkpoint.tensor(layer.router)
+        if r.shape.count == 1, r.count == layer.expertCount * layer.hiddenSize { return r.reshaped([layer.expertCount, layer.hiddenSize]) }
+        return r
     }
 
     /// Shape of one expert's projection: [D, d] for gate and up, [d, D] for down.
@@ -67,6 +69,8 @@ extension MoECheckpoint {
                 }
             }
             if let e = failure.error { throw e }
+        case let .stacked(w1, w3, w2, transposed):
+            try OLMoCoreLayout.readStacked(checkpoint, layer, w1: w1, w3: w3, w2: w2, transposed: transposed, p, into: destination)
         case let .fused(gateUp, down):
             switch p {
             case .gate, .up:

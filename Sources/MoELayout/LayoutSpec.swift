@@ -102,6 +102,9 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         return s
     }()
 
+    /// FlexOlmo (what OLMo-core's Hugging Face export writes for MoE models): OLMoE naming.
+    public static let flexOlmo: LayoutSpec = { var s = olmoe; s.family = "flex_olmo"; return s }()
+
     /// Qwen3-MoE: OLMoE naming, no shared expert.
     public static let qwen3Moe: LayoutSpec = { var s = olmoe; s.family = "qwen3_moe"; return s }()
 
@@ -131,6 +134,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
     public static func forModelType(_ t: String) -> LayoutSpec? {
         switch t {
         case "olmoe": return olmoe
+        case "flex_olmo": return flexOlmo
         case "mixtral": return mixtral
         case "qwen2_moe": return qwen2Moe
         case "qwen3_moe": return qwen3Moe

@@ -14,6 +14,11 @@ public enum ExpertStorage: Sendable, Equatable {
     case perExpert([ExpertNames])
     /// `gate_up_proj` [n, 2D, d] (gate rows first) and `down_proj` [n, d, D].
     case fused(gateUp: String, down: String?)
+    /// OLMo-core: every expert's projections stacked in 2-D `w1` (gate), `w3` (up), `w2` (down).
+    /// Dropless type: w1, w3 [n*D, d], expert e's rows e*D..<(e+1)*D as they are; default type
+    /// (`transposed`): w1, w3 [n*d, D], the transpose of rows e*d..<(e+1)*d. w2 [n*D, d] in both:
+    /// expert e's W_o [d, D] is the transpose of rows e*D..<(e+1)*D.
+    case stacked(w1: String, w3: String?, w2: String?, transposed: Bool)
 }
 
 /// One MoE layer of a checkpoint: router, routed experts, shared experts.
@@ -63,6 +68,8 @@ public final class MoECheckpoint: @unchecked Sendable {
     public let topK: Int?
     /// Router scoring function: `softmax` or `sigmoid`.
     public let scoring: String
+    /// The run config of an OLMo-core checkpoint (its MoE type and sizes), else nil.
+    public let olmoCoreConfig: OLMoCoreModelConfig?
 
     /// The MoE layers.
     public var moeLayers: [MoELayer] { layers.compactMap { if case let .moe(l) = $0 { return l }; return nil } }
@@ -75,6 +82,17 @@ public final class MoECheckpoint: @unchecked Sendable {
     public init(_ checkpoint: Checkpoint, layout: LayoutSpec? = nil) throws(LayoutError) {
         self.checkpoint = checkpoint
         let names = checkpoint.tensors.map { $0.name }
+        if layout == nil, OLMoCoreLayout.matches(names) {
+            let d = try OLMoCoreLayout.describe(checkpoint, names: names)
+            spec = OLMoCoreLayout.spec
+            layers = d.layers
+            problems = d.problems
+            topK = d.config.topK
+            scoring = d.config.gatingFunction
+            olmoCoreConfig = d.config
+            return
+        }
+        olmoCoreConfig = nil
         let spec: LayoutSpec
         if let layout {
             spec = layout
