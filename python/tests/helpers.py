@@ -1,0 +1,43 @@
+"""Shared by the tests (and importable by spawned worker processes)."""
+import json
+import os
+import socket
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(REPO, "fixtures")
+if os.path.dirname(HERE) not in sys.path:
+    sys.path.insert(0, os.path.dirname(HERE))  # python/: import moe_inspect_torch without installing
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_parity():
+    """fixtures/erc/swift-parity.json (written by the Swift engine) and its tensors."""
+    from safetensors.torch import load_file
+
+    with open(os.path.join(FIXTURES, "erc", "swift-parity.json")) as f:
+        meta = json.load(f)
+    return meta, load_file(os.path.join(REPO, meta["tensors"]))
+
+
+def load_layer(meta_model: dict, layer: dict):
+    """R [n, d], W_g, W_p [n, D, d], W_o [n, d, D] and delta [n, d] of one fixture layer."""
+    from safetensors.torch import load_file
+
+    weights = load_file(os.path.join(REPO, meta_model["checkpoint"], "model.safetensors"))
+    noise = load_file(os.path.join(REPO, meta_model["noise"]))
+    names = layer["expert_tensors"]
+    r = weights[layer["router"]].float()
+    gate = torch.stack([weights[k].float() for k in names["gate"]])
+    up = torch.stack([weights[k].float() for k in names["up"]])
+    down = torch.stack([weights[k].float() for k in names["down"]])
+    return r, gate, up, down, noise[layer["delta"]].float()
