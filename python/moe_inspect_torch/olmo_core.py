@@ -18,12 +18,12 @@ once (a little more when labels are masked, exactly like the load-balancing loss
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
-from .erc import erc_loss
+from .erc import ERCResult, erc_loss
 
 __all__ = ["attach_erc_olmo_core", "olmo_core_gate_weight", "OlmoCoreERCHandle"]
 
@@ -35,7 +35,9 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 
 
 def _is_moe(m: nn.Module) -> bool:
-    router, experts = getattr(m, "router", None), getattr(m, "experts", None)
+    # Direct children only: OLMo-core's MoE blocks expose `router` and `experts` as properties
+    # of their `feed_forward_moe`, which must not be wrapped twice.
+    router, experts = m._modules.get("router"), m._modules.get("experts")
     mlp = getattr(experts, "mlp", None) if experts is not None else None
     return router is not None and hasattr(router, "num_experts") and hasattr(router, "d_model") \
         and isinstance(getattr(router, "weight", None), torch.Tensor) and mlp is not None \
@@ -59,7 +61,11 @@ class OlmoCoreERCHandle:
     """What :func:`attach_erc_olmo_core` returns; :meth:`remove` restores the modules."""
 
     def __init__(self):
+        #: The wrapped MoE modules.
         self.modules: List[nn.Module] = []
+        #: Per MoE module name (``blocks.3.feed_forward_moe``), the :class:`ERCResult` of the
+        #: last training forward pass.
+        self.last: Dict[str, ERCResult] = {}
         self._restore: list = []
 
     def remove(self) -> None:
@@ -68,6 +74,7 @@ class OlmoCoreERCHandle:
             fn()
         self._restore.clear()
         self.modules.clear()
+        self.last.clear()
 
 
 def attach_erc_olmo_core(model: nn.Module, weight: float = 1.0, alpha: float = 1.0, *, noise: bool = True,
@@ -93,14 +100,14 @@ def attach_erc_olmo_core(model: nn.Module, weight: float = 1.0, alpha: float = 1
     if feature != "gate":
         raise ValueError("attach_erc_olmo_core supports the 'gate' feature only")
     handle = OlmoCoreERCHandle()
-    for moe in [m for m in model.modules() if _is_moe(m)]:
-        _wrap(moe, handle, weight, alpha, noise, ep_grad, generator)
+    for name, moe in [(n, m) for n, m in model.named_modules() if _is_moe(m)]:
+        _wrap(name, moe, handle, weight, alpha, noise, ep_grad, generator)
     if not handle.modules:
         raise ValueError("no OLMo-core MoE module (with `router` and `experts.mlp.w1`) found")
     return handle
 
 
-def _wrap(moe: nn.Module, handle: OlmoCoreERCHandle, weight: float, alpha: float, noise: bool,
+def _wrap(name: str, moe: nn.Module, handle: OlmoCoreERCHandle, weight: float, alpha: float, noise: bool,
           ep_grad: str, generator: Optional[torch.Generator]) -> None:
     original_forward = moe.__dict__.get("forward")
     original_metrics = moe.__dict__.get("compute_metrics")
@@ -120,6 +127,7 @@ def _wrap(moe: nn.Module, handle: OlmoCoreERCHandle, weight: float, alpha: float
         group = getattr(moe.experts.mlp, "ep_pg", None)
         res = erc_loss(r, w1, alpha=alpha, noise=noise, generator=generator, group=group, layout=layout,
                        ep_grad=ep_grad)
+        handle.last[name] = res
         tokens = _local(x).numel() // x.shape[-1]
         scale = tokens / loss_div_factor if loss_div_factor is not None else 1.0
         term = res.loss * scale
@@ -150,12 +158,12 @@ def _wrap(moe: nn.Module, handle: OlmoCoreERCHandle, weight: float, alpha: float
     moe.reset_metrics = reset_metrics
 
     def restore():
-        for name, orig in (("forward", original_forward), ("compute_metrics", original_metrics),
+        for attr, orig in (("forward", original_forward), ("compute_metrics", original_metrics),
                            ("reset_metrics", original_reset)):
             if orig is None:
-                moe.__dict__.pop(name, None)
+                moe.__dict__.pop(attr, None)
             else:
-                moe.__dict__[name] = orig
+                moe.__dict__[attr] = orig
 
     handle.modules.append(moe)
     handle._restore.append(restore)

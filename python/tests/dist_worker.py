@@ -67,3 +67,66 @@ def worker(rank: int, world: int, port: int, data: dict, out_dir: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------
+# OLMo-core
+
+
+def olmo_core_model(kind: str, seed: int = 0, aux_losses: bool = True):
+    """A tiny OLMo-core OLMoE-style MoETransformer on the CPU. OLMo-core's expert kernels need
+    Triton on a GPU, so the experts' forward is replaced by the identity: everything else
+    (routers, their auxiliary losses, attach_auxiliary_loss, the parameters) is OLMo-core's."""
+    from olmo_core.nn.moe import MoEType
+    from olmo_core.nn.transformer import TransformerConfig
+
+    torch.manual_seed(seed)
+    cfg = TransformerConfig.olmoe_1B_7B(vocab_size=128, d_model=32, n_layers=2, n_heads=4)
+    moe = cfg.block.feed_forward_moe
+    moe.num_experts, moe.hidden_size, moe.router.top_k = 8, 16, 2
+    moe.name = MoEType(kind)
+    if not aux_losses:
+        moe.lb_loss_weight, moe.z_loss_weight = None, None
+    model = cfg.build(init_device="cpu")
+    model.init_weights(device=torch.device("cpu"), max_seq_len=64)
+    for block in model.blocks.values():
+        block.feed_forward_moe.experts.forward = lambda x, *args, **kwargs: x * 1.0
+    return model
+
+
+def olmo_core_ep_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    """For a dropless and a default MoE: OLMo-core's own apply_ep (w1 becomes a DTensor sharded
+    over the EP mesh), then one MoE layer's forward and backward with attach_erc_olmo_core."""
+    import warnings
+
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from moe_inspect_torch import attach_erc_olmo_core
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("ep",))
+        out = {}
+        for kind in ("dropless", "default"):
+            model = olmo_core_model(kind, aux_losses=False)
+            model.apply_ep(mesh)
+            model.train()
+            for mode in ("sum", "exact"):
+                handle = attach_erc_olmo_core(model, weight=2.0, alpha=1.0, ep_grad=mode,
+                                              generator=torch.Generator().manual_seed(5 + rank))
+                moe = model.blocks["0"].feed_forward_moe
+                h = torch.randn(2, 16, 32, generator=torch.Generator().manual_seed(3))
+                model.zero_grad(set_to_none=True)
+                moe(h, loss_div_factor=64.0).sum().backward()
+                res = handle.last["blocks.0.feed_forward_moe"]
+                out[kind, mode] = {
+                    "dW": moe.experts.mlp.w1.grad.to_local().clone(), "dR": moe.router.weight.grad.clone(),
+                    "delta": res.delta, "loss": res.loss.detach(),
+                    "metrics": {k: v[0].clone() for k, v in moe.compute_metrics().items() if "ERC" in k}}
+                handle.remove()
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
