@@ -6,7 +6,9 @@
 - :func:`attach_erc`: adds ``weight * sum over layers of ERC`` to the loss a transformers OLMoE,
   Mixtral, Qwen2-MoE or Qwen3-MoE model returns.
 - :func:`attach_erc_olmo_core`: the same for an OLMo-core ``MoETransformer``, through its MoE
-  auxiliary-loss path.
+  auxiliary-loss path (``attach_auxiliary_loss``).
+- :func:`attach_erc_megatron`: the same for Megatron-Core ``MoELayer`` s, through
+  ``MoEAuxLossAutoScaler``.
 
 See docs/pytorch.md in the moe-inspect repository.
 """
@@ -23,6 +25,7 @@ from .erc import (
     sample_noise,
 )
 from .hf import ERCHandle, attach_erc, find_moe_layers
+from .megatron import attach_erc_megatron
 from .olmo_core import attach_erc_olmo_core
 
 __version__ = "0.1.0"
@@ -34,6 +37,7 @@ __all__ = [
     "ERCHandle",
     "activation_matrix",
     "attach_erc",
+    "attach_erc_megatron",
     "attach_erc_olmo_core",
     "coupling_threshold",
     "erc_from_activation",

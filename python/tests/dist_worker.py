@@ -130,3 +130,69 @@ def olmo_core_ep_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------
+# Megatron-Core
+
+
+def megatron_worker(rank: int, world: int, port: int, out_dir: str, per_token: bool = False) -> None:
+    """A Megatron-Core MoELayer (SequentialMLP experts, SwiGLU, allgather dispatcher, expert
+    parallel size = world) on the CPU. Megatron's router calls torch.cuda in `gating`, so that
+    one line is replaced by the same F.linear, and torch.cuda.current_device() answers "cpu";
+    everything else is Megatron's."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        from megatron.core import parallel_state
+        from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+        from megatron.core.process_groups_config import ProcessGroupCollection
+        from megatron.core.transformer.moe.moe_layer import MoELayer
+        from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
+        from megatron.core.transformer.transformer_config import TransformerConfig
+
+        from moe_inspect_torch.megatron import attach_erc_megatron
+
+        # Megatron allocates its communication buffers on torch.cuda.current_device(): on this
+        # CPU-only machine, point that at the CPU (test-only shim; the collectives are gloo's).
+        torch.cuda.current_device = lambda: "cpu"
+        parallel_state.initialize_model_parallel(1, 1, expert_model_parallel_size=world)
+        cfg = TransformerConfig(
+            num_layers=1, hidden_size=32, num_attention_heads=4, num_moe_experts=8, moe_ffn_hidden_size=16,
+            moe_router_topk=2, gated_linear_unit=True, activation_func=torch.nn.functional.silu,
+            use_cpu_initialization=True, moe_token_dispatcher_type="allgather", moe_aux_loss_coeff=0.0,
+            add_bias_linear=False, params_dtype=torch.float32, calculate_per_token_loss=per_token)
+        spec = get_gpt_layer_local_spec(num_experts=8, moe_grouped_gemm=False)
+        out = {}
+        for attach in (False, True):
+            torch.manual_seed(rank)  # the same layer for both passes
+            layer = MoELayer(cfg, spec.submodules.mlp.submodules, pg_collection=ProcessGroupCollection.use_mpu_process_groups())
+            router_seed = torch.Generator().manual_seed(0)  # the router is the same on every rank
+            with torch.no_grad():
+                layer.router.weight.copy_(torch.randn(layer.router.weight.shape, generator=router_seed) * 0.3)
+                g = torch.Generator().manual_seed(100 + rank)  # this rank's experts
+                for e in layer.experts.local_experts:
+                    e.linear_fc1.weight.copy_(torch.randn(e.linear_fc1.weight.shape, generator=g) * 0.2)
+            layer.train()
+            layer.router.gating = (lambda r: lambda inp: torch.nn.functional.linear(inp.float(), r.weight))(layer.router)
+            handle = attach_erc_megatron(layer, weight=2.0, alpha=1.0, generator=torch.Generator().manual_seed(9 + rank)) if attach else None
+            # What the pipeline schedule sets for 2 micro-batches without per-token loss.
+            MoEAuxLossAutoScaler.set_loss_scale(torch.tensor(1.0 if per_token else 0.5))
+            x = torch.randn(8, 2, 32, generator=torch.Generator().manual_seed(1))
+            y, _ = layer(x)
+            y.sum().backward()
+            out[attach] = {"dR": layer.router.weight.grad.clone(),
+                           "dW": torch.stack([e.linear_fc1.weight.grad.clone() for e in layer.experts.local_experts]),
+                           "R": layer.router.weight.detach().clone(),
+                           "W": torch.stack([e.linear_fc1.weight.detach().clone() for e in layer.experts.local_experts])}
+            if attach:
+                res = next(iter(handle.last.values()))
+                out["delta"], out["loss"], out["tokens"] = res.delta, res.loss.detach(), x.shape[0] * x.shape[1]
+                handle.remove()
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

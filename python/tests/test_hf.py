@@ -19,7 +19,7 @@ def tiny_olmoe(seed=0):
     return OlmoeForCausalLM(cfg)
 
 
-def batch(seed=1, vocab=64, shape=(4, 16)):
+def batch(seed=1, vocab=64, shape=(2, 16)):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, shape, generator=g)
 
@@ -75,7 +75,7 @@ def test_training_with_erc_lowers_the_erc_loss():
     start = erc_now()
     assert start > 0
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(8):
+    for step in range(5):
         x = batch(seed=step)
         out = model(input_ids=x, labels=x)
         opt.zero_grad()
@@ -93,7 +93,7 @@ def test_training_with_erc_lowers_the_erc_loss():
     model2 = tiny_olmoe()
     model2.train()
     opt = torch.optim.Adam(model2.parameters(), lr=3e-3)
-    for step in range(8):
+    for step in range(5):
         x = batch(seed=step)
         loss = model2(input_ids=x, labels=x).loss
         opt.zero_grad()
