@@ -207,6 +207,13 @@ def coupling_threshold(m: torch.Tensor) -> torch.Tensor:
     return ratio.max().clamp_min(0).to(torch.float32)
 
 
+def in_backward_pass() -> bool:
+    """True while autograd runs a backward pass, i.e. when a checkpointed forward is being
+    recomputed (torch.utils.checkpoint): ERC must then redo the same operations with the same
+    noise, and must not be recorded a second time."""
+    return torch._C._current_graph_task_id() != -1
+
+
 # ---------------------------------------------------------------------------------------------
 # The loss
 

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .erc import ERCResult, erc_loss
+from .erc import ERCResult, erc_loss, in_backward_pass
 
 __all__ = ["MoELayerRef", "find_moe_layers", "attach_erc", "ERCHandle"]
 
@@ -119,6 +119,10 @@ class ERCHandle:
     _hooks: list = field(default_factory=list)
     _active: bool = False
     _pending: Dict[str, ERCResult] = field(default_factory=dict)
+    _deferred: list = field(default_factory=list)
+    _modes: Dict[str, str] = field(default_factory=dict)
+    _recompute: Dict[str, str] = field(default_factory=dict)
+    _recompute_delta: Dict[str, Optional[torch.Tensor]] = field(default_factory=dict)
 
     def remove(self) -> None:
         """Removes every hook: the model computes its plain loss again."""
@@ -154,8 +158,10 @@ def attach_erc(model: nn.Module, weight: float = 1.0, alpha: float = 1.0, *, noi
         An :class:`ERCHandle`; ``handle.remove()`` detaches ERC.
 
     With gradient accumulation the term is added once per micro-batch, as transformers adds its
-    router auxiliary loss; with ``use_reentrant=False`` gradient checkpointing the recomputed
-    forward does not add it again.
+    router auxiliary loss. Gradient checkpointing works both ways: with ``use_reentrant=False``
+    (transformers 5's default) ERC is computed inside each layer and recomputed with the same
+    noise; with ``use_reentrant=True`` (whose forward runs without grad) it is computed after the
+    model's forward, outside the checkpointed layers.
     """
     found = find_moe_layers(model)
     if layers is not None:
@@ -165,28 +171,49 @@ def attach_erc(model: nn.Module, weight: float = 1.0, alpha: float = 1.0, *, noi
         raise ValueError("no MoE block (a module with a router `gate` and `experts`) found in the model")
     handle = ERCHandle(weight=weight, alpha=alpha, layers=found)
 
+    def compute(ref: MoELayerRef, delta: Optional[torch.Tensor] = None) -> ERCResult:
+        gate, up, down = ref.projections()
+        return erc_loss(ref.router, gate, alpha=alpha, noise=noise, generator=generator, feature=feature,
+                        delta=delta, up_weight=up if feature in ("up", "swiglu", "output") else None,
+                        down_weight=down if feature == "output" else None)
+
     def pre_hook(module, args, kwargs):
+        if in_backward_pass():
+            return None
         labels = kwargs.get("labels")
         handle._active = labels is not None and torch.is_grad_enabled() and (module.training or not training_only)
-        handle._pending = {}
+        handle._pending, handle._deferred, handle._modes = {}, [], {}
 
     def block_hook_for(ref: MoELayerRef):
         def hook(module, args, output):
+            if in_backward_pass():
+                # A non-reentrant checkpoint recomputing this layer: redo the same operations with
+                # the same noise, or the recomputed saved tensors would not match.
+                if torch.is_grad_enabled() and handle._recompute.get(ref.name) == "inline":
+                    compute(ref, handle._recompute_delta.get(ref.name))
+                return None
             if not handle._active:
                 return None
-            gate, up, down = ref.projections()
-            layout_up = up if feature in ("up", "swiglu", "output") else None
-            handle._pending[ref.name] = erc_loss(ref.router, gate, alpha=alpha, noise=noise, generator=generator,
-                                                 feature=feature, up_weight=layout_up,
-                                                 down_weight=down if feature == "output" else None)
+            if torch.is_grad_enabled():
+                handle._pending[ref.name] = compute(ref)
+                handle._modes[ref.name] = "inline"
+            else:
+                # Inside a reentrant checkpoint (its forward runs without grad): compute ERC after
+                # the model's forward, outside the checkpointed layer, so that it has a gradient.
+                handle._deferred.append(ref)
+                handle._modes[ref.name] = "deferred"
             return None
         return hook
 
     def post_hook(module, args, kwargs, output):
-        if not handle._active:
+        if in_backward_pass() or not handle._active:
             return None
         handle._active = False
-        results, handle._pending = handle._pending, {}
+        for ref in handle._deferred:
+            handle._pending[ref.name] = compute(ref)
+        results, handle._pending, handle._deferred = handle._pending, {}, []
+        handle._recompute = handle._modes
+        handle._recompute_delta = {k: r.delta for k, r in results.items()}
         if not results:
             return None
         total = torch.stack([r.loss for r in results.values()]).sum()

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 
-from .erc import ERCResult, erc_loss
+from .erc import ERCResult, erc_loss, in_backward_pass
 
 __all__ = ["attach_erc_olmo_core", "olmo_core_gate_weight", "OlmoCoreERCHandle"]
 
@@ -66,6 +66,7 @@ class OlmoCoreERCHandle:
         #: Per MoE module name (``blocks.3.feed_forward_moe``), the :class:`ERCResult` of the
         #: last training forward pass.
         self.last: Dict[str, ERCResult] = {}
+        self._deltas: Dict[str, Optional[torch.Tensor]] = {}
         self._restore: list = []
 
     def remove(self) -> None:
@@ -121,19 +122,25 @@ def _wrap(name: str, moe: nn.Module, handle: OlmoCoreERCHandle, weight: float, a
             return out
         from olmo_core.ops import attach_auxiliary_loss
 
+        # Activation checkpointing recomputes this forward during the backward pass: redo ERC
+        # with the noise of the original forward, and count it once.
+        recomputing = in_backward_pass()
         router = moe.router
         r = _local(router.weight).view(router.num_experts, router.d_model)
         w1, layout = olmo_core_gate_weight(moe.experts.mlp)
         group = getattr(moe.experts.mlp, "ep_pg", None)
+        delta = handle._deltas.get(name) if recomputing else None
         res = erc_loss(r, w1, alpha=alpha, noise=noise, generator=generator, group=group, layout=layout,
-                       ep_grad=ep_grad)
-        handle.last[name] = res
+                       ep_grad=ep_grad, delta=delta)
         tokens = _local(x).numel() // x.shape[-1]
         scale = tokens / loss_div_factor if loss_div_factor is not None else 1.0
         term = res.loss * scale
-        with torch.no_grad():
-            sums["erc"] = term.detach() if sums["erc"] is None else sums["erc"] + term.detach()
-            sums["alpha"] = res.coupling_alpha
+        if not recomputing:
+            handle.last[name] = res
+            handle._deltas[name] = res.delta
+            with torch.no_grad():
+                sums["erc"] = term.detach() if sums["erc"] is None else sums["erc"] + term.detach()
+                sums["alpha"] = res.coupling_alpha
         return attach_auxiliary_loss(out, weight * term)
 
     @torch.no_grad()

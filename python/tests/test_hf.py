@@ -174,3 +174,26 @@ def test_transformers_4_style_expert_lists():
     res = erc_loss(ref.router, gate, alpha=1.0, noise=False)
     res.loss.backward()
     assert block.experts[1].gate_proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_gradient_checkpointing_gives_the_same_gradients(reentrant):
+    """Non-reentrant checkpointing recomputes ERC inside the layer with the same noise;
+    reentrant checkpointing (forward without grad) gets ERC computed after the forward."""
+    x = batch()
+    grads, losses = [], []
+    for checkpointing in (False, True):
+        model = tiny_olmoe()
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+        handle = attach_erc(model, weight=5.0, alpha=0.5, generator=torch.Generator().manual_seed(3))
+        out = model(input_ids=x, labels=x)
+        out.loss.backward()
+        losses.append(out.loss.item())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        assert handle.last_loss.item() > 0
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    assert set(grads[1]) == set(grads[0])
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-7, msg=name)

@@ -70,6 +70,32 @@ def test_erc_joins_the_aux_loss_path_of_a_training_step(kind):
     assert "forward" not in model.blocks["0"].feed_forward_moe.__dict__
 
 
+def test_a_checkpointed_moe_recomputes_erc_with_the_same_noise():
+    """OLMo-core refuses to checkpoint MoE blocks or MoE modules, so ERC is never recomputed
+    there today; should a MoE module be wrapped anyway (torch's non-reentrant checkpoint_wrapper
+    without preserving the RNG state, as OLMo-core wraps other modules), ERC is redone in the
+    backward pass with the original noise and counted once."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+
+    x = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    grads, metrics = [], []
+    for checkpointing in (False, True):
+        model = dist_worker.olmo_core_model("dropless")
+        model.train()
+        attach_erc_olmo_core(model, weight=3.0, alpha=0.5, generator=torch.Generator().manual_seed(1))
+        if checkpointing:
+            for block in model.blocks.values():
+                block.register_module("feed_forward_moe", checkpoint_wrapper(block.feed_forward_moe, preserve_rng_state=False))
+        model(x, labels=x, loss_div_factor=32.0).loss.backward()
+        grads.append({n.replace("._checkpoint_wrapped_module", ""): p.grad.clone()
+                      for n, p in model.named_parameters() if p.grad is not None})
+        metrics.append(model.compute_auxiliary_metrics(reset=True)["ERC loss"][0].item())
+    assert metrics[1] == pytest.approx(metrics[0], rel=1e-6)
+    assert set(grads[1]) == set(grads[0])
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-7, msg=name)
+
+
 @pytest.fixture(scope="module")
 def ep_run(tmp_path_factory):
     world = 2
