@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from .erc import ERCResult, erc_loss
 
-__all__ = ["attach_erc_megatron", "megatron_gate_weight", "MegatronERCHandle"]
+__all__ = ["attach_erc_megatron", "erc_for_every_moe_layer", "megatron_gate_weight", "MegatronERCHandle"]
 
 
 def _size(group) -> int:
@@ -150,3 +150,26 @@ def attach_erc_megatron(model: nn.Module, weight: float = 1.0, alpha: float = 1.
     if not handle.layers:
         raise ValueError("no Megatron-Core MoELayer (with `router`, `experts` and `ep_group`) found")
     return handle
+
+
+def erc_for_every_moe_layer(weight: float = 1.0, alpha: float = 1.0, **kwargs):
+    """Makes every Megatron-Core ``MoELayer`` built from now on carry ERC (``attach_erc_megatron``
+    on the new layer, same arguments). Call it once at the top of a training script (for example
+    Megatron-LM's ``pretrain_gpt.py``) when you do not build the model yourself.
+
+    Each layer's :class:`MegatronERCHandle` is its ``_erc_handle``. Returns a function that undoes
+    the patch (layers already built keep ERC)."""
+    from megatron.core.transformer.moe.moe_layer import MoELayer
+
+    original = MoELayer.__init__
+
+    def __init__(self, *args, **kw):
+        original(self, *args, **kw)
+        self._erc_handle = attach_erc_megatron(self, weight=weight, alpha=alpha, **kwargs)
+
+    MoELayer.__init__ = __init__
+
+    def undo():
+        MoELayer.__init__ = original
+
+    return undo

@@ -136,7 +136,8 @@ def olmo_core_ep_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 # Megatron-Core
 
 
-def megatron_worker(rank: int, world: int, port: int, out_dir: str, per_token: bool = False) -> None:
+def megatron_worker(rank: int, world: int, port: int, out_dir: str, per_token: bool = False,
+                    patch_class: bool = False) -> None:
     """A Megatron-Core MoELayer (SequentialMLP experts, SwiGLU, allgather dispatcher, expert
     parallel size = world) on the CPU. Megatron's router calls torch.cuda in `gating`, so that
     one line is replaced by the same F.linear, and torch.cuda.current_device() answers "cpu";
@@ -154,7 +155,7 @@ def megatron_worker(rank: int, world: int, port: int, out_dir: str, per_token: b
         from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
         from megatron.core.transformer.transformer_config import TransformerConfig
 
-        from moe_inspect_torch.megatron import attach_erc_megatron
+        from moe_inspect_torch.megatron import attach_erc_megatron, erc_for_every_moe_layer
 
         # Megatron allocates its communication buffers on torch.cuda.current_device(): on this
         # CPU-only machine, point that at the CPU (test-only shim; the collectives are gloo's).
@@ -169,7 +170,11 @@ def megatron_worker(rank: int, world: int, port: int, out_dir: str, per_token: b
         out = {}
         for attach in (False, True):
             torch.manual_seed(rank)  # the same layer for both passes
+            undo = erc_for_every_moe_layer(weight=2.0, alpha=1.0, generator=torch.Generator().manual_seed(9 + rank)) \
+                if attach and patch_class else None
             layer = MoELayer(cfg, spec.submodules.mlp.submodules, pg_collection=ProcessGroupCollection.use_mpu_process_groups())
+            if undo is not None:
+                undo()
             router_seed = torch.Generator().manual_seed(0)  # the router is the same on every rank
             with torch.no_grad():
                 layer.router.weight.copy_(torch.randn(layer.router.weight.shape, generator=router_seed) * 0.3)
@@ -178,7 +183,10 @@ def megatron_worker(rank: int, world: int, port: int, out_dir: str, per_token: b
                     e.linear_fc1.weight.copy_(torch.randn(e.linear_fc1.weight.shape, generator=g) * 0.2)
             layer.train()
             layer.router.gating = (lambda r: lambda inp: torch.nn.functional.linear(inp.float(), r.weight))(layer.router)
-            handle = attach_erc_megatron(layer, weight=2.0, alpha=1.0, generator=torch.Generator().manual_seed(9 + rank)) if attach else None
+            handle = None
+            if attach:
+                handle = layer._erc_handle if patch_class else \
+                    attach_erc_megatron(layer, weight=2.0, alpha=1.0, generator=torch.Generator().manual_seed(9 + rank))
             # What the pipeline schedule sets for 2 micro-batches without per-token loss.
             MoEAuxLossAutoScaler.set_loss_scale(torch.tensor(1.0 if per_token else 0.5))
             x = torch.randn(8, 2, 32, generator=torch.Generator().manual_seed(1))

@@ -14,16 +14,18 @@ def close(a, b, rtol=1e-5):
     torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * b.abs().max().item())
 
 
-def run(world, tmp_path, per_token=False):
+def run(world, tmp_path, per_token=False, patch_class=False):
     # fork: the workers inherit the imports of this process.
-    mp.start_processes(dist_worker.megatron_worker, args=(world, free_port(), str(tmp_path), per_token),
+    mp.start_processes(dist_worker.megatron_worker, args=(world, free_port(), str(tmp_path), per_token, patch_class),
                        nprocs=world, join=True, start_method="fork")
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
 
 
-@pytest.mark.parametrize("world,per_token", [(1, False), (1, True), (2, False)])
-def test_erc_through_moe_aux_loss_auto_scaler(world, per_token, tmp_path):
-    outs = run(world, tmp_path, per_token)
+@pytest.mark.parametrize("world,per_token,patch_class", [(1, False, False), (1, True, False), (2, False, False),
+                                                         (2, False, True)])
+def test_erc_through_moe_aux_loss_auto_scaler(world, per_token, patch_class, tmp_path):
+    """attach_erc_megatron on a built layer, or erc_for_every_moe_layer before building it."""
+    outs = run(world, tmp_path, per_token, patch_class)
     delta = outs[0]["delta"]
     for o in outs[1:]:
         assert torch.equal(o["delta"], delta)  # one noise draw per EP group
