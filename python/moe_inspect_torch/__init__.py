@@ -26,7 +26,7 @@ from .erc import (
 )
 from .hf import ERCHandle, attach_erc, find_moe_layers
 from .megatron import attach_erc_megatron, erc_for_every_moe_layer
-from .olmo_core import attach_erc_olmo_core
+from .olmo_core import attach_erc_olmo_core, erc_for_every_moe
 
 __version__ = "0.1.0"
 
@@ -39,6 +39,7 @@ __all__ = [
     "attach_erc",
     "attach_erc_megatron",
     "attach_erc_olmo_core",
+    "erc_for_every_moe",
     "erc_for_every_moe_layer",
     "coupling_threshold",
     "erc_from_activation",

@@ -72,6 +72,12 @@ class ERCResult:
     #: The noise delta [n, d] used, or None without noise.
     delta: Optional[torch.Tensor]
 
+    def detached(self) -> "ERCResult":
+        """The same result with the differentiable scalars detached (for logging)."""
+        return ERCResult(loss=self.loss.detach(), specialization=self.specialization.detach(),
+                         precision=self.precision.detach(), coupling_alpha=self.coupling_alpha,
+                         noise_bound=self.noise_bound, activation=self.activation, delta=self.delta)
+
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks

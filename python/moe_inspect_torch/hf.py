@@ -112,7 +112,7 @@ class ERCHandle:
     weight: float
     alpha: float
     layers: List[MoELayerRef]
-    #: Per layer name, the :class:`ERCResult` of the last forward pass that added ERC.
+    #: Per layer name, the :class:`ERCResult` of the last forward pass that added ERC (detached).
     last: Dict[str, ERCResult] = field(default_factory=dict)
     #: The last ERC sum over layers (before the weight), detached; None until a training forward.
     last_loss: Optional[torch.Tensor] = None
@@ -217,7 +217,7 @@ def attach_erc(model: nn.Module, weight: float = 1.0, alpha: float = 1.0, *, noi
         if not results:
             return None
         total = torch.stack([r.loss for r in results.values()]).sum()
-        handle.last = results
+        handle.last = {k: r.detached() for k, r in results.items()}
         handle.last_loss = total.detach()
         if isinstance(output, tuple):
             if len(output) > 0 and isinstance(output[0], torch.Tensor) and output[0].dim() == 0:

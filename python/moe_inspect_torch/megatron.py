@@ -79,7 +79,7 @@ class MegatronERCHandle:
     def __init__(self):
         #: The wrapped MoE layers.
         self.layers: List[nn.Module] = []
-        #: Per MoE layer name, the :class:`ERCResult` of the last training forward pass.
+        #: Per MoE layer name, the :class:`ERCResult` of the last training forward pass (detached).
         self.last: Dict[str, ERCResult] = {}
         self._restore: list = []
 
@@ -129,7 +129,7 @@ def attach_erc_megatron(model: nn.Module, weight: float = 1.0, alpha: float = 1.
             group = _layer.ep_group if _size(_layer.ep_group) > 1 else None
             res = erc_loss(_router.weight, w, alpha=alpha, noise=noise, generator=generator, group=group,
                            layout=layout, ep_grad=ep_grad)
-            handle.last[_name] = res
+            handle.last[_name] = res.detached()
             term = weight * res.loss
             if getattr(_router, "calculate_per_token_loss", False):
                 term = term * probs.shape[0]

@@ -18,14 +18,16 @@ once (a little more when labels are masked, exactly like the load-balancing loss
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import types
+from dataclasses import dataclass
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 
 from .erc import ERCResult, erc_loss, in_backward_pass
 
-__all__ = ["attach_erc_olmo_core", "olmo_core_gate_weight", "OlmoCoreERCHandle"]
+__all__ = ["attach_erc_olmo_core", "erc_for_every_moe", "olmo_core_gate_weight", "OlmoCoreERCHandle"]
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
@@ -57,25 +59,36 @@ def olmo_core_gate_weight(mlp: nn.Module) -> tuple:
     return w1, ("olmo_core_dropless" if w1.shape[-1] == mlp.d_model else "olmo_core")
 
 
+@dataclass(frozen=True)
+class _Settings:
+    weight: float
+    alpha: float
+    noise: bool
+    ep_grad: str
+    generator: Optional[torch.Generator]
+
+    def __deepcopy__(self, memo):  # shared by copies of the module (torch.Generator is not copyable)
+        return self
+
+
 class OlmoCoreERCHandle:
     """What :func:`attach_erc_olmo_core` returns; :meth:`remove` restores the modules."""
 
     def __init__(self):
-        #: The wrapped MoE modules.
-        self.modules: List[nn.Module] = []
-        #: Per MoE module name (``blocks.3.feed_forward_moe``), the :class:`ERCResult` of the
-        #: last training forward pass.
-        self.last: Dict[str, ERCResult] = {}
-        self._deltas: Dict[str, Optional[torch.Tensor]] = {}
-        self._restore: list = []
+        #: The wrapped MoE modules, by name (``blocks.3.feed_forward_moe``).
+        self.modules: Dict[str, nn.Module] = {}
+
+    @property
+    def last(self) -> Dict[str, ERCResult]:
+        """Per MoE module name, the :class:`ERCResult` of its last training forward pass (detached)."""
+        return {name: m._erc_state["last"] for name, m in self.modules.items()
+                if getattr(m, "_erc_state", None) and m._erc_state["last"] is not None}
 
     def remove(self) -> None:
         """Puts back the original ``forward``, ``compute_metrics`` and ``reset_metrics``."""
-        for fn in self._restore:
-            fn()
-        self._restore.clear()
+        for m in self.modules.values():
+            _uninstall(m)
         self.modules.clear()
-        self.last.clear()
 
 
 def attach_erc_olmo_core(model: nn.Module, weight: float = 1.0, alpha: float = 1.0, *, noise: bool = True,
@@ -83,10 +96,12 @@ def attach_erc_olmo_core(model: nn.Module, weight: float = 1.0, alpha: float = 1
                          generator: Optional[torch.Generator] = None) -> OlmoCoreERCHandle:
     """Adds ``weight * ERC`` of every MoE layer of an OLMo-core model to its auxiliary losses.
 
-    Call it on the model before or after parallelising it (EP/FSDP), before training. Each
-    layer's ERC uses the router ``router.weight`` viewed as [n, d] and the experts' ``w1``
-    (its local shard and ``experts.mlp.ep_pg`` as the group under expert parallelism); only the
-    ``gate`` feature is available (OLMo-core's w3 could give ``up``, not wired here).
+    Call it on the model (or on each of ``train_module.model_parts`` with pipeline parallelism)
+    before training; before or after parallelising it (EP/FSDP) both work, and the wrapping
+    survives ``copy.deepcopy`` (OLMo-core's pipeline split copies the model). Each layer's ERC
+    uses the router ``router.weight`` viewed as [n, d] and the experts' ``w1`` (its local shard
+    and ``experts.mlp.ep_pg`` as the group under expert parallelism); only the ``gate`` feature
+    is available.
 
     Args:
         model: an OLMo-core ``MoETransformer`` (or any module containing ``MoEBase`` modules).
@@ -100,77 +115,103 @@ def attach_erc_olmo_core(model: nn.Module, weight: float = 1.0, alpha: float = 1
     """
     if feature != "gate":
         raise ValueError("attach_erc_olmo_core supports the 'gate' feature only")
+    settings = _Settings(weight, alpha, noise, ep_grad, generator)
     handle = OlmoCoreERCHandle()
     for name, moe in [(n, m) for n, m in model.named_modules() if _is_moe(m)]:
-        _wrap(name, moe, handle, weight, alpha, noise, ep_grad, generator)
+        _install(moe, settings)
+        handle.modules[name] = moe
     if not handle.modules:
         raise ValueError("no OLMo-core MoE module (with `router` and `experts.mlp.w1`) found")
     return handle
 
 
-def _wrap(name: str, moe: nn.Module, handle: OlmoCoreERCHandle, weight: float, alpha: float, noise: bool,
-          ep_grad: str, generator: Optional[torch.Generator]) -> None:
-    original_forward = moe.__dict__.get("forward")
-    original_metrics = moe.__dict__.get("compute_metrics")
-    original_reset = moe.__dict__.get("reset_metrics")
-    bound_forward, bound_metrics, bound_reset = moe.forward, moe.compute_metrics, moe.reset_metrics
-    sums = {"erc": None, "alpha": None}
+def erc_for_every_moe(weight: float = 1.0, alpha: float = 1.0, *, noise: bool = True, ep_grad: str = "sum",
+                      generator: Optional[torch.Generator] = None):
+    """Makes every OLMo-core ``MoEBase`` built from now on carry ERC (as :func:`attach_erc_olmo_core`).
 
-    def forward(x: torch.Tensor, *args, loss_div_factor=None, **kwargs):
-        out = bound_forward(x, *args, loss_div_factor=loss_div_factor, **kwargs)
-        if not (moe.training and torch.is_grad_enabled()):
-            return out
-        from olmo_core.ops import attach_auxiliary_loss
+    For scripts that build the model inside OLMo-core (``olmo_core.internal.experiment.main``,
+    e.g. ``src/scripts/train/OLMoE-1B-7B.py``): call it once at the top of the script. Returns a
+    function that undoes the patch (modules already built keep ERC)."""
+    from olmo_core.nn.moe.moe import MoEBase
 
-        # Activation checkpointing recomputes this forward during the backward pass: redo ERC
-        # with the noise of the original forward, and count it once.
-        recomputing = in_backward_pass()
-        router = moe.router
-        r = _local(router.weight).view(router.num_experts, router.d_model)
-        w1, layout = olmo_core_gate_weight(moe.experts.mlp)
-        group = getattr(moe.experts.mlp, "ep_pg", None)
-        delta = handle._deltas.get(name) if recomputing else None
-        res = erc_loss(r, w1, alpha=alpha, noise=noise, generator=generator, group=group, layout=layout,
-                       ep_grad=ep_grad, delta=delta)
-        tokens = _local(x).numel() // x.shape[-1]
-        scale = tokens / loss_div_factor if loss_div_factor is not None else 1.0
-        term = res.loss * scale
-        if not recomputing:
-            handle.last[name] = res
-            handle._deltas[name] = res.delta
-            with torch.no_grad():
-                sums["erc"] = term.detach() if sums["erc"] is None else sums["erc"] + term.detach()
-                sums["alpha"] = res.coupling_alpha
-        return attach_auxiliary_loss(out, weight * term)
+    settings = _Settings(weight, alpha, noise, ep_grad, generator)
+    original = MoEBase.__init__
 
-    @torch.no_grad()
-    def compute_metrics(reset: bool = True):
-        out = bound_metrics(reset=False)
-        if sums["erc"] is not None:
-            from olmo_core.train.common import ReduceType
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        _install(self, settings)
 
-            out["ERC loss"] = (weight * sums["erc"], ReduceType.mean)
-            out["ERC loss unscaled"] = (sums["erc"].clone(), ReduceType.mean)
-            out["ERC alpha*"] = (sums["alpha"].clone(), ReduceType.mean)
-        if reset:
-            reset_metrics()
+    MoEBase.__init__ = __init__
+
+    def undo():
+        MoEBase.__init__ = original
+
+    return undo
+
+
+def _install(moe: nn.Module, settings: _Settings) -> None:
+    if "_erc_settings" not in moe.__dict__:
+        moe._erc_saved = {k: moe.__dict__[k] for k in ("forward", "compute_metrics", "reset_metrics") if k in moe.__dict__}
+    moe._erc_settings = settings
+    moe._erc_state = {"erc": None, "alpha": None, "delta": None, "last": None}
+    # Bound methods, not closures: copy.deepcopy rebinds them to the copy.
+    moe.forward = types.MethodType(_forward, moe)
+    moe.compute_metrics = types.MethodType(_compute_metrics, moe)
+    moe.reset_metrics = types.MethodType(_reset_metrics, moe)
+
+
+def _uninstall(moe: nn.Module) -> None:
+    if "_erc_settings" not in moe.__dict__:
+        return
+    for k in ("forward", "compute_metrics", "reset_metrics"):
+        moe.__dict__.pop(k, None)
+    moe.__dict__.update(moe.__dict__.pop("_erc_saved", {}))
+    for k in ("_erc_settings", "_erc_state"):
+        moe.__dict__.pop(k, None)
+
+
+def _forward(self: nn.Module, x: torch.Tensor, *args, loss_div_factor=None, **kwargs):
+    out = type(self).forward(self, x, *args, loss_div_factor=loss_div_factor, **kwargs)
+    if not (self.training and torch.is_grad_enabled()):
         return out
+    from olmo_core.ops import attach_auxiliary_loss
 
-    def reset_metrics():
-        bound_reset()
-        sums["erc"], sums["alpha"] = None, None
+    s, state = self._erc_settings, self._erc_state
+    # Activation checkpointing recomputes a forward during the backward pass: redo ERC with the
+    # noise of the original forward, and count it once.
+    recomputing = in_backward_pass()
+    router = self.router
+    r = _local(router.weight).view(router.num_experts, router.d_model)
+    w1, layout = olmo_core_gate_weight(self.experts.mlp)
+    group = getattr(self.experts.mlp, "ep_pg", None)
+    res = erc_loss(r, w1, alpha=s.alpha, noise=s.noise, generator=s.generator, group=group, layout=layout,
+                   ep_grad=s.ep_grad, delta=state["delta"] if recomputing else None)
+    tokens = _local(x).numel() // x.shape[-1]
+    scale = tokens / loss_div_factor if loss_div_factor is not None else 1.0
+    term = res.loss * scale
+    if not recomputing:
+        state["last"], state["delta"] = res.detached(), res.delta
+        with torch.no_grad():
+            state["erc"] = term.detach() if state["erc"] is None else state["erc"] + term.detach()
+            state["alpha"] = res.coupling_alpha
+    return attach_auxiliary_loss(out, s.weight * term)
 
-    moe.forward = forward
-    moe.compute_metrics = compute_metrics
-    moe.reset_metrics = reset_metrics
 
-    def restore():
-        for attr, orig in (("forward", original_forward), ("compute_metrics", original_metrics),
-                           ("reset_metrics", original_reset)):
-            if orig is None:
-                moe.__dict__.pop(attr, None)
-            else:
-                moe.__dict__[attr] = orig
+@torch.no_grad()
+def _compute_metrics(self: nn.Module, reset: bool = True):
+    out = type(self).compute_metrics(self, reset=False)
+    state = self._erc_state
+    if state["erc"] is not None:
+        from olmo_core.train.common import ReduceType
 
-    handle.modules.append(moe)
-    handle._restore.append(restore)
+        out["ERC loss"] = (self._erc_settings.weight * state["erc"], ReduceType.mean)
+        out["ERC loss unscaled"] = (state["erc"].clone(), ReduceType.mean)
+        out["ERC alpha*"] = (state["alpha"].clone(), ReduceType.mean)
+    if reset:
+        self.reset_metrics()
+    return out
+
+
+def _reset_metrics(self: nn.Module) -> None:
+    type(self).reset_metrics(self)
+    self._erc_state["erc"], self._erc_state["alpha"] = None, None

@@ -70,6 +70,38 @@ def test_erc_joins_the_aux_loss_path_of_a_training_step(kind):
     assert "forward" not in model.blocks["0"].feed_forward_moe.__dict__
 
 
+def test_patching_the_class_and_deep_copies():
+    """erc_for_every_moe (for scripts where OLMo-core builds the model) equals attaching; a deep
+    copy of an attached model (OLMo-core's pipeline split copies it) computes ERC on its own
+    parameters."""
+    import copy
+
+    from moe_inspect_torch.olmo_core import erc_for_every_moe
+
+    x = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+
+    def grads_of(model):
+        model.train()
+        model(x, labels=x, loss_div_factor=32.0).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    attached = dist_worker.olmo_core_model("dropless")
+    attach_erc_olmo_core(attached, weight=2.0, alpha=1.0, noise=False)
+    want = grads_of(attached)
+    undo = erc_for_every_moe(weight=2.0, alpha=1.0, noise=False)
+    try:
+        patched = dist_worker.olmo_core_model("dropless")
+    finally:
+        undo()
+    plain = dist_worker.olmo_core_model("dropless")
+    assert "_erc_settings" in patched.blocks["0"].feed_forward_moe.__dict__
+    assert "_erc_settings" not in plain.blocks["0"].feed_forward_moe.__dict__
+    for got in (grads_of(patched), grads_of(copy.deepcopy(attached))):
+        assert set(got) == set(want)
+        for name, g in want.items():
+            torch.testing.assert_close(got[name], g, msg=name)
+
+
 def test_a_checkpointed_moe_recomputes_erc_with_the_same_noise():
     """OLMo-core refuses to checkpoint MoE blocks or MoE modules, so ERC is never recomputed
     there today; should a MoE module be wrapped anyway (torch's non-reentrant checkpoint_wrapper
