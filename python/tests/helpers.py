@@ -20,10 +20,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+def load_file(path: str) -> dict:
+    """A safetensors file as {name: tensor}, read with torch alone (so that the tests need no
+    `safetensors` package): u64 header length, JSON header, little-endian row-major data."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        dtype = _DTYPES[info["dtype"]]
+        data = bytearray(raw[base + begin:base + end])
+        t = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        out[name] = t.reshape(info["shape"])
+    return out
+
+
 def load_parity():
     """fixtures/erc/swift-parity.json (written by the Swift engine) and its tensors."""
-    from safetensors.torch import load_file
-
     with open(os.path.join(FIXTURES, "erc", "swift-parity.json")) as f:
         meta = json.load(f)
     return meta, load_file(os.path.join(REPO, meta["tensors"]))
@@ -31,8 +54,6 @@ def load_parity():
 
 def load_layer(meta_model: dict, layer: dict):
     """R [n, d], W_g, W_p [n, D, d], W_o [n, d, D] and delta [n, d] of one fixture layer."""
-    from safetensors.torch import load_file
-
     weights = load_file(os.path.join(REPO, meta_model["checkpoint"], "model.safetensors"))
     noise = load_file(os.path.join(REPO, meta_model["noise"]))
     names = layer["expert_tensors"]
