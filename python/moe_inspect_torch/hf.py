@@ -161,7 +161,8 @@ def attach_erc(model: nn.Module, weight: float = 1.0, alpha: float = 1.0, *, noi
     router auxiliary loss. Gradient checkpointing works both ways: with ``use_reentrant=False``
     (transformers 5's default) ERC is computed inside each layer and recomputed with the same
     noise; with ``use_reentrant=True`` (whose forward runs without grad) it is computed after the
-    model's forward, outside the checkpointed layers.
+    model's forward, outside the checkpointed layers. The recomputation uses the noise of the
+    latest forward pass: run each forward's backward before the next forward (the usual loop).
     """
     found = find_moe_layers(model)
     if layers is not None:
