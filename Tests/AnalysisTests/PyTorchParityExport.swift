@@ -35,7 +35,7 @@ import Tensors
     func alphaKey(_ a: Double) -> String { String(a) }
 
     func compute(_ name: String) throws -> Export {
-        let model = try MoEModel(try Checkpoint.open(fixtures + "/" + name))
+        let model = try MoECheckpoint(try Checkpoint.open(fixtures + "/" + name))
         let noiseFile = try Checkpoint.open(fixtures + "/erc/\(name).safetensors")
         var tensors: [(String, Tensor)] = []
         var layers: [(String, JSONValue)] = []
@@ -86,6 +86,8 @@ import Tensors
                 ])
             case let .fused(gateUp, down):
                 names = .object([("gate_up", .string(gateUp)), ("down", .string(down ?? ""))])
+            default:
+                names = .object([])  // the parity fixtures are per-expert checkpoints
             }
             let clean = tensors.first { $0.0 == "\(prefix).clean.M" }?.1 ?? Tensor(shape: [0, 0])
             layers.append((String(l.index), .object([
