@@ -64,3 +64,31 @@ import Testing
         print("kill/resume: \(stops) interruption points, each resumed exactly")
     }
 }
+
+/// No output replaces an input (issue 10, item 8).
+@Suite struct OutputSafetyTests {
+    let cli = CLITests()
+
+    @Test func outputsNeverReplaceInputs() throws {
+        let dir = cli.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ck = dir + "/ck"
+        try FileManager.default.copyItem(atPath: CLITests.fixtures + "/olmoe-tiny", toPath: ck)
+        try "{\"model_max_length\": 8}".write(toFile: ck + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        let before = try Data(contentsOf: URL(fileURLWithPath: ck + "/model.safetensors"))
+        for args in [["erc", ck, "--csv", ck + "/model.safetensors", "-q"], ["convert", ck, ck, "--overwrite", "-q"],
+                     ["report", ck, "--out", dir, "--no-tsne", "-q"], ["similarity", ck, "--csv", ck + "/config.json"],
+                     ["tsne", ck, "--figure", ck + "/../ck/model.safetensors.png", "--csv", ck + "/config.json", "--perplexity", "5"]] {
+            let r = try cli.run(args)
+            #expect(r.status == 1, "\(args)")
+            #expect(r.stderr.hasPrefix("moe-inspect: error: "), "\(args): \(r.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: ck + "/model.safetensors")) == before)
+        // A converted folder keeps the files beside the weights.
+        let r = try cli.run(["convert", ck, dir + "/out", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["config.json", "generation_config.json", "tokenizer_config.json"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/out/" + f), "\(f) was not carried over")
+        }
+    }
+}
