@@ -114,7 +114,10 @@ public final class MoECheckpoint: @unchecked Sendable {
             if let m = spec.router.match(n), let l = m.layer { routers[l] = n }
             if let m = spec.layerPrefix.matchPrefix(n) { allLayers.insert(m) }
         }
-        if routers.isEmpty { throw .unrecognized(file: checkpoint.path, unplaced: [spec.router.text], total: 1) }
+        if routers.isEmpty {
+            if layout != nil { throw .layoutDoesNotFit(file: checkpoint.path, router: spec.router.text) }
+            throw .unrecognized(file: checkpoint.path, unplaced: [spec.router.text], total: 1)
+        }
         allLayers.formUnion(routers.keys)
         for l in allLayers.sorted() {
             guard let r = routers[l] else { layers.append(.dense(index: l)); continue }

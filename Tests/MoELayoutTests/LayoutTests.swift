@@ -146,3 +146,36 @@ import Tensors
         #expect(p.name(layer: 3, expert: 4) == "model.layers.3.mlp.experts.4.w1.weight")
     }
 }
+
+/// Layout files are validated before use (issue 10, item 11).
+@Suite struct LayoutFileValidationTests {
+    func load(_ json: String) throws -> LayoutSpec {
+        let p = NSTemporaryDirectory() + "layout-\(UUID().uuidString).json"
+        try json.write(toFile: p, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        return try LayoutSpec.load(p)
+    }
+
+    @Test(arguments: [
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.experts.gate"}"#, "{expert} exactly once"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.gate","expertGate":"m.{layer}.e.{expert}.w"}"#, "{layer} exactly once"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.{expert}.gate","expertGate":"m.{layer}.e.{expert}.w"}"#, "must not contain {expert}"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{exprt}.w"}"#, "unknown field '{exprt}'"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate"}"#, "needs 'expertGate'"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{expert}.w","scoring":"relu"}"#, "softmax or sigmoid"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","expertGate":"m.{layer}.e.{expert}.w"}"#, "missing key 'router'"),
+    ])
+    func badLayoutFilesAreRefused(_ json: String, _ words: String) {
+        do {
+            _ = try load(json)
+            Issue.record("accepted: \(json)")
+        } catch {
+            #expect("\(error)".contains(words), "\("\(error)")")
+        }
+    }
+
+    @Test func aGoodLayoutFileLoads() throws {
+        let s = try load(#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{expert}.w"}"#)
+        #expect(s.router.text == "m.{layer}.gate")
+    }
+}
