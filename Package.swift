@@ -53,8 +53,7 @@ let package = Package(
             swiftSettings: optimize),
 
         // MARK: - Fuzzing (make fuzz builds it with -sanitize=fuzzer -D FUZZING)
-        .executableTarget(name: "safetensors-fuzz", dependencies: ["Checkpoints"], path: "Sources/SafetensorsFuzz"),
-        .executableTarget(name: "olmo-core-fuzz", dependencies: ["Checkpoints"], path: "Sources/OLMoCoreFuzz"),
+        .executableTarget(name: "moe-fuzz", dependencies: ["Checkpoints", "MoELayout", "Training"], path: "Sources/Fuzz"),
 
         // MARK: - Tests
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
