@@ -34,7 +34,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
     /// Dense MLP gate projection, for layers without experts.
     public var denseGate: NamePattern?
     /// Router scoring: `softmax` or `sigmoid`.
-    public var scoring: String?
+    public var scoring: RouterScoring?
     /// Experts per token, when the config does not say.
     public var topK: Int?
 
@@ -43,7 +43,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
                 fusedGateUp: String? = nil, fusedDown: String? = nil,
                 sharedGate: String? = nil, sharedUp: String? = nil, sharedDown: String? = nil,
                 sharedExpertGate: String? = nil, scoreCorrectionBias: String? = nil,
-                denseGate: String? = nil, scoring: String? = nil, topK: Int? = nil) {
+                denseGate: String? = nil, scoring: RouterScoring? = nil, topK: Int? = nil) {
         self.family = family
         self.layerPrefix = NamePattern(layerPrefix)
         self.router = NamePattern(router)
@@ -133,9 +133,6 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         if expertGate != nil && fusedGateUp != nil {
             throw .badLayoutFile(file: file, reason: "gives both 'expertGate' and 'fusedGateUp'; a layer stores its experts one way")
         }
-        if let s = scoring, s != "softmax" && s != "sigmoid" {
-            throw .badLayoutFile(file: file, reason: "'scoring' must be softmax or sigmoid, not '\(s)'")
-        }
         if let k = topK, k < 1 { throw .badLayoutFile(file: file, reason: "'topK' must be at least 1") }
     }
 
@@ -149,7 +146,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         expertGate: mlp + "experts.{expert}.gate_proj.weight", expertUp: mlp + "experts.{expert}.up_proj.weight",
         expertDown: mlp + "experts.{expert}.down_proj.weight",
         fusedGateUp: mlp + "experts.gate_up_proj", fusedDown: mlp + "experts.down_proj",
-        denseGate: mlp + "gate_proj.weight", scoring: "softmax")
+        denseGate: mlp + "gate_proj.weight", scoring: .softmax)
 
     /// Mixtral: `block_sparse_moe`, experts' `w1` (gate), `w3` (up), `w2` (down).
     public static let mixtral = LayoutSpec(
@@ -158,7 +155,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         expertUp: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w3.weight",
         expertDown: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w2.weight",
         fusedGateUp: "model.layers.{layer}.block_sparse_moe.experts.gate_up_proj",
-        fusedDown: "model.layers.{layer}.block_sparse_moe.experts.down_proj", scoring: "softmax")
+        fusedDown: "model.layers.{layer}.block_sparse_moe.experts.down_proj", scoring: .softmax)
 
     /// Qwen2-MoE: OLMoE naming plus one shared expert and its sigmoid gate; dense layers possible.
     public static let qwen2Moe: LayoutSpec = {
@@ -192,7 +189,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         var s = deepseekV2
         s.family = "deepseek_v3"
         s.scoreCorrectionBias = NamePattern(mlp + "gate.e_score_correction_bias")
-        s.scoring = "sigmoid"
+        s.scoring = .sigmoid
         return s
     }()
 
@@ -244,5 +241,21 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
         case let .notMoELayers(f, asked, available):
             return "\(f): layer(s) \(asked.map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(available.map(String.init).joined(separator: ", ")))"
         }
+    }
+}
+
+/// How a router turns its logits into expert weights.
+public enum RouterScoring: String, Sendable, Codable, CaseIterable {
+    /// softmax over the n logits (OLMoE, Mixtral, Qwen, DeepSeek-V2).
+    case softmax
+    /// an independent sigmoid per expert (DeepSeek-V3).
+    case sigmoid
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let s = RouterScoring(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "must be softmax or sigmoid, not '\(text)'"))
+        }
+        self = s
     }
 }

@@ -46,7 +46,7 @@ import Tensors
 
     @Test func sharedExpertsDenseLayersAndBias() throws {
         let ds = try MoECheckpoint(try Checkpoint.open(fixtures + "/deepseek-v3-tiny"))
-        #expect(ds.scoring == "sigmoid")
+        #expect(ds.scoring == .sigmoid)
         for l in ds.moeLayers {
             #expect(l.shared?.gate == "model.layers.\(l.index).mlp.shared_experts.gate_proj.weight")
             #expect(l.scoreCorrectionBias == "model.layers.\(l.index).mlp.gate.e_score_correction_bias")

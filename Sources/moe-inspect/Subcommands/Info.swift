@@ -41,7 +41,7 @@ extension MoEInspect {
             row("layers", "\(s.layerCount): \(s.moeLayers.count) MoE, \(s.denseLayers.count) dense" + (s.denseLayers.isEmpty ? "" : " (\(s.denseLayers.map(String.init).joined(separator: ", ")))"))
             row("experts", s.expertCounts.map(String.init).joined(separator: ", ") + (s.sharedExperts ? " routed + shared" : " routed"))
             row("top-k", s.topK.map(String.init) ?? (hasConfig ? "unknown (not in the config)" : "unknown (no config)"))
-            row("router scoring", s.scoring)
+            row("router scoring", s.scoring.rawValue)
             row("hidden size d", s.hiddenSize.map(String.init) ?? "-")
             row("expert size D", s.intermediateSize.map(String.init) ?? "-")
             row("dtypes", s.dtypes.sorted { $0.value > $1.value }.map { "\($0.key) (\(formatCount($0.value)))" }.joined(separator: ", "))
