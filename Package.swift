@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
         .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: kernels),
+        .target(name: "Models", dependencies: ["Tensors", "Checkpoints", "MoELayout"], swiftSettings: kernels),
 
         // MARK: - Figures and reports
         .target(name: "Plotting", dependencies: ["CCairo", "CPNG"], swiftSettings: optimize),
@@ -61,6 +62,7 @@ let package = Package(
         .testTarget(name: "MoELayoutTests", dependencies: ["MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Plotting", "Analysis"]),

@@ -1,0 +1,235 @@
+import Checkpoints
+import Foundation
+import MoELayout
+import Tensors
+
+/// What the forward pass hands out at each MoE layer, while that layer's weights are in memory.
+public struct MoELayerRouting: Sendable {
+    /// Decoder layer index.
+    public let layer: Int
+    /// Tokens T (all windows, in window order).
+    public let tokens: Int
+    /// Routed experts n, experts per token k, hidden size d.
+    public let experts: Int, topK: Int, hidden: Int
+    /// x_t: the MoE input of every token (after the pre-MoE norm) [T, d].
+    public let input: Tensor
+    /// Router logits `x_t R^T` [T, n].
+    public let logits: Tensor
+    /// Router scores [T, n]: softmax probabilities, or DeepSeek-V3's sigmoid scores.
+    public let scores: Tensor
+    /// How the scores were made from the logits.
+    public let scoring: RouterSpec.Scoring
+    /// The k experts chosen for each token [T * k], best first.
+    public let topExperts: [Int32]
+    /// Their weights [T * k], as the layer combines the experts' outputs.
+    public let topWeights: [Float]
+    /// The layer's router and routed experts' weights (shared experts are not routed).
+    public let weights: MoEWeights
+}
+
+/// What a forward pass returns besides the routing.
+public struct ForwardOutput: Sendable {
+    /// The final hidden states after the final norm [T, d], when asked for.
+    public var finalHidden: Tensor?
+    /// LM-head logits [rows, V] of the asked-for token rows, in the order asked.
+    public var logits: Tensor?
+}
+
+/// A forward-only causal language model over a checkpoint, streaming: one decoder layer's weights
+/// in memory at a time (read, decoded to Float32, run over every window, dropped), the
+/// activations [T, d] of all windows held.
+///
+/// The family comes from the config's `model_type` (OLMoE, Mixtral, Qwen2-MoE, Qwen3-MoE,
+/// DeepSeek-V2/V3; see the family files); the MoE tensors from the checkpoint's layout, which a
+/// user's layout file may describe. Results match transformers' Float32 forward to rounding.
+public final class CausalModel: @unchecked Sendable {
+    /// The checkpoint seen as an MoE model (where the routers and experts are).
+    public let layout: MoEModel
+    /// What the model computes.
+    public let architecture: Architecture
+
+    /// Prepares the model of `layout`'s checkpoint (reads only its config).
+    /// - Throws: `ModelsError` when the config is missing, of an unknown family, or inconsistent
+    ///   with the checkpoint's MoE layers.
+    public init(_ layout: MoEModel) throws(ModelsError) {
+        self.layout = layout
+        let ck = layout.checkpoint
+        guard let config = ck.config else { throw .config(file: ck.path, reason: "no config.json: the forward pass needs the model's hyper-parameters") }
+        let source = ck.configSource ?? ck.path
+        let type = config.modelType ?? layout.family
+        let arch: Architecture
+        switch type {
+        case "olmoe": arch = try decodeConfig(OlmoeConfiguration.self, from: config, source: source).architecture(source: source)
+        case "mixtral": arch = try decodeConfig(MixtralConfiguration.self, from: config, source: source).architecture(source: source)
+        case "qwen2_moe": arch = try decodeConfig(Qwen2MoeConfiguration.self, from: config, source: source).architecture(source: source)
+        case "qwen3_moe": arch = try decodeConfig(Qwen3MoeConfiguration.self, from: config, source: source).architecture(source: source)
+        case "deepseek_v2", "deepseek_v3": arch = try decodeConfig(DeepseekConfiguration.self, from: config, source: source).architecture(source: source)
+        default:
+            throw .unsupported(file: source, reason: "model_type '\(type)' has no forward pass here (olmoe, mixtral, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3)")
+        }
+        try arch.validate(source: source)
+        // the config and the checkpoint must agree on which layers are MoE
+        let moeInCheckpoint = Set(layout.moeLayers.map(\.index))
+        for l in 0..<arch.layerCount {
+            let isMoE: Bool
+            if case .moe = arch.feedForward[l] { isMoE = true } else { isMoE = false }
+            if isMoE != moeInCheckpoint.contains(l) {
+                let problem = layout.problems.first { $0.hasPrefix("layer \(l):") }
+                throw .weights(file: ck.path, reason: "layer \(l) is \(isMoE ? "an MoE layer" : "dense") in the config but \(isMoE ? "has no readable MoE block" : "has a router") in the checkpoint" + (problem.map { " (\($0))" } ?? ""))
+            }
+        }
+        if let extra = moeInCheckpoint.first(where: { $0 >= arch.layerCount }) {
+            throw .weights(file: ck.path, reason: "the checkpoint has an MoE layer \(extra) beyond the config's \(arch.layerCount) layers")
+        }
+        architecture = arch
+    }
+
+    /// The MoE layers of the checkpoint by decoder index.
+    var moeLayerByIndex: [Int: MoELayer] { Dictionary(uniqueKeysWithValues: layout.moeLayers.map { ($0.index, $0) }) }
+
+    /// Runs `tokens` (consecutive windows of `windowLength` tokens, each its own causal sequence
+    /// starting at position 0) through the model.
+    ///
+    /// - Parameters:
+    ///   - tokens: token ids, a whole number of windows, each below the vocabulary size.
+    ///   - windowLength: tokens per window.
+    ///   - logitRows: token rows whose LM-head logits to return (empty: none; the head is not read).
+    ///   - keepFinalHidden: return the final hidden states [T, d] (after the final norm).
+    ///   - layerDone: called after each decoder layer with its index and the seconds it took.
+    ///   - onMoELayer: called at each MoE layer, after routing and before the experts run.
+    /// - Throws: `ModelsError` for bad tokens or unreadable weights.
+    public func forward(tokens: [Int32], windowLength: Int, logitRows: [Int] = [], keepFinalHidden: Bool = false,
+                        layerDone: (Int, Double) -> Void = { _, _ in },
+                        onMoELayer: (MoELayerRouting) -> Void) throws(ModelsError) -> ForwardOutput {
+        let a = architecture, d = a.hiddenSize, V = a.vocabularySize
+        guard windowLength > 0, !tokens.isEmpty, tokens.count % windowLength == 0 else {
+            throw .input(reason: "\(tokens.count) tokens are not a positive whole number of windows of \(windowLength)")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= V }) {
+            throw .input(reason: "token \(tokens[bad]) at position \(bad) is outside the vocabulary of \(V)")
+        }
+        for r in logitRows where r < 0 || r >= tokens.count { throw .input(reason: "logit row \(r) is outside the \(tokens.count) tokens") }
+        let T = tokens.count, batch = T / windowLength
+        let reader = WeightReader(checkpoint: layout.checkpoint)
+        let path = layout.checkpoint.path
+        BLAS.setThreads(1)  // the kernels split work across the cores themselves, in fixed blocks
+
+        // embedding rows
+        let x = Buffer(count: T * d)
+        do {
+            let table = try reader.read("model.embed_tokens.weight", [V, d])
+            table.storage.withUnsafeBufferPointer { e in
+                guard let eb = e.baseAddress else { return }
+                for t in 0..<T { (x.pointer + t * d).update(from: eb + Int(tokens[t]) * d, count: d) }
+            }
+        }
+        let context = AttentionContext(batch: batch, length: windowLength, hidden: d,
+                                       rope: RotaryTable(theta: a.rope.theta, dim: a.rope.dim, length: windowLength),
+                                       ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon)
+        let h = Buffer(count: T * d), y = Buffer(count: T * d)
+        let moeLayers = moeLayerByIndex
+        for l in 0..<a.layerCount {
+            let t0 = Date()
+            let p = "model.layers.\(l)."
+            let inputNorm = try reader.read(p + "input_layernorm.weight", [d])
+            let postNorm = try reader.read(p + "post_attention_layernorm.weight", [d])
+            inputNorm.storage.withUnsafeBufferPointer { w in
+                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+            }
+            switch a.attention {
+            case let .standard(spec):
+                let w = try StandardAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
+                w.forward(input: h.pointer, spec: spec, window: a.slidingWindow[l], context: context, output: y.pointer)
+            case let .latent(spec):
+                let w = try LatentAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
+                w.forward(input: h.pointer, spec: spec, context: context, output: y.pointer)
+            }
+            addInPlace(x.pointer, y.pointer, count: T * d)
+            postNorm.storage.withUnsafeBufferPointer { w in
+                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+            }
+            switch a.feedForward[l] {
+            case let .dense(D):
+                let w = try SwiGLUWeights(reader, gate: p + "mlp.gate_proj.weight", up: p + "mlp.up_proj.weight", down: p + "mlp.down_proj.weight",
+                                          hidden: d, intermediate: D)
+                withPointers([w.gate, w.up, w.down]) { wp in
+                    FeedForward.swiglu(input: h.pointer, rows: T, hidden: d, intermediate: D, gate: wp[0], up: wp[1], down: wp[2], output: y.pointer)
+                }
+            case let .moe(spec):
+                guard let layer = moeLayers[l] else { throw .weights(file: path, reason: "layer \(l): no MoE block in the checkpoint") }
+                let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d)
+                try runMoE(w, spec: spec, layer: l, input: h, tokens: T, output: y, onMoELayer: onMoELayer)
+            }
+            addInPlace(x.pointer, y.pointer, count: T * d)
+            layerDone(l, Date().timeIntervalSince(t0))
+        }
+        var out = ForwardOutput()
+        guard keepFinalHidden || !logitRows.isEmpty else { return out }
+        let finalNorm = try reader.read("model.norm.weight", [d])
+        finalNorm.storage.withUnsafeBufferPointer { w in
+            RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+        }
+        if keepFinalHidden { out.finalHidden = Tensor(shape: [T, d], storage: h.array) }
+        if !logitRows.isEmpty {
+            let headName = a.tieWordEmbeddings || !layout.checkpoint.contains("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight"
+            let head = try reader.read(headName, [V, d])
+            let rows = Buffer(count: logitRows.count * d)
+            for (i, r) in logitRows.enumerated() { (rows.pointer + i * d).update(from: h.pointer + r * d, count: d) }
+            var logits = Tensor(shape: [logitRows.count, V])
+            withPointers([head]) { hp in
+                logits.storage.withUnsafeMutableBufferPointer { lb in
+                    ParallelGEMM.gemm(transB: true, m: logitRows.count, n: V, k: d, a: rows.pointer, lda: d, b: hp[0], ldb: d, c: lb.baseAddress!, ldc: V)
+                }
+            }
+            out.logits = logits
+        }
+        return out
+    }
+
+    /// One sparse MoE block: route, hand the routing out, run routed and shared experts.
+    private func runMoE(_ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, output y: Buffer,
+                        onMoELayer: (MoELayerRouting) -> Void) throws(ModelsError) {
+        let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
+        let routing = RouterActivations(tokens: T, experts: n, topK: k)
+        withPointers([w.router] + (w.correctionBias.map { [$0] } ?? [])) { rp in
+            Router.route(input: h.pointer, hidden: d, router: rp[0], bias: rp.count > 1 ? rp[1] : nil, spec: spec.router, into: routing)
+        }
+        onMoELayer(MoELayerRouting(layer: l, tokens: T, experts: n, topK: k, hidden: d,
+                                   input: Tensor(shape: [T, d], storage: h.array),
+                                   logits: Tensor(shape: [T, n], storage: routing.logits.array),
+                                   scores: Tensor(shape: [T, n], storage: routing.scores.array),
+                                   scoring: spec.router.scoring,
+                                   topExperts: Array(UnsafeBufferPointer(start: routing.topExperts, count: T * k)),
+                                   topWeights: routing.topWeights.array, weights: w))
+        withPointers([w.gate, w.up, w.down]) { ep in
+            RoutedExperts.forward(input: h.pointer, hidden: d, intermediate: D, routing: routing, gate: ep[0], up: ep[1], down: ep[2], output: y.pointer)
+        }
+        if let s = w.shared {
+            let sh = Buffer(count: T * d)
+            withPointers([s.gate, s.up, s.down]) { sp in
+                FeedForward.swiglu(input: h.pointer, rows: T, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2], output: sh.pointer)
+            }
+            if let g = w.sharedGate {
+                // Qwen2-MoE: routed + sigmoid(x . w) * shared
+                let hp = SharedPointer(h.pointer), shp = SharedPointer(sh.pointer)
+                g.storage.withUnsafeBufferPointer { gb in
+                    let gp = SharedPointer(gb.baseAddress!)
+                    Parallel.forRows(T, rowCost: 2 * d) { _, range in
+                        for t in range {
+                            let z = VectorMath.dot(hp.p + t * d, gp.p, d)
+                            let gate = 1 / (1 + Foundation.exp(-z))
+                            for j in 0..<d { shp.p[t * d + j] *= gate }
+                        }
+                    }
+                }
+            }
+            addInPlace(y.pointer, sh.pointer, count: T * d)
+        }
+    }
+}
+
+/// `a += b` elementwise.
+func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+    let ap = SharedPointer(a), bp = SharedPointer(b)
+    Parallel.forRows(count, rowCost: 1) { _, r in for i in r { ap.p[i] += bp.p[i] } }
+}
