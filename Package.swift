@@ -39,6 +39,7 @@ let package = Package(
         .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: kernels),
         .target(name: "Models", dependencies: ["Tensors", "Checkpoints", "MoELayout"], swiftSettings: kernels),
+        .target(name: "Routing", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Models"], swiftSettings: optimize),
 
         // MARK: - Figures and reports
         .target(name: "Plotting", dependencies: ["CCairo", "CPNG"], swiftSettings: optimize),
@@ -63,6 +64,7 @@ let package = Package(
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Models", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Plotting", "Analysis"]),
