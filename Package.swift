@@ -3,6 +3,7 @@ import PackageDescription
 
 // Data flows one way through the layers, each a target depending only on those above it:
 //   C shims -> Tensors -> Checkpoints -> MoELayout -> Analysis (+ Embedding) -> Training
+//   MoELayout -> Models (forward pass) -> Routing (with Analysis)
 //   Plotting (on Cairo, knows no MoE) -> Reports -> moe-inspect (thin CLI)
 
 // Input-facing layers keep Swift's overflow and bounds checks (-O); only the numeric kernels,
@@ -16,7 +17,7 @@ let package = Package(
     products: [
         .executable(name: "moe-inspect", targets: ["moe-inspect"]),
         .library(name: "MoEInspect", targets: [
-            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
         ]),
     ],
     dependencies: [
@@ -43,13 +44,13 @@ let package = Package(
 
         // MARK: - Figures and reports
         .target(name: "Plotting", dependencies: ["CCairo", "CPNG"], swiftSettings: optimize),
-        .target(name: "Reports", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Embedding", "Plotting"], swiftSettings: optimize),
+        .target(name: "Reports", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Embedding", "Plotting", "Routing"], swiftSettings: optimize),
 
         // MARK: - Executable
         .executableTarget(
             name: "moe-inspect",
             dependencies: [
-                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),
