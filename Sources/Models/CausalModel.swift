@@ -95,10 +95,13 @@ public final class CausalModel: @unchecked Sendable {
     ///   - windowLength: tokens per window.
     ///   - logitRows: token rows whose LM-head logits to return (empty: none; the head is not read).
     ///   - keepFinalHidden: return the final hidden states [T, d] (after the final norm).
+    ///   - chunkTokens: tokens (whole windows, at least one) run through attention and the
+    ///     feed-forward at a time: scratch memory follows this, not T; results depend on it only through rounding.
     ///   - layerDone: called after each decoder layer with its index and the seconds it took.
     ///   - onMoELayer: called at each MoE layer, after routing and before the experts run.
     /// - Throws: `ModelsError` for bad tokens or unreadable weights.
     public func forward(tokens: [Int32], windowLength: Int, logitRows: [Int] = [], keepFinalHidden: Bool = false,
+                        chunkTokens: Int = CausalModel.defaultChunkTokens,
                         layerDone: (Int, Double) -> Void = { _, _ in },
                         onMoELayer: (MoELayerRouting) -> Void) throws(ModelsError) -> ForwardOutput {
         let a = architecture, d = a.hiddenSize, V = a.vocabularySize
@@ -123,10 +126,11 @@ public final class CausalModel: @unchecked Sendable {
                 for t in 0..<T { (x.pointer + t * d).update(from: eb + Int(tokens[t]) * d, count: d) }
             }
         }
-        let context = AttentionContext(batch: batch, length: windowLength, hidden: d,
-                                       rope: RotaryTable(theta: a.rope.theta, dim: a.rope.dim, length: windowLength),
-                                       ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon)
-        let h = Buffer(count: T * d), y = Buffer(count: T * d)
+        let rope = RotaryTable(theta: a.rope.theta, dim: a.rope.dim, length: windowLength)
+        // scratch covers one chunk of whole windows; only x and h span all T tokens
+        let chunkWindows = max(1, chunkTokens / windowLength)
+        let chunks = stride(from: 0, to: batch, by: chunkWindows).map { w0 in (w0 * windowLength)..<(min(batch, w0 + chunkWindows) * windowLength) }
+        let h = Buffer(count: T * d), y = Buffer(count: min(T, chunkWindows * windowLength) * d)
         let moeLayers = moeLayerByIndex
         for l in 0..<a.layerCount {
             let t0 = Date()
@@ -136,15 +140,25 @@ public final class CausalModel: @unchecked Sendable {
             inputNorm.storage.withUnsafeBufferPointer { w in
                 RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
             }
+            let attention: (Range<Int>) -> Void
             switch a.attention {
             case let .standard(spec):
                 let w = try StandardAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
-                w.forward(input: h.pointer, spec: spec, window: a.slidingWindow[l], context: context, output: y.pointer)
+                attention = { rows in
+                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon)
+                    w.forward(input: h.pointer + rows.lowerBound * d, spec: spec, window: a.slidingWindow[l], context: c, output: y.pointer)
+                }
             case let .latent(spec):
                 let w = try LatentAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
-                w.forward(input: h.pointer, spec: spec, context: context, output: y.pointer)
+                attention = { rows in
+                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon)
+                    w.forward(input: h.pointer + rows.lowerBound * d, spec: spec, context: c, output: y.pointer)
+                }
             }
-            addInPlace(x.pointer, y.pointer, count: T * d)
+            for rows in chunks {
+                attention(rows)
+                addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
+            }
             postNorm.storage.withUnsafeBufferPointer { w in
                 RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
             }
@@ -153,14 +167,18 @@ public final class CausalModel: @unchecked Sendable {
                 let w = try SwiGLUWeights(reader, gate: p + "mlp.gate_proj.weight", up: p + "mlp.up_proj.weight", down: p + "mlp.down_proj.weight",
                                           hidden: d, intermediate: D)
                 withPointers([w.gate, w.up, w.down]) { wp in
-                    FeedForward.swiglu(input: h.pointer, rows: T, hidden: d, intermediate: D, gate: wp[0], up: wp[1], down: wp[2], output: y.pointer)
+                    for rows in chunks {
+                        FeedForward.swiglu(input: h.pointer + rows.lowerBound * d, rows: rows.count, hidden: d, intermediate: D,
+                                           gate: wp[0], up: wp[1], down: wp[2], output: y.pointer)
+                        addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
+                    }
                 }
             case let .moe(spec):
                 guard let layer = moeLayers[l] else { throw .weights(file: path, reason: "layer \(l): no MoE block in the checkpoint") }
                 let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d)
-                try runMoE(w, spec: spec, layer: l, input: h, tokens: T, output: y, onMoELayer: onMoELayer)
+                runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, scratch: y, residual: x, onMoELayer: onMoELayer)
             }
-            addInPlace(x.pointer, y.pointer, count: T * d)
+            releaseFreedMemory()
             layerDone(l, Date().timeIntervalSince(t0))
         }
         var out = ForwardOutput()
@@ -186,9 +204,13 @@ public final class CausalModel: @unchecked Sendable {
         return out
     }
 
-    /// One sparse MoE block: route, hand the routing out, run routed and shared experts.
-    private func runMoE(_ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, output y: Buffer,
-                        onMoELayer: (MoELayerRouting) -> Void) throws(ModelsError) {
+    /// Tokens per chunk of the attention and feed-forward passes by default.
+    public static let defaultChunkTokens = 4096
+
+    /// One sparse MoE block: route every token, hand the routing out, then run routed and shared
+    /// experts chunk by chunk, adding their output to the residual stream `residual`.
+    private func runMoE(_ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, chunks: [Range<Int>],
+                        scratch y: Buffer, residual x: Buffer, onMoELayer: (MoELayerRouting) -> Void) {
         let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
         let routing = RouterActivations(tokens: T, experts: n, topK: k)
         withPointers([w.router] + (w.correctionBias.map { [$0] } ?? [])) { rp in
@@ -201,32 +223,54 @@ public final class CausalModel: @unchecked Sendable {
                                    scoring: spec.router.scoring,
                                    topExperts: Array(UnsafeBufferPointer(start: routing.topExperts, count: T * k)),
                                    topWeights: routing.topWeights.array, weights: w))
-        withPointers([w.gate, w.up, w.down]) { ep in
-            RoutedExperts.forward(input: h.pointer, hidden: d, intermediate: D, routing: routing, gate: ep[0], up: ep[1], down: ep[2], output: y.pointer)
-        }
-        if let s = w.shared {
-            let sh = Buffer(count: T * d)
-            withPointers([s.gate, s.up, s.down]) { sp in
-                FeedForward.swiglu(input: h.pointer, rows: T, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2], output: sh.pointer)
+        let shared = w.shared.map { _ in Buffer(count: y.count) }
+        for rows in chunks {
+            let r0 = rows.lowerBound, m = rows.count, hin = h.pointer + r0 * d
+            withPointers([w.gate, w.up, w.down]) { ep in
+                RoutedExperts.forward(input: hin, tokens: m, hidden: d, intermediate: D, experts: n, topK: k,
+                                      topExperts: routing.topExperts + r0 * k, topWeights: routing.topWeights.pointer + r0 * k,
+                                      gate: ep[0], up: ep[1], down: ep[2], output: y.pointer)
             }
-            if let g = w.sharedGate {
-                // Qwen2-MoE: routed + sigmoid(x . w) * shared
-                let hp = SharedPointer(h.pointer), shp = SharedPointer(sh.pointer)
-                g.storage.withUnsafeBufferPointer { gb in
-                    let gp = SharedPointer(gb.baseAddress!)
-                    Parallel.forRows(T, rowCost: 2 * d) { _, range in
-                        for t in range {
-                            let z = VectorMath.dot(hp.p + t * d, gp.p, d)
-                            let gate = 1 / (1 + Foundation.exp(-z))
-                            for j in 0..<d { shp.p[t * d + j] *= gate }
+            if let s = w.shared, let sh = shared {
+                withPointers([s.gate, s.up, s.down]) { sp in
+                    FeedForward.swiglu(input: hin, rows: m, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2], output: sh.pointer)
+                }
+                if let g = w.sharedGate {
+                    // Qwen2-MoE: routed + sigmoid(x . w) * shared
+                    let hp = SharedPointer(hin), shp = SharedPointer(sh.pointer)
+                    g.storage.withUnsafeBufferPointer { gb in
+                        guard let base = gb.baseAddress else { return }
+                        let gp = SharedPointer(base)
+                        Parallel.forRows(m, rowCost: 2 * d) { _, range in
+                            for t in range {
+                                let z = VectorMath.dot(hp.p + t * d, gp.p, d)
+                                let gate = 1 / (1 + Foundation.exp(-z))
+                                for j in 0..<d { shp.p[t * d + j] *= gate }
+                            }
                         }
                     }
                 }
+                addInPlace(y.pointer, sh.pointer, count: m * d)
             }
-            addInPlace(y.pointer, sh.pointer, count: T * d)
+            addInPlace(x.pointer + r0 * d, y.pointer, count: m * d)
         }
     }
 }
+
+/// Hands memory freed by the last layer back to the system (glibc keeps freed blocks in its
+/// per-thread arenas, which the worker threads of every layer fill again): the resident set
+/// then follows one layer's needs instead of growing.
+func releaseFreedMemory() {
+    #if os(Linux)
+    _ = glibcMallocTrim(0)
+    #endif
+}
+
+#if os(Linux)
+/// glibc's `int malloc_trim(size_t pad)`, which the Glibc module does not export.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
 
 /// `a += b` elementwise.
 func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {

@@ -126,20 +126,21 @@ enum RoutedExperts {
     /// Rows of gathered activations held at once (at least one expert's rows).
     static let scratchBytes = 192 << 20
 
-    /// `output` [T, d] = sum of the routed experts' weighted outputs for `input` [T, d].
-    static func forward(input x: UnsafePointer<Float>, hidden d: Int, intermediate D: Int, routing a: RouterActivations,
+    /// `output` [T, d] = sum of the routed experts' weighted outputs for `input` [T, d], the
+    /// tokens' choices in `topExperts` / `topWeights` [T, k].
+    static func forward(input x: UnsafePointer<Float>, tokens T: Int, hidden d: Int, intermediate D: Int, experts n: Int, topK k: Int,
+                        topExperts: UnsafePointer<Int32>, topWeights: UnsafePointer<Float>,
                         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
                         output: UnsafeMutablePointer<Float>) {
-        let T = a.tokens, n = a.experts, k = a.topK
         // rows of expert e: tokens ascending
         var start = [Int](repeating: 0, count: n + 1)
-        for i in 0..<(T * k) { start[Int(a.topExperts[i]) + 1] += 1 }
+        for i in 0..<(T * k) { start[Int(topExperts[i]) + 1] += 1 }
         for e in 0..<n { start[e + 1] += start[e] }
         var rowToken = [Int32](repeating: 0, count: T * k), rowSlot = [Int32](repeating: 0, count: T * k)
         var cursor = start
         for t in 0..<T {
             for s in 0..<k {
-                let e = Int(a.topExperts[t * k + s])
+                let e = Int(topExperts[t * k + s])
                 rowToken[cursor[e]] = Int32(t); rowSlot[cursor[e]] = Int32(s)
                 cursor[e] += 1
             }
@@ -148,7 +149,7 @@ enum RoutedExperts {
         let perRow = 4 * (2 * d + 2 * D)
         let budget = max(1, scratchBytes / perRow)
         var e0 = 0
-        let out = SharedPointer(output), xs = SharedPointer(x), tw = SharedPointer(a.topWeights.pointer)
+        let out = SharedPointer(output), xs = SharedPointer(x), tw = SharedPointer(topWeights)
         while e0 < n {
             var e1 = e0 + 1
             while e1 < n && start[e1 + 1] - start[e0] <= budget { e1 += 1 }

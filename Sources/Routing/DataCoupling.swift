@@ -39,6 +39,9 @@ public struct DataCoupling: Sendable {
     /// Remarks (experts without tokens, ...).
     public var notes: [String]
 
+    /// Tokens whose a_tj are computed at a time.
+    static let blockTokens = 1024
+
     /// Measures the coupling of one layer.
     /// - Parameters:
     ///   - routing: the layer as the forward pass handed it out.
@@ -51,11 +54,6 @@ public struct DataCoupling: Sendable {
         let w = routing.weights
         let D = w.gate.shape.count == 3 ? w.gate.shape[1] : 0
         let stack = ExpertStack(gate: w.gate, up: w.up, down: w.down, experts: n, intermediate: D, hidden: d)
-        var x = Tensor(shape: [rows.count, d])
-        for (i, t) in rows.enumerated() {
-            x.storage.replaceSubrange((i * d)..<((i + 1) * d), with: routing.input.storage[(t * d)..<((t + 1) * d)])
-        }
-        let a = try ActivationMatrix.compute(proxies: x, stack: stack, feature: feature)  // [S, n]
         let m = try ActivationMatrix.compute(proxies: w.router, stack: stack, feature: feature)  // [n, n]
         tokens = rows.count
         self.feature = feature
@@ -64,18 +62,29 @@ public struct DataCoupling: Sendable {
         var sums = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
         var hits = [Int](repeating: 0, count: n)
         var order = [Int](repeating: 0, count: n)
-        for (i, t) in rows.enumerated() {
-            let row = a.storage[(i * n)..<((i + 1) * n)]
-            let base = row.startIndex
-            for e in 0..<n { order[e] = e }
-            order.sort { row[base + $0] != row[base + $1] ? row[base + $0] > row[base + $1] : $0 < $1 }
-            let topA = Set(order.prefix(k))
-            for s in 0..<k {
-                let e = Int(routing.topExperts[t * k + s])
-                if topA.contains(e) { overlap += 1 }
-                hits[e] += 1
-                for j in 0..<n { sums[e][j] += Double(row[base + j]) }
+        // a_tj for a block of tokens at a time: memory follows the block, not T
+        var b0 = 0
+        while b0 < rows.count {
+            let block = rows[b0..<min(rows.count, b0 + DataCoupling.blockTokens)]
+            var x = Tensor(shape: [block.count, d])
+            for (i, t) in block.enumerated() {
+                x.storage.replaceSubrange((i * d)..<((i + 1) * d), with: routing.input.storage[(t * d)..<((t + 1) * d)])
             }
+            let a = try ActivationMatrix.compute(proxies: x, stack: stack, feature: feature)  // [block, n]
+            for (i, t) in block.enumerated() {
+                let row = a.storage[(i * n)..<((i + 1) * n)]
+                let base = row.startIndex
+                for e in 0..<n { order[e] = e }
+                order.sort { row[base + $0] != row[base + $1] ? row[base + $0] > row[base + $1] : $0 < $1 }
+                let topA = Set(order.prefix(k))
+                for s in 0..<k {
+                    let e = Int(routing.topExperts[t * k + s])
+                    if topA.contains(e) { overlap += 1 }
+                    hits[e] += 1
+                    for j in 0..<n { sums[e][j] += Double(row[base + j]) }
+                }
+            }
+            b0 += block.count
         }
         agreement = rows.isEmpty ? .nan : Double(overlap) / Double(rows.count * k)
         let mData: [[Double]?] = (0..<n).map { i in hits[i] > 0 ? sums[i].map { $0 / Double(hits[i]) } : nil }

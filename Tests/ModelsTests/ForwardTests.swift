@@ -137,6 +137,18 @@ struct ForwardTests {
         } catch { #expect(error.description.contains("hidden_size")) }
     }
 
+    @Test("results do not depend on the chunk size beyond rounding", arguments: ["routing/models/qwen2-moe", "routing/models/deepseek-v3"])
+    func chunking(folder: String) throws {
+        let model = try RoutingFixtures.model(folder)
+        let tokens = (0..<160).map { Int32(2 + ($0 * 37) % 120) }
+        var whole: [Int: [Int32]] = [:], chunked: [Int: [Int32]] = [:]
+        let a = try model.forward(tokens: tokens, windowLength: 32, keepFinalHidden: true) { whole[$0.layer] = $0.topExperts }
+        let b = try model.forward(tokens: tokens, windowLength: 32, keepFinalHidden: true, chunkTokens: 64) { chunked[$0.layer] = $0.topExperts }
+        #expect(whole == chunked)
+        // the same to rounding (BLAS blocks products of other shapes differently)
+        #expect(relativeMaxError(try #require(a.finalHidden).storage, try #require(b.finalHidden).storage) < 1e-5)
+    }
+
     @Test("bad tokens and windows are errors, not traps")
     func badInput() throws {
         let model = try RoutingFixtures.model("olmoe-tiny")
