@@ -18,11 +18,17 @@ struct CausalAttention {
 
     static let blockRows = 64
 
+    /// Floats of scratch `forward` needs.
+    var scratchCount: Int { batch * heads * min(length, CausalAttention.blockRows) * length }
+
     /// `query` [T, qStride] (head h at column h * queryKeyDim), `key` [T, kStride], `value`
     /// [T, vStride] (key/value head g at g * dim), `output` [T, outStride] (head h at h * valueDim).
+    /// `scratch` holds `batch * heads * min(length, 64) * length` floats.
     func forward(query: UnsafePointer<Float>, qStride: Int, key: UnsafePointer<Float>, kStride: Int,
-                 value: UnsafePointer<Float>, vStride: Int, output: UnsafeMutablePointer<Float>, outStride: Int) {
+                 value: UnsafePointer<Float>, vStride: Int, output: UnsafeMutablePointer<Float>, outStride: Int,
+                 scratch: UnsafeMutablePointer<Float>) {
         let q = SharedPointer(query), k = SharedPointer(key), v = SharedPointer(value), out = SharedPointer(output)
+        let sp = SharedPointer(scratch)
         let L = length, H = heads, group = heads / keyValueHeads, dq = queryKeyDim, dv = valueDim
         let sc = scale, bs = min(L, CausalAttention.blockRows), win = window
         // (the executor runs OpenBLAS single-threaded: the jobs fill the cores)
@@ -32,8 +38,7 @@ struct CausalAttention {
             let kh = k.p + b * L * kStride + g * dq
             let vh = v.p + b * L * vStride + g * dv
             let o = out.p + b * L * outStride + h * dv
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: bs * L)
-            defer { scores.deallocate() }
+            let scores = sp.p + job * bs * L
             var r0 = 0
             while r0 < L {
                 let m = min(bs, L - r0), n = r0 + m

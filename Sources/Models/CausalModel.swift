@@ -132,6 +132,7 @@ public final class CausalModel: @unchecked Sendable {
         let chunks = stride(from: 0, to: batch, by: chunkWindows).map { w0 in (w0 * windowLength)..<(min(batch, w0 + chunkWindows) * windowLength) }
         let h = Buffer(count: T * d), y = Buffer(count: min(T, chunkWindows * windowLength) * d)
         let moeLayers = moeLayerByIndex
+        let scratch = Scratch()
         for l in 0..<a.layerCount {
             let t0 = Date()
             let p = "model.layers.\(l)."
@@ -145,13 +146,13 @@ public final class CausalModel: @unchecked Sendable {
             case let .standard(spec):
                 let w = try StandardAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
                 attention = { rows in
-                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon)
+                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon, scratch: scratch)
                     w.forward(input: h.pointer + rows.lowerBound * d, spec: spec, window: a.slidingWindow[l], context: c, output: y.pointer)
                 }
             case let .latent(spec):
                 let w = try LatentAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
                 attention = { rows in
-                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon)
+                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon, scratch: scratch)
                     w.forward(input: h.pointer + rows.lowerBound * d, spec: spec, context: c, output: y.pointer)
                 }
             }
@@ -169,14 +170,14 @@ public final class CausalModel: @unchecked Sendable {
                 withPointers([w.gate, w.up, w.down]) { wp in
                     for rows in chunks {
                         FeedForward.swiglu(input: h.pointer + rows.lowerBound * d, rows: rows.count, hidden: d, intermediate: D,
-                                           gate: wp[0], up: wp[1], down: wp[2], output: y.pointer)
+                                           gate: wp[0], up: wp[1], down: wp[2], output: y.pointer, scratch: scratch)
                         addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
                     }
                 }
             case let .moe(spec):
                 guard let layer = moeLayers[l] else { throw .weights(file: path, reason: "layer \(l): no MoE block in the checkpoint") }
                 let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d)
-                runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, scratch: y, residual: x, onMoELayer: onMoELayer)
+                runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, residual: x, scratch: scratch, onMoELayer: onMoELayer)
             }
             releaseFreedMemory()
             layerDone(l, Date().timeIntervalSince(t0))
@@ -210,7 +211,7 @@ public final class CausalModel: @unchecked Sendable {
     /// One sparse MoE block: route every token, hand the routing out, then run routed and shared
     /// experts chunk by chunk, adding their output to the residual stream `residual`.
     private func runMoE(_ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, chunks: [Range<Int>],
-                        scratch y: Buffer, residual x: Buffer, onMoELayer: (MoELayerRouting) -> Void) {
+                        output y: Buffer, residual x: Buffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void) {
         let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
         let routing = RouterActivations(tokens: T, experts: n, topK: k)
         withPointers([w.router] + (w.correctionBias.map { [$0] } ?? [])) { rp in
@@ -223,21 +224,22 @@ public final class CausalModel: @unchecked Sendable {
                                    scoring: spec.router.scoring,
                                    topExperts: Array(UnsafeBufferPointer(start: routing.topExperts, count: T * k)),
                                    topWeights: routing.topWeights.array, weights: w))
-        let shared = w.shared.map { _ in Buffer(count: y.count) }
         for rows in chunks {
             let r0 = rows.lowerBound, m = rows.count, hin = h.pointer + r0 * d
             withPointers([w.gate, w.up, w.down]) { ep in
                 RoutedExperts.forward(input: hin, tokens: m, hidden: d, intermediate: D, experts: n, topK: k,
                                       topExperts: routing.topExperts + r0 * k, topWeights: routing.topWeights.pointer + r0 * k,
-                                      gate: ep[0], up: ep[1], down: ep[2], output: y.pointer)
+                                      gate: ep[0], up: ep[1], down: ep[2], output: y.pointer, scratch: scratch)
             }
-            if let s = w.shared, let sh = shared {
+            if let s = w.shared {
+                let sh = scratch(.shared, m * d)
                 withPointers([s.gate, s.up, s.down]) { sp in
-                    FeedForward.swiglu(input: hin, rows: m, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2], output: sh.pointer)
+                    FeedForward.swiglu(input: hin, rows: m, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2],
+                                       output: sh, scratch: scratch)
                 }
                 if let g = w.sharedGate {
                     // Qwen2-MoE: routed + sigmoid(x . w) * shared
-                    let hp = SharedPointer(hin), shp = SharedPointer(sh.pointer)
+                    let hp = SharedPointer(hin), shp = SharedPointer(sh)
                     g.storage.withUnsafeBufferPointer { gb in
                         guard let base = gb.baseAddress else { return }
                         let gp = SharedPointer(base)
@@ -250,7 +252,7 @@ public final class CausalModel: @unchecked Sendable {
                         }
                     }
                 }
-                addInPlace(y.pointer, sh.pointer, count: m * d)
+                addInPlace(y.pointer, sh, count: m * d)
             }
             addInPlace(x.pointer + r0 * d, y.pointer, count: m * d)
         }

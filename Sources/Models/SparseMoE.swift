@@ -102,17 +102,17 @@ enum FeedForward {
     /// `output` [T, d] (overwritten, or added to with `accumulate`) = MLP(`input` [T, d]).
     static func swiglu(input x: UnsafePointer<Float>, rows T: Int, hidden d: Int, intermediate D: Int,
                        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
-                       output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        let g = Buffer(count: T * D), u = Buffer(count: T * D)
+                       output: UnsafeMutablePointer<Float>, accumulate: Bool = false, scratch S: Scratch) {
+        let g = S(.feedForwardGate, T * D), u = S(.feedForwardUp, T * D)
         ParallelGEMM.batch([
-            .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: gate, ldb: d, c: g.pointer, ldc: D),
-            .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: up, ldb: d, c: u.pointer, ldc: D),
+            .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: gate, ldb: d, c: g, ldc: D),
+            .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: up, ldb: d, c: u, ldc: D),
         ])
-        let gp = SharedPointer(g.pointer), up2 = SharedPointer(u.pointer)
+        let gp = SharedPointer(g), up2 = SharedPointer(u)
         Parallel.forRows(T, rowCost: D) { _, range in
             for t in range { VectorMath.swiglu(gate: gp.p + t * D, up: up2.p + t * D, out: gp.p + t * D, count: D) }
         }
-        ParallelGEMM.gemm(transB: true, m: T, n: d, k: D, a: g.pointer, lda: D, b: down, ldb: D,
+        ParallelGEMM.gemm(transB: true, m: T, n: d, k: D, a: g, lda: D, b: down, ldb: D,
                           beta: accumulate ? 1 : 0, c: output, ldc: d)
     }
 }
@@ -131,7 +131,7 @@ enum RoutedExperts {
     static func forward(input x: UnsafePointer<Float>, tokens T: Int, hidden d: Int, intermediate D: Int, experts n: Int, topK k: Int,
                         topExperts: UnsafePointer<Int32>, topWeights: UnsafePointer<Float>,
                         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
-                        output: UnsafeMutablePointer<Float>) {
+                        output: UnsafeMutablePointer<Float>, scratch S: Scratch) {
         // rows of expert e: tokens ascending
         var start = [Int](repeating: 0, count: n + 1)
         for i in 0..<(T * k) { start[Int(topExperts[i]) + 1] += 1 }
@@ -155,8 +155,8 @@ enum RoutedExperts {
             while e1 < n && start[e1 + 1] - start[e0] <= budget { e1 += 1 }
             let r0 = start[e0], rows = start[e1] - r0
             if rows > 0 {
-                let xg = Buffer(count: rows * d), gu = Buffer(count: rows * 2 * D), y = Buffer(count: rows * d)
-                let xgp = SharedPointer(xg.pointer)
+                let xg = S(.expertInput, rows * d), gu = S(.expertGateUp, rows * 2 * D), y = S(.expertOutput, rows * d)
+                let xgp = SharedPointer(xg)
                 rowToken.withUnsafeBufferPointer { rtb in
                     let rt = SharedPointer(rtb.baseAddress!)
                     Parallel.forRows(rows, rowCost: d) { _, range in
@@ -166,25 +166,25 @@ enum RoutedExperts {
                 var calls: [ParallelGEMM.Call] = []
                 for e in e0..<e1 where start[e + 1] > start[e] {
                     let m = start[e + 1] - start[e], off = start[e] - r0
-                    calls.append(.init(transB: true, m: m, n: D, k: d, a: xg.pointer + off * d, lda: d, b: gate + e * D * d, ldb: d,
-                                       c: gu.pointer + off * 2 * D, ldc: 2 * D))
-                    calls.append(.init(transB: true, m: m, n: D, k: d, a: xg.pointer + off * d, lda: d, b: up + e * D * d, ldb: d,
-                                       c: gu.pointer + off * 2 * D + D, ldc: 2 * D))
+                    calls.append(.init(transB: true, m: m, n: D, k: d, a: xg + off * d, lda: d, b: gate + e * D * d, ldb: d,
+                                       c: gu + off * 2 * D, ldc: 2 * D))
+                    calls.append(.init(transB: true, m: m, n: D, k: d, a: xg + off * d, lda: d, b: up + e * D * d, ldb: d,
+                                       c: gu + off * 2 * D + D, ldc: 2 * D))
                 }
                 ParallelGEMM.batch(calls)
-                let g = SharedPointer(gu.pointer)
+                let g = SharedPointer(gu)
                 Parallel.forRows(rows, rowCost: 2 * D) { _, range in
                     for r in range { let p = g.p + r * 2 * D; VectorMath.swiglu(gate: p, up: p + D, out: p, count: D) }
                 }
                 calls = []
                 for e in e0..<e1 where start[e + 1] > start[e] {
                     let m = start[e + 1] - start[e], off = start[e] - r0
-                    calls.append(.init(transB: true, m: m, n: d, k: D, a: gu.pointer + off * 2 * D, lda: 2 * D, b: down + e * d * D, ldb: D,
-                                       c: y.pointer + off * d, ldc: d))
+                    calls.append(.init(transB: true, m: m, n: d, k: D, a: gu + off * 2 * D, lda: 2 * D, b: down + e * d * D, ldb: D,
+                                       c: y + off * d, ldc: d))
                 }
                 ParallelGEMM.batch(calls)
                 // add weight * y to each token, experts in ascending order (a token meets each expert once)
-                let yp = SharedPointer(y.pointer)
+                let yp = SharedPointer(y)
                 for e in e0..<e1 where start[e + 1] > start[e] {
                     let lo = start[e], hi = start[e + 1]
                     rowToken.withUnsafeBufferPointer { rtb in
