@@ -121,10 +121,11 @@ public enum RoutingFigures {
 }
 
 /// Writes the folder of `moe-inspect routing --out`: figures, `tables/routing.csv`,
-/// `routing.json` and an `index.html` that shows them.
+/// `summary.json` (the JSON of `--json`) and an `index.html` that shows them.
 public enum RoutingReport {
     /// Writes the report of `runs` (the figures of the last checkpoint, saturation over all) into `folder`.
-    public static func write(_ runs: [CheckpointRouting], windowLength: Int, domainNames: [String], to folder: String,
+    public static func write(_ runs: [CheckpointRouting], windowLength: Int, domainNames: [String],
+                             decode: ((Int32) -> String?)? = nil, to folder: String,
                              settings: FigureSettings = FigureSettings()) throws {
         guard let last = runs.last else { return }
         let sink = try FigureSink(folder: folder, settings: settings)
@@ -150,10 +151,10 @@ public enum RoutingReport {
                          reading: "Layer \(l.layer): " + l.domains.map { String(format: "%@ %.3f", $0.name, $0.score) }.joined(separator: ", ") + " (distance from uniform routing).")
         }
         try RoutingTables.summary(runs).writeCSV(to: folder + "/tables/routing.csv")
-        try AtomicOutput.write(RoutingTables.json(runs, windowLength: windowLength, domainNames: domainNames).serialized(pretty: true) + "\n",
-                               to: folder + "/routing.json")
+        try AtomicOutput.write(RoutingTables.json(runs, windowLength: windowLength, domainNames: domainNames, decode: decode).serialized(pretty: true) + "\n",
+                               to: folder + "/summary.json")
         var body = "<h2>Layers of \(ReportPage.escape(last.checkpoint))</h2>\n<div class=\"scroll\">" + html(RoutingTables.display(RoutingTables.summary([last]))) + "</div>\n"
-        body += "<p>Tables: <a href=\"tables/routing.csv\">routing.csv</a> · <a href=\"routing.json\">routing.json</a></p>\n"
+        body += "<p>Tables: <a href=\"tables/routing.csv\">routing.csv</a> · <a href=\"summary.json\">summary.json</a></p>\n"
         let lede = """
         Routing on \(last.layers.first?.tokens ?? 0) tokens (windows of \(windowLength); domains \(ReportPage.escape(domainNames.joined(separator: ", ")))).
         Agreement = mean |TopK<sub>router</sub>(t) ∩ TopK<sub>a</sub>(t)| / k with a<sub>tj</sub> = ‖W<sub>g</sub><sup>j</sup> x<sub>t</sub>‖;

@@ -99,15 +99,17 @@ public enum RoutingAnalysis {
 
     /// Router saturation (OLMoE): for every checkpoint and layer, the mean over tokens of
     /// |TopK(t) ∩ TopK_last(t)| / k against the last checkpoint's routing of the same tokens.
-    /// - Throws: `RoutingError.mismatch` when the checkpoints' layers or top-k differ.
-    public static func addSaturation(_ results: inout [CheckpointRouting]) throws(RoutingError) {
+    /// Meaningful for checkpoints of one run; a layer that cannot be compared with the last
+    /// checkpoint's (other layers, experts or top-k: another model) gets none and a note.
+    public static func addSaturation(_ results: inout [CheckpointRouting]) {
         guard results.count >= 2, let last = results.last else { return }
         let reference = Dictionary(uniqueKeysWithValues: last.layers.map { ($0.layer, $0) })
         for c in results.indices {
             for l in results[c].layers.indices {
                 let mine = results[c].layers[l]
                 guard let ref = reference[mine.layer], ref.topK == mine.topK, ref.tokens == mine.tokens, ref.experts == mine.experts else {
-                    throw .mismatch(reason: "\(results[c].checkpoint) layer \(mine.layer) cannot be compared with \(last.checkpoint) (different layers, experts or top-k): router saturation needs checkpoints of one run")
+                    results[c].layers[l].notes.append("no router saturation: the last checkpoint's layer \(mine.layer) differs (layers, experts or top-k)")
+                    continue
                 }
                 results[c].layers[l].saturation = overlap(mine.assignments, ref.assignments, topK: mine.topK)
             }

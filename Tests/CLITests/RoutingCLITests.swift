@@ -30,7 +30,7 @@ extension CLITests {
                 #expect(header.contains("'descr': '<i4'") && header.contains("(160, 2)"))
             }
         }
-        for file in ["index.html", "routing.json", "tables/routing.csv", "figures/expert_load.png", "figures/saturation.png", "figures/m_data_layer0.png"] {
+        for file in ["index.html", "summary.json", "tables/routing.csv", "figures/expert_load.png", "figures/saturation.png", "figures/m_data_layer0.png"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/report/" + file), "\(file)")
         }
     }

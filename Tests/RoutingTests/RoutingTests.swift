@@ -118,13 +118,18 @@ struct RoutingStatisticsTests {
         let (_, first) = try Reference.run("olmoe-tiny", "olmoe-tiny")
         let (_, last) = try Reference.run("models-olmoe", "routing/models/olmoe")
         var results = [first, last]
-        try RoutingAnalysis.addSaturation(&results)
+        RoutingAnalysis.addSaturation(&results)
         let json = try JSONParser.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: Reference.root + "/routing/expected/saturation.json"))))
         for l in results[0].layers {
             let expected = try #require(json["overlap_with_last"]?["layer\(l.layer)"]?.doubleValue)
             #expect(close(try #require(l.saturation), expected, 1e-9))
         }
         #expect(results[1].layers.allSatisfy { $0.saturation == 1 })
+        // another model: no saturation, a note
+        let (_, other) = try Reference.run("mixtral-tiny", "mixtral-tiny")
+        var mixed = [first, other]
+        RoutingAnalysis.addSaturation(&mixed)
+        #expect(mixed[0].layers.allSatisfy { $0.saturation == nil && $0.notes.contains { $0.contains("saturation") } })
     }
 
     @Test("a coupling sample is seeded, sorted, without repeats; statistics of all tokens stay exact")

@@ -65,8 +65,11 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Write layer{L}.npy (int32 [T, k], the router's top-k per token) into DIR.", valueName: "DIR"))
         var assignments: String?
 
-        @Option(help: ArgumentHelp("Write figures and tables into DIR.", valueName: "DIR"))
+        @Option(help: ArgumentHelp("Write figures, tables, summary.json and index.html into DIR (replaced whole; see --overwrite).", valueName: "DIR"))
         var out: String?
+
+        @Flag(help: "Let --out replace a non-empty folder that holds no earlier report.")
+        var overwrite = false
 
         @Flag(name: [.short, .long], help: "No progress on stderr.")
         var quiet = false
@@ -128,22 +131,30 @@ extension MoEInspect {
                                     r.forwardSeconds, Double(windows.tokenCount) / max(r.forwardSeconds, 1e-9), r.couplingSeconds))
                 results.append(r)
             }
-            try RoutingAnalysis.addSaturation(&results)
+            RoutingAnalysis.addSaturation(&results)
             if let dir = assignments {
                 for (i, r) in results.enumerated() {
                     try RoutingTables.writeAssignments(r, to: results.count == 1 ? dir : dir + "/\(i)-" + ((r.checkpoint as NSString).lastPathComponent))
                 }
             }
+            // text read as bytes: show a byte id as its character (no tokenizer yet)
+            let bytes = data.allSatisfy { Self.domain($0).file.lowercased().hasSuffix(".txt") }
+            let decode: ((Int32) -> String?)? = bytes ? { id in
+                guard id >= 0, id < 256 else { return nil }
+                return (0x20..<0x7F).contains(id) ? String(UnicodeScalar(UInt8(id))) : String(format: "\\x%02X", id)
+            } : nil
             let names = windows.domains.map(\.name)
             if let dir = out {
-                try RoutingReport.write(results, windowLength: seqLen, domainNames: names, to: dir)
+                try writeReportFolder(dir, overwrite: overwrite) { tmp in
+                    try RoutingReport.write(results, windowLength: seqLen, domainNames: names, decode: decode, to: tmp)
+                }
                 progress.say("wrote \(dir)")
             }
             let table = RoutingTables.summary(results)
             if let csv {
                 if csv == "-" { print(table.csv, terminator: "") } else { try table.writeCSV(to: csv) }
             }
-            if json { print(RoutingTables.json(results, windowLength: seqLen, domainNames: names).serialized(pretty: true)) }
+            if json { print(RoutingTables.json(results, windowLength: seqLen, domainNames: names, decode: decode).serialized(pretty: true)) }
             if csv == nil && !json { print(RoutingTables.display(table).aligned()) }
         }
     }
