@@ -133,13 +133,14 @@ public final class CausalModel: @unchecked Sendable {
         let h = Buffer(count: T * d), y = Buffer(count: min(T, chunkWindows * windowLength) * d)
         let moeLayers = moeLayerByIndex
         let scratch = Scratch()
+        var expertBuffers: [Projection: Tensor] = [:]
         for l in 0..<a.layerCount {
             let t0 = Date()
             let p = "model.layers.\(l)."
             let inputNorm = try reader.read(p + "input_layernorm.weight", [d])
             let postNorm = try reader.read(p + "post_attention_layernorm.weight", [d])
-            inputNorm.storage.withUnsafeBufferPointer { w in
-                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+            withPointers([inputNorm]) { w in
+                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
             }
             let attention: (Range<Int>) -> Void
             switch a.attention {
@@ -160,8 +161,8 @@ public final class CausalModel: @unchecked Sendable {
                 attention(rows)
                 addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
             }
-            postNorm.storage.withUnsafeBufferPointer { w in
-                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+            withPointers([postNorm]) { w in
+                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
             }
             switch a.feedForward[l] {
             case let .dense(D):
@@ -176,7 +177,8 @@ public final class CausalModel: @unchecked Sendable {
                 }
             case let .moe(spec):
                 guard let layer = moeLayers[l] else { throw .weights(file: path, reason: "layer \(l): no MoE block in the checkpoint") }
-                let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d)
+                let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d, reuse: &expertBuffers)
+                defer { expertBuffers = [.gate: w.gate, .up: w.up, .down: w.down] }
                 runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, residual: x, scratch: scratch, onMoELayer: onMoELayer)
             }
             releaseFreedMemory()
@@ -185,8 +187,8 @@ public final class CausalModel: @unchecked Sendable {
         var out = ForwardOutput()
         guard keepFinalHidden || !logitRows.isEmpty else { return out }
         let finalNorm = try reader.read("model.norm.weight", [d])
-        finalNorm.storage.withUnsafeBufferPointer { w in
-            RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w.baseAddress!, eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+        withPointers([finalNorm]) { w in
+            RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
         }
         if keepFinalHidden { out.finalHidden = Tensor(shape: [T, d], storage: h.array) }
         if !logitRows.isEmpty {
@@ -197,7 +199,8 @@ public final class CausalModel: @unchecked Sendable {
             var logits = Tensor(shape: [logitRows.count, V])
             withPointers([head]) { hp in
                 logits.storage.withUnsafeMutableBufferPointer { lb in
-                    ParallelGEMM.gemm(transB: true, m: logitRows.count, n: V, k: d, a: rows.pointer, lda: d, b: hp[0], ldb: d, c: lb.baseAddress!, ldc: V)
+                    guard let c = lb.baseAddress else { return }
+                    ParallelGEMM.gemm(transB: true, m: logitRows.count, n: V, k: d, a: rows.pointer, lda: d, b: hp[0], ldb: d, c: c, ldc: V)
                 }
             }
             out.logits = logits

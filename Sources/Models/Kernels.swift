@@ -144,7 +144,8 @@ enum ParallelGEMM {
         jobs.withUnsafeBufferPointer { jp in
             calls.withUnsafeBufferPointer { cp in
                 splits.withUnsafeBufferPointer { sp in
-                    let j = SharedPointer(jp.baseAddress!), c = SharedPointer(cp.baseAddress!), s = SharedPointer(sp.baseAddress!)
+                    guard let jb = jp.baseAddress, let cb = cp.baseAddress, let sb = sp.baseAddress else { return }
+                    let j = SharedPointer(jb), c = SharedPointer(cb), s = SharedPointer(sb)
                     DispatchQueue.concurrentPerform(iterations: jp.count) { i in
                         let job = j.p[i]
                         c.p[job.call].run(block: job.block, of: s.p[job.call])
@@ -266,9 +267,10 @@ func withPointers<R>(_ tensors: [Tensor], _ body: ([UnsafePointer<Float>]) throw
     func step(_ i: Int, _ acc: [UnsafePointer<Float>]) throws -> R {
         if i == tensors.count { return try body(acc) }
         return try tensors[i].storage.withUnsafeBufferPointer { b in
+            if let p = b.baseAddress { return try step(i + 1, acc + [p]) }
             // an empty tensor still gets a valid (never read) address
-            let p = b.baseAddress ?? UnsafePointer(bitPattern: 64)!
-            return try step(i + 1, acc + [p])
+            var none: Float = 0
+            return try withUnsafePointer(to: &none) { try step(i + 1, acc + [$0]) }
         }
     }
     return try step(0, [])

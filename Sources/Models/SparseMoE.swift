@@ -158,7 +158,8 @@ enum RoutedExperts {
                 let xg = S(.expertInput, rows * d), gu = S(.expertGateUp, rows * 2 * D), y = S(.expertOutput, rows * d)
                 let xgp = SharedPointer(xg)
                 rowToken.withUnsafeBufferPointer { rtb in
-                    let rt = SharedPointer(rtb.baseAddress!)
+                    guard let rtBase = rtb.baseAddress else { return }
+                    let rt = SharedPointer(rtBase)
                     Parallel.forRows(rows, rowCost: d) { _, range in
                         for r in range { (xgp.p + r * d).update(from: xs.p + Int(rt.p[r0 + r]) * d, count: d) }
                     }
@@ -189,7 +190,8 @@ enum RoutedExperts {
                     let lo = start[e], hi = start[e + 1]
                     rowToken.withUnsafeBufferPointer { rtb in
                         rowSlot.withUnsafeBufferPointer { rsb in
-                            let rt = SharedPointer(rtb.baseAddress!), rs = SharedPointer(rsb.baseAddress!)
+                            guard let rtBase = rtb.baseAddress, let rsBase = rsb.baseAddress else { return }
+                            let rt = SharedPointer(rtBase), rs = SharedPointer(rsBase)
                             Parallel.forRows(hi - lo, rowCost: d) { _, range in
                                 for i in range {
                                     let r = lo + i, t = Int(rt.p[r])

@@ -110,7 +110,10 @@ public struct MoEWeights: Sendable {
     var shared: SwiGLUWeights?
     var sharedGate: Tensor?
 
-    init(_ model: MoEModel, layer: MoELayer, spec m: MoESpec, hidden d: Int) throws(ModelsError) {
+    /// Reads one MoE layer. The stacked expert weights are decoded into `reuse`'s tensors of the
+    /// same shape when it holds them (the previous layer's, no longer referenced elsewhere), so
+    /// that no fresh gigabyte is allocated and faulted in per layer.
+    init(_ model: MoEModel, layer: MoELayer, spec m: MoESpec, hidden d: Int, reuse: inout [Projection: Tensor]) throws(ModelsError) {
         let r = WeightReader(checkpoint: model.checkpoint)
         let file = model.checkpoint.path
         guard layer.expertCount == m.experts, layer.hiddenSize == d, layer.intermediateSize == m.intermediate else {
@@ -121,10 +124,17 @@ public struct MoEWeights: Sendable {
             guard let b = layer.scoreCorrectionBias else { throw .weights(file: file, reason: "layer \(layer.index): the router's e_score_correction_bias is missing") }
             correctionBias = try r.read(b, [m.experts])
         }
+        func load(_ p: Projection) throws(CheckpointError) -> Tensor {
+            let shape = [layer.expertCount] + model.projectionShape(layer, p)
+            var t = reuse.removeValue(forKey: p) ?? Tensor(shape: shape)
+            if t.shape != shape { t = Tensor(shape: shape) }
+            try t.storage.withUnsafeMutableBufferPointer { b throws(CheckpointError) in try model.readExpertWeights(layer, p, into: b) }
+            return t
+        }
         do {
-            gate = try model.expertWeights(layer, .gate)
-            up = try model.expertWeights(layer, .up)
-            down = try model.expertWeights(layer, .down)
+            gate = try load(.gate)
+            up = try load(.up)
+            down = try load(.down)
         } catch { throw .weights(file: file, reason: "layer \(layer.index): \(error.description)") }
         if let D = m.sharedIntermediate {
             guard let s = layer.shared, let u = s.up, let w = s.down else {

@@ -115,7 +115,9 @@ extension MoEInspect {
                 let tokens = try TokenData(path: file, vocabularySize: V, binaryDType: binary)
                 let usable = min(tokens.count, maxTokens ?? tokens.count) / seqLen * seqLen
                 var buffer = [Int32](repeating: 0, count: max(usable, 1))
-                if usable > 0 { buffer.withUnsafeMutableBufferPointer { b in tokens.copyWindow(0, length: usable - 1, into: b.baseAddress!) } }
+                if usable > 0 {
+                    buffer.withUnsafeMutableBufferPointer { b in if let p = b.baseAddress { tokens.copyWindow(0, length: usable - 1, into: p) } }
+                }
                 try windows.append(domain: name, count: usable > 0 ? usable : min(tokens.count, maxTokens ?? tokens.count), source: file) { buffer[$0] }
                 progress.say("\(file): \(usable / seqLen) windows of \(seqLen) tokens (domain \(name))")
             }
