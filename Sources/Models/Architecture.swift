@@ -29,6 +29,9 @@ public struct Architecture: Sendable {
     public var slidingWindow: [Int?]
     /// The LM head is the embedding matrix.
     public var tieWordEmbeddings: Bool
+    /// The element type the config declares (`dtype` in transformers v5, `torch_dtype` in v4);
+    /// informational: weights are decoded from their stored type to Float32 whatever it says.
+    public var declaredDType: String? = nil
 
     /// Indices of the MoE layers.
     public var moeLayers: [Int] { feedForward.indices.filter { if case .moe = feedForward[$0] { return true }; return false } }

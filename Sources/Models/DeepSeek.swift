@@ -41,6 +41,7 @@ struct DeepseekConfiguration: FamilyConfig {
     var rope: RopeParameters
     var tieWordEmbeddings: Bool
     var hiddenAct: String
+    var dtype: String?
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigKey.self)
@@ -72,6 +73,7 @@ struct DeepseekConfiguration: FamilyConfig {
         rope = try RopeParameters(c, defaultTheta: 10_000)
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
+        dtype = try c.first(String.self, "dtype", "torch_dtype")
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
@@ -102,9 +104,11 @@ struct DeepseekConfiguration: FamilyConfig {
                           sharedIntermediate: sharedExperts > 0 ? moeIntermediateSize * sharedExperts : nil, sharedExpertGate: false)
         let L = max(0, layerCount)
         let ffn: [FeedForwardSpec] = (0..<L).map { $0 >= firstDenseLayers ? .moe(moe) : .dense(intermediate: intermediateSize) }
-        return Architecture(family: version == 2 ? "deepseek_v2" : "deepseek_v3", vocabularySize: vocabularySize, hiddenSize: hiddenSize,
+        var arch = Architecture(family: version == 2 ? "deepseek_v2" : "deepseek_v3", vocabularySize: vocabularySize, hiddenSize: hiddenSize,
                             layerCount: layerCount, rmsNormEpsilon: Float(rmsNormEpsilon), attention: .latent(attention),
                             rope: RopeSpec(theta: rope.theta, dim: ropeDim, interleaved: version == 2 || ropeInterleave),
                             feedForward: ffn, slidingWindow: Array(repeating: nil, count: L), tieWordEmbeddings: tieWordEmbeddings)
+        arch.declaredDType = dtype
+        return arch
     }
 }

@@ -18,6 +18,7 @@ struct MixtralConfiguration: FamilyConfig {
     var slidingWindow: Int?
     var tieWordEmbeddings: Bool
     var hiddenAct: String
+    var dtype: String?
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigKey.self)
@@ -35,6 +36,7 @@ struct MixtralConfiguration: FamilyConfig {
         slidingWindow = try c.first(Int.self, "sliding_window")
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
+        dtype = try c.first(String.self, "dtype", "torch_dtype")
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
@@ -47,10 +49,12 @@ struct MixtralConfiguration: FamilyConfig {
         let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
                                 normalizeTopK: true, normalizationEpsilon: 0, scalingFactor: 1)
         let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        return Architecture(family: "mixtral", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+        var arch = Architecture(family: "mixtral", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
                             rope: RopeSpec(theta: rope.theta, dim: hd, interleaved: false),
                             feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
                             slidingWindow: Array(repeating: slidingWindow, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
+        arch.declaredDType = dtype
+        return arch
     }
 }

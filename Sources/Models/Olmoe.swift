@@ -20,6 +20,7 @@ struct OlmoeConfiguration: FamilyConfig {
     var attentionBias: Bool
     var tieWordEmbeddings: Bool
     var hiddenAct: String
+    var dtype: String?
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigKey.self)
@@ -38,6 +39,7 @@ struct OlmoeConfiguration: FamilyConfig {
         attentionBias = try c.value("attention_bias", default: false)
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
+        dtype = try c.first(String.self, "dtype", "torch_dtype")
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
@@ -50,11 +52,13 @@ struct OlmoeConfiguration: FamilyConfig {
         let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
                                 normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
         let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        return Architecture(family: "olmoe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+        var arch = Architecture(family: "olmoe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
                             rope: RopeSpec(theta: rope.theta, dim: headDim, interleaved: false),
                             feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
                             slidingWindow: Array(repeating: nil, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
+        arch.declaredDType = dtype
+        return arch
     }
 }
 

@@ -30,6 +30,7 @@ struct Qwen2MoeConfiguration: FamilyConfig {
     var layerTypes: [String]?
     var tieWordEmbeddings: Bool
     var hiddenAct: String
+    var dtype: String?
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigKey.self)
@@ -56,6 +57,7 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         layerTypes = try c.first([String].self, "layer_types")
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
+        dtype = try c.first(String.self, "dtype", "torch_dtype")
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
@@ -81,9 +83,11 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         }
         guard types.count == L else { throw .config(file: source, reason: "layer_types has \(types.count) entries for \(L) layers") }
         let windows: [Int?] = types.map { $0 == "sliding_attention" ? window : nil }
-        return Architecture(family: "qwen2_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+        var arch = Architecture(family: "qwen2_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
                             rope: RopeSpec(theta: rope.theta, dim: hd, interleaved: false),
                             feedForward: ffn, slidingWindow: windows, tieWordEmbeddings: tieWordEmbeddings)
+        arch.declaredDType = dtype
+        return arch
     }
 }

@@ -24,6 +24,7 @@ struct Qwen3MoeConfiguration: FamilyConfig {
     var slidingWindow: Int?
     var tieWordEmbeddings: Bool
     var hiddenAct: String
+    var dtype: String?
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigKey.self)
@@ -47,6 +48,7 @@ struct Qwen3MoeConfiguration: FamilyConfig {
         slidingWindow = try c.first(Int.self, "sliding_window")
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
+        dtype = try c.first(String.self, "dtype", "torch_dtype")
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
@@ -65,9 +67,11 @@ struct Qwen3MoeConfiguration: FamilyConfig {
             !mlpOnlyLayers.contains(l) && experts > 0 && (l + 1) % decoderSparseStep == 0 ? .moe(moe) : .dense(intermediate: intermediateSize)
         }
         let window = useSlidingWindow ? slidingWindow : nil
-        return Architecture(family: "qwen3_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+        var arch = Architecture(family: "qwen3_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
                             rope: RopeSpec(theta: rope.theta, dim: hd, interleaved: false),
                             feedForward: ffn, slidingWindow: Array(repeating: window, count: L), tieWordEmbeddings: tieWordEmbeddings)
+        arch.declaredDType = dtype
+        return arch
     }
 }

@@ -126,6 +126,7 @@ struct ForwardTests {
             let a = try decodeConfig(OlmoeConfiguration.self, from: c, source: "config.json").architecture(source: "config.json")
             #expect(a.rope.theta == 500_000)
             #expect(a.hiddenSize == 8 && a.moeLayers == [0])
+            #expect(a.declaredDType == "bfloat16")
         }
         let yarn = #"{"model_type":"deepseek_v3","vocab_size":16,"hidden_size":8,"intermediate_size":4,"moe_intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"n_routed_experts":4,"num_experts_per_tok":2,"kv_lora_rank":4,"qk_rope_head_dim":2,"qk_nope_head_dim":2,"v_head_dim":2,"rope_scaling":{"type":"yarn","factor":40}}"#
         let c = try ModelConfig(text: yarn, source: "config.json")
