@@ -113,6 +113,14 @@ public final class CausalModel: @unchecked Sendable {
         }
         for r in logitRows where r < 0 || r >= tokens.count { throw .input(reason: "logit row \(r) is outside the \(tokens.count) tokens") }
         let T = tokens.count, batch = T / windowLength
+        // residual stream, MoE input, its copy for the hook, router logits and scores: all T tokens
+        let widest = a.feedForward.map { if case let .moe(m) = $0 { return m.experts } else { return 0 } }.max() ?? 0
+        let activationBytes = Double(T) * Double(3 * d + 2 * widest) * 4
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard activationBytes < 0.5 * memory else {
+            throw .input(reason: String(format: "%d tokens need %.1f GB of activations, more than half of this machine's %.1f GB: run fewer tokens (--max-tokens)",
+                                        T, activationBytes / 1e9, memory / 1e9))
+        }
         let reader = WeightReader(checkpoint: layout.checkpoint)
         let path = layout.checkpoint.path
         BLAS.setThreads(1)  // the kernels split work across the cores themselves, in fixed blocks

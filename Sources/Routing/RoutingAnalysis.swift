@@ -16,6 +16,7 @@ public struct RoutingOptions: Sendable {
     /// Input tokens listed per expert (vocabulary specialization).
     public var topTokens: Int = 10
 
+    /// Options with the defaults of the command line.
     public init(alphas: [Double] = [1], feature: ProbeFeature = .gate, couplingTokens: Int? = nil, seed: UInt64 = 0, topTokens: Int = 10) {
         self.alphas = alphas; self.feature = feature; self.couplingTokens = couplingTokens; self.seed = seed; self.topTokens = topTokens
     }
