@@ -16,7 +16,12 @@ ifneq ($(OPENBLAS_CORETYPE),)
 export OPENBLAS_CORETYPE
 endif
 
-.PHONY: all deps build test demo bench fuzz fixtures clean
+# The PyTorch package (python/) is tested in a virtual environment under the build folder,
+# made once with torch, transformers and pytest from PyPI (PYTHON_VENV=... uses another).
+PYTHON_VENV  ?= .build/venv
+PY_PACKAGES  := torch transformers pytest numpy
+
+.PHONY: all deps build test test-swift test-python demo bench fuzz fixtures clean
 
 all: build
 
@@ -32,9 +37,20 @@ build: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product moe-inspect
 
 # Tests run on the release build: the numeric tests are slow unoptimised.
-test: deps
+test: test-swift test-python
+
+test-swift: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
 	MOE_INSPECT_BIN=$(CURDIR)/$(BIN) $(SWIFT) test $(RELEASE_FLAGS) --skip-build
+
+$(PYTHON_VENV)/.ready:
+	@command -v python3 >/dev/null || { SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-venv; }
+	python3 -m venv $(PYTHON_VENV)
+	$(PYTHON_VENV)/bin/pip install -q --disable-pip-version-check $(PY_PACKAGES)
+	touch $@
+
+test-python: $(PYTHON_VENV)/.ready
+	$(PYTHON_VENV)/bin/python -m pytest python/tests -q
 
 demo: build
 	@mkdir -p $(DEMO_OUT)

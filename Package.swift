@@ -57,6 +57,7 @@ let package = Package(
 
         // MARK: - Fuzzing (make fuzz builds it with -sanitize=fuzzer -D FUZZING)
         .executableTarget(name: "safetensors-fuzz", dependencies: ["Checkpoints"], path: "Sources/SafetensorsFuzz"),
+        .executableTarget(name: "olmo-core-fuzz", dependencies: ["Checkpoints"], path: "Sources/OLMoCoreFuzz"),
 
         // MARK: - Tests
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),

@@ -17,10 +17,11 @@ import Testing
 
     struct Run { var status: Int32; var stdout: String; var stderr: String }
 
-    func run(_ args: [String]) throws -> Run {
+    func run(_ args: [String], environment: [String: String] = [:]) throws -> Run {
         let bin = try #require(CLITests.binary, "build moe-inspect first (make test does)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin)
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
         p.arguments = args
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
