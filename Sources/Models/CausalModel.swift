@@ -44,14 +44,14 @@ public struct ForwardOutput: Sendable {
 /// user's layout file may describe. Results match transformers' Float32 forward to rounding.
 public final class CausalModel: @unchecked Sendable {
     /// The checkpoint seen as an MoE model (where the routers and experts are).
-    public let layout: MoEModel
+    public let layout: MoECheckpoint
     /// What the model computes.
     public let architecture: Architecture
 
     /// Prepares the model of `layout`'s checkpoint (reads only its config).
     /// - Throws: `ModelsError` when the config is missing, of an unknown family, or inconsistent
     ///   with the checkpoint's MoE layers.
-    public init(_ layout: MoEModel) throws(ModelsError) {
+    public init(_ layout: MoECheckpoint) throws(ModelsError) {
         self.layout = layout
         let ck = layout.checkpoint
         guard let config = ck.config else { throw .config(file: ck.path, reason: "no config.json: the forward pass needs the model's hyper-parameters") }

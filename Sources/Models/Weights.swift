@@ -113,7 +113,7 @@ public struct MoEWeights: Sendable {
     /// Reads one MoE layer. The stacked expert weights are decoded into `reuse`'s tensors of the
     /// same shape when it holds them (the previous layer's, no longer referenced elsewhere), so
     /// that no fresh gigabyte is allocated and faulted in per layer.
-    init(_ model: MoEModel, layer: MoELayer, spec m: MoESpec, hidden d: Int, reuse: inout [Projection: Tensor]) throws(ModelsError) {
+    init(_ model: MoECheckpoint, layer: MoELayer, spec m: MoESpec, hidden d: Int, reuse: inout [Projection: Tensor]) throws(ModelsError) {
         let r = WeightReader(checkpoint: model.checkpoint)
         let file = model.checkpoint.path
         guard layer.expertCount == m.experts, layer.hiddenSize == d, layer.intermediateSize == m.intermediate else {

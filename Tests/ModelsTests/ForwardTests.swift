@@ -34,7 +34,7 @@ enum RoutingFixtures {
     }
 
     static func model(_ folder: String) throws -> CausalModel {
-        try CausalModel(MoEModel(Checkpoint.open(root + "/" + folder)))
+        try CausalModel(MoECheckpoint(Checkpoint.open(root + "/" + folder)))
     }
 }
 

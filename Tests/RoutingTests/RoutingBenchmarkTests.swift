@@ -18,7 +18,7 @@ import Testing
         let text = try Data(contentsOf: URL(fileURLWithPath: Reference.root + "/corpus/kjv-eval.txt"))
         var windows = try TokenWindows(windowLength: 512)
         try windows.append(domain: "kjv", count: text.count, maxTokens: 16384, source: "kjv-eval.txt") { Int32(text[text.startIndex + $0]) }
-        let model = try CausalModel(MoEModel(Checkpoint.open(dir)))
+        let model = try CausalModel(MoECheckpoint(Checkpoint.open(dir)))
         for coupling in [0, windows.tokenCount] {
             var best = CheckpointRouting(checkpoint: "", step: nil, family: "", layers: [], forwardSeconds: .infinity, couplingSeconds: 0)
             for _ in 0..<3 {

@@ -42,7 +42,7 @@ enum Reference {
 
     static func run(_ name: String, _ folder: String, options: RoutingOptions = RoutingOptions(topTokens: 5)) throws -> ([String: Tensor], CheckpointRouting) {
         let ref = try expected(name)
-        let model = try CausalModel(MoEModel(Checkpoint.open(root + "/" + folder)))
+        let model = try CausalModel(MoECheckpoint(Checkpoint.open(root + "/" + folder)))
         return (ref, try RoutingAnalysis.run(model, data: windows(ref), options: options, path: folder))
     }
 }
