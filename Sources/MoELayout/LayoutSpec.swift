@@ -66,8 +66,13 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
     public static func load(_ path: String) throws(LayoutError) -> LayoutSpec {
         let data: [UInt8]
         do { data = try ReadOnlyFile.contents(of: path, limit: 1 << 20) } catch { throw .badLayoutFile(file: path, reason: error.description) }
+        return try parse(Data(data), file: path)
+    }
+
+    /// Decodes and validates the text of a layout file; `file` names it in errors.
+    public static func parse(_ data: Data, file path: String) throws(LayoutError) -> LayoutSpec {
         let spec: LayoutSpec
-        do { spec = try JSONDecoder().decode(LayoutSpec.self, from: Data(data)) } catch let e as DecodingError {
+        do { spec = try JSONDecoder().decode(LayoutSpec.self, from: data) } catch let e as DecodingError {
             throw .badLayoutFile(file: path, reason: "not a valid layout file: \(LayoutSpec.describe(e))")
         } catch {
             throw .badLayoutFile(file: path, reason: "not a valid layout file: \(error)")

@@ -92,3 +92,25 @@ import Testing
         }
     }
 }
+
+/// The fuzz targets' seeds (fixtures/fuzz/) replayed through the parsers, in the plain build:
+/// a crash found by `make fuzz` and kept as a seed stays fixed.
+@Suite struct FuzzSeedTests {
+    @Test func everySeedOfEveryTargetEndsCleanly() throws {
+        let bin = try #require(CLITests.binary.map { ($0 as NSString).deletingLastPathComponent + "/moe-fuzz" })
+        try #require(FileManager.default.isExecutableFile(atPath: bin), "build moe-fuzz first (make test does)")
+        let targets = try FileManager.default.contentsOfDirectory(atPath: CLITests.fixtures + "/fuzz").sorted()
+        #expect(targets.count >= 8)
+        for t in targets {
+            let dir = CLITests.fixtures + "/fuzz/" + t
+            let seeds = try FileManager.default.contentsOfDirectory(atPath: dir).map { dir + "/" + $0 }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = seeds
+            p.environment = ["MOE_FUZZ_TARGET": t]
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(t): exit \(p.terminationStatus)")
+        }
+    }
+}
