@@ -187,6 +187,10 @@ extension Architecture {
             guard rope.dim <= a.headDim else { throw fail("rotary dimension \(rope.dim) exceeds the head size \(a.headDim)") }
             if let c = a.clip, !(c > 0) { throw fail("clip_qkv must be positive") }
         case let .latent(a):
+            guard a.heads <= 4096, a.keyValueRank <= 1 << 16, a.noPositionDim <= 1 << 16, a.ropeDim <= 1 << 16, a.valueDim <= 1 << 16,
+                  (a.queryRank ?? 0) <= 1 << 16 else {
+                throw fail("latent attention sizes beyond what this tool runs (heads \(a.heads), ranks and head sizes up to 65536)")
+            }
             guard a.heads > 0, a.keyValueRank > 0, a.noPositionDim >= 0, a.ropeDim > 0, a.valueDim > 0 else {
                 throw fail("latent attention sizes must be positive (heads \(a.heads), kv_lora_rank \(a.keyValueRank), qk_rope_head_dim \(a.ropeDim), v_head_dim \(a.valueDim))")
             }
@@ -196,9 +200,12 @@ extension Architecture {
         for w in slidingWindow { if let w, w <= 0 { throw fail("sliding_window must be positive") } }
         for f in feedForward {
             switch f {
-            case let .dense(D): guard D > 0 else { throw fail("intermediate_size must be positive, got \(D)") }
+            case let .dense(D): guard D > 0, D <= 1 << 24 else { throw fail("intermediate_size must be positive and at most 16777216, got \(D)") }
             case let .moe(m):
                 guard m.experts > 0, m.intermediate > 0 else { throw fail("MoE of \(m.experts) experts of size \(m.intermediate)") }
+                guard m.experts <= 1 << 16, m.intermediate <= 1 << 20, (m.sharedIntermediate ?? 0) <= 1 << 24 else {
+                    throw fail("MoE of \(m.experts) experts of size \(m.intermediate) is beyond what this tool runs")
+                }
                 guard m.router.topK > 0, m.router.topK <= m.experts else { throw fail("num_experts_per_tok \(m.router.topK) must be between 1 and the \(m.experts) experts") }
                 if let s = m.sharedIntermediate, s <= 0 { throw fail("shared expert intermediate size must be positive") }
                 if case let .groupLimited(g, tg, top2) = m.router.selection {
