@@ -3,11 +3,12 @@ import PackageDescription
 
 // Data flows one way through the layers, each a target depending only on those above it:
 //   C shims -> Tensors -> Checkpoints -> MoELayout -> Analysis (+ Embedding) -> Training
+//   MoELayout -> Models (forward pass) -> Routing (with Analysis)
 //   Plotting (on Cairo, knows no MoE) -> Reports -> moe-inspect (thin CLI)
 
 // Release builds are -O with whole-module optimisation (SwiftPM's default); input-facing layers
 // keep Swift's overflow and bounds checks. Only the targets of numeric kernels (Tensors,
-// Embedding, Training), whose hot loops run on validated sizes over unsafe pointers, drop them
+// Embedding, Training, Models), whose hot loops run on validated sizes over unsafe pointers, drop them
 // with -Ounchecked (kept from the first version, whose benchmarks chose it); the inputs those
 // targets parse (.npy headers, trainer state, configs) check sizes explicitly
 // (multipliedReportingOverflow, guarded indices) rather than relying on traps.
@@ -19,7 +20,7 @@ let package = Package(
     products: [
         .executable(name: "moe-inspect", targets: ["moe-inspect"]),
         .library(name: "MoEInspect", targets: [
-            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
         ]),
     ],
     dependencies: [
@@ -41,16 +42,18 @@ let package = Package(
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
         .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"]),
         .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: kernels),
+        .target(name: "Models", dependencies: ["Tensors", "Checkpoints", "MoELayout"], swiftSettings: kernels),
+        .target(name: "Routing", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Models"]),
 
         // MARK: - Figures and reports
         .target(name: "Plotting", dependencies: ["CCairo", "CPNG"]),
-        .target(name: "Reports", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Embedding", "Plotting"]),
+        .target(name: "Reports", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Embedding", "Plotting", "Routing"]),
 
         // MARK: - Executable
         .executableTarget(
             name: "moe-inspect",
             dependencies: [
-                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -64,6 +67,8 @@ let package = Package(
         .testTarget(name: "MoELayoutTests", dependencies: ["TestSupport", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Models", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Plotting", "Analysis"]),
