@@ -91,12 +91,6 @@ static inline herr_t moe_h5_list_links(hid_t g, moe_link_cb cb, void *ctx) {
     return H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, moe_list_one_link, &c);
 }
 
-/* Visits every link below `g` through hard links (each group once), following none. */
-static inline herr_t moe_h5_visit_links(hid_t g, moe_link_cb cb, void *ctx) {
-    struct moe_list_ctx c = { cb, ctx };
-    return H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, moe_list_one_link, &c);
-}
-
 /* The file number and address of an open object: equal for two identifiers of the same object. */
 static inline int moe_h5_object_identity(hid_t obj, unsigned long long *fileno, unsigned long long *address) {
 #if H5_VERSION_GE(1, 12, 0)

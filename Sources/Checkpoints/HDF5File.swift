@@ -90,7 +90,6 @@ public final class HDF5File: @unchecked Sendable {
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         let scanned: Result<([TensorInfo], [String], String?), Problem> = HDF5Lock.run {
             Result { () throws(Problem) in
-                try HDF5File.refuseLinksOutside(opened)
                 var scan = Scan(file: opened, access: access, fileSize: fileSize)
                 try scan.run()
                 let config = try HDF5File.readConfig(opened)
@@ -134,9 +133,15 @@ public final class HDF5File: @unchecked Sendable {
     /// A dataset found while listing: its HDF5 path (through the links that reach it) and shape.
     struct Found { let path: String; let dtype: DType; let shape: [Int] }
 
-    /// The walk over the group tree; runs inside `HDF5Lock.run`. Each group and dataset object
-    /// is read once (`resolve`); the names that reach them are then spelled out (`expand`), so
-    /// soft links that multiply names cost no more HDF5 calls.
+    /// The walk over the group tree; runs inside `HDF5Lock.run`.
+    ///
+    /// First every group reachable through hard links is listed, each group object once
+    /// (`resolve`): this sees every link of the file, so an external link anywhere is refused
+    /// before any soft link, whose path might cross it, is followed. Then the soft links are
+    /// resolved (`resolveSoftLinks`), and finally the names that reach each dataset are
+    /// spelled out (`expand`), refusing cycles; soft links that multiply names cost no more
+    /// HDF5 calls. (HDF5's own H5Lvisit recurses without end on a corrupt file whose link
+    /// counts lie, so it is not used.)
     struct Scan {
         let file: hid_t
         let access: hid_t
@@ -149,15 +154,20 @@ public final class HDF5File: @unchecked Sendable {
 
         /// An object of the file: equal for every link that reaches it.
         struct Identity: Hashable { let fileno: UInt64; let address: UInt64 }
-        /// What a link of a group leads to.
-        enum Entry { case group(String, Identity), dataset(String, DType, [Int]) }
+        /// What a link of a group leads to; `soft` until it is resolved, `none` for a named datatype.
+        enum Entry { case group(String, Identity), dataset(String, DType, [Int]), soft(String, String), none }
         /// The entries of every group object read so far (empty while it is being read).
         var groups: [Identity: [Entry]] = [:]
+        /// Where each group was first reached (through hard links only, but for groups that only a
+        /// soft link reaches in a corrupt file).
+        var groupPaths: [Identity: String] = [:]
+        /// Groups with soft links to resolve, in the order they were read.
+        var pendingSoft: [Identity] = []
         /// dtype and shape of every dataset object read so far.
         var datasets: [Identity: (DType, [Int])] = [:]
 
         /// One link of a group, as `moe_h5_list_links` reports it.
-        struct Link { let name: String?; let raw: String; let kind: Int32; let target: String? }
+        struct Link { let name: String?; let raw: String; let kind: Int32; let target: String?; let targetFile: String? }
 
         static func identity(_ o: hid_t, _ path: String) throws(Problem) -> Identity {
             var fileno: UInt64 = 0, address: UInt64 = 0
@@ -167,27 +177,30 @@ public final class HDF5File: @unchecked Sendable {
             return Identity(fileno: fileno, address: address)
         }
 
-        /// Lists the root group and every dataset name below it into `found`.
+        /// Lists every dataset name below the root group into `found`.
         mutating func run() throws(Problem) {
             let root = try Scan.identity(file, "")
             try resolve(file, root, path: "", depth: 0)
+            try resolveSoftLinks()
             try expand(root, path: "", ancestors: [(root, "")])
         }
 
-        /// Reads the links of group `g` (object `id`, first reached at `path`) and, once each,
-        /// the groups and datasets they lead to.
+        /// Reads the links of group `g` (object `id`, reached at `path`) and, once each, the groups
+        /// and datasets its hard links lead to; soft links are kept for `resolveSoftLinks`.
         mutating func resolve(_ g: hid_t, _ id: Identity, path: String, depth: Int) throws(Problem) {
             guard groups[id] == nil else { return }
             groups[id] = []
+            groupPaths[id] = path
             guard depth <= Limits.depth else { throw Problem("groups nest more than \(Limits.depth) deep at \(quoted(path))") }
             final class Box { var links: [Scan.Link] = [] }
             let box = Box()
-            let status = moe_h5_list_links(g, { name, kind, target, _, ctx in
+            let status = moe_h5_list_links(g, { name, kind, target, targetFile, ctx in
                 guard let name, let ctx else { return -1 }
                 let b = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
                 b.links.append(Scan.Link(name: String(validatingCString: name),
                                          raw: String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)).prefix(200), as: UTF8.self),
-                                         kind: Int32(kind), target: target.map { String(cString: $0) }))
+                                         kind: Int32(kind), target: target.map { String(cString: $0) },
+                                         targetFile: targetFile.map { String(cString: $0) }))
                 return b.links.count > Limits.links ? 1 : 0
             }, Unmanaged.passUnretained(box).toOpaque())
             guard status >= 0 else { throw Problem("cannot list group \(quoted(path.isEmpty ? "/" : path)) (corrupt file)") }
@@ -202,42 +215,69 @@ public final class HDF5File: @unchecked Sendable {
                 linksResolved += 1
                 guard linksResolved <= Limits.links else { throw Problem("more than \(Limits.links) links in the file") }
                 switch link.kind {
-                case Int32(MOE_LINK_HARD), Int32(MOE_LINK_SOFT):
+                case Int32(MOE_LINK_HARD):
                     break
-                case Int32(MOE_LINK_EXTERNAL):  // refused before the walk already; never followed
-                    throw Problem("\(quoted(full)) is an external link: a checkpoint must not read files outside itself")
+                case Int32(MOE_LINK_SOFT):
+                    entries.append(.soft(name, link.target ?? "?"))
+                    continue
+                case Int32(MOE_LINK_EXTERNAL):
+                    let file = link.targetFile.map(quoted) ?? "another file"
+                    throw Problem("\(quoted(full)) is an external link to \(file)\(link.target.map { ":" + $0 } ?? ""): a checkpoint must not read files outside itself")
                 case Int32(MOE_LINK_USER):
                     throw Problem("\(quoted(full)) is a user-defined link, which this tool does not follow")
                 default:
                     throw Problem("cannot read the link \(quoted(full)) (corrupt file)")
                 }
                 let o = H5Oopen(g, name, access)
-                guard o >= 0 else {
-                    if link.kind == MOE_LINK_SOFT {
-                        throw Problem("soft link \(quoted(full)) points to \(quoted(link.target ?? "?")), which does not resolve to an object in the file (missing, a cycle, or more than 16 links in a row)")
-                    }
-                    throw Problem("cannot open \(quoted(full)) (corrupt file)")
-                }
+                guard o >= 0 else { throw Problem("cannot open \(quoted(full)) (corrupt file)") }
                 defer { H5Oclose(o) }
-                switch H5Iget_type(o) {
-                case H5I_GROUP:
-                    let child = try Scan.identity(o, full)
-                    entries.append(.group(name, child))
-                    try resolve(o, child, path: full, depth: depth + 1)
-                case H5I_DATASET:
-                    let object = try Scan.identity(o, full)
-                    if let (dtype, shape) = datasets[object] {
-                        entries.append(.dataset(name, dtype, shape))
-                    } else {
-                        let (dtype, shape) = try dataset(o, path: full)
-                        datasets[object] = (dtype, shape)
-                        entries.append(.dataset(name, dtype, shape))
-                    }
-                default:
-                    break  // a named datatype is no tensor
-                }
+                entries.append(try entry(o, name: name, path: full, depth: depth))
             }
+            if entries.contains(where: { if case .soft = $0 { return true } else { return false } }) { pendingSoft.append(id) }
             groups[id] = entries
+        }
+
+        /// The entry for open object `o`, linked as `name` at `path`; reads a group not read yet.
+        mutating func entry(_ o: hid_t, name: String, path: String, depth: Int) throws(Problem) -> Entry {
+            switch H5Iget_type(o) {
+            case H5I_GROUP:
+                let child = try Scan.identity(o, path)
+                try resolve(o, child, path: path, depth: depth + 1)
+                return .group(name, child)
+            case H5I_DATASET:
+                let object = try Scan.identity(o, path)
+                if let (dtype, shape) = datasets[object] { return .dataset(name, dtype, shape) }
+                let (dtype, shape) = try dataset(o, path: path)
+                datasets[object] = (dtype, shape)
+                return .dataset(name, dtype, shape)
+            default:
+                return .none  // a named datatype is no tensor
+            }
+        }
+
+        /// Resolves every soft link of the groups read, as HDF5 resolves them (absolute, or
+        /// relative to the link's group; at most 16 in a row).
+        mutating func resolveSoftLinks() throws(Problem) {
+            var next = 0
+            while next < pendingSoft.count {
+                let id = pendingSoft[next]
+                next += 1
+                guard var entries = groups[id], let path = groupPaths[id] else { continue }
+                let g = path.isEmpty ? file : H5Oopen(file, path, access)
+                guard g >= 0 else { throw Problem("cannot open \(quoted(path)) (corrupt file)") }
+                defer { if !path.isEmpty { H5Oclose(g) } }
+                for i in entries.indices {
+                    guard case let .soft(name, target) = entries[i] else { continue }
+                    let full = path.isEmpty ? name : path + "/" + name
+                    let o = H5Oopen(g, name, access)
+                    guard o >= 0 else {
+                        throw Problem("soft link \(quoted(full)) points to \(quoted(target)), which does not resolve to an object in the file (missing, a cycle, or more than 16 links in a row)")
+                    }
+                    defer { H5Oclose(o) }
+                    entries[i] = try entry(o, name: name, path: full, depth: full.split(separator: "/").count)
+                }
+                groups[id] = entries
+            }
         }
 
         /// Lists every dataset name below group `id`, reached at `path`; `ancestors` are the
@@ -258,6 +298,8 @@ public final class HDF5File: @unchecked Sendable {
                     try expand(child, path: full, ancestors: ancestors + [(child, full)])
                 case let .dataset(name, dtype, shape):
                     found.append(Found(path: path.isEmpty ? name : path + "/" + name, dtype: dtype, shape: shape))
+                case .soft, .none:
+                    break
                 }
             }
         }
@@ -344,36 +386,6 @@ public final class HDF5File: @unchecked Sendable {
             }
             return (dtype, shape)
         }
-    }
-
-    /// Refuses a file with an external or user-defined link anywhere below the root (a soft
-    /// link may lead through one); runs inside `HDF5Lock.run`.
-    static func refuseLinksOutside(_ file: hid_t) throws(Problem) {
-        final class Verdict { var problem: String?; var links = 0 }
-        let verdict = Verdict()
-        let status = moe_h5_visit_links(file, { name, kind, target, targetFile, ctx in
-            guard let name, let ctx else { return -1 }
-            let v = Unmanaged<Verdict>.fromOpaque(ctx).takeUnretainedValue()
-            v.links += 1
-            if kind == Int32(MOE_LINK_HARD) || kind == Int32(MOE_LINK_SOFT) {
-                if v.links > Limits.links { v.problem = "more than \(Limits.links) links in the file"; return 1 }
-                return 0
-            }
-            let where_ = quoted(String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)), as: UTF8.self))
-            switch kind {
-            case Int32(MOE_LINK_EXTERNAL):
-                let file = targetFile.map { quoted(String(cString: $0)) } ?? "another file"
-                let object = target.map { ":" + String(cString: $0) } ?? ""
-                v.problem = "\(where_) is an external link to \(file)\(object): a checkpoint must not read files outside itself"
-            case Int32(MOE_LINK_USER):
-                v.problem = "\(where_) is a user-defined link, which this tool does not follow"
-            default:
-                v.problem = "cannot read the link \(where_) (corrupt file)"
-            }
-            return 1
-        }, Unmanaged.passUnretained(verdict).toOpaque())
-        if let p = verdict.problem { throw Problem(p) }
-        guard status >= 0 else { throw Problem("cannot list the groups of the file (corrupt file)") }
     }
 
     /// The tensor dtype of HDF5 type `t`, or nil for types that are not numbers.
