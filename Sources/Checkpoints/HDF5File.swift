@@ -69,6 +69,8 @@ public final class HDF5File: @unchecked Sendable {
         static let unwrittenTotal = 4 << 30
         /// Longest `config` attribute.
         static let configBytes = 64 << 20
+        /// Longest wait for the child process that reads a variable-length config attribute.
+        static let isolatedReadMilliseconds: Int32 = 10_000
     }
 
     /// What is wrong with the file, for `CheckpointError.malformed`.
@@ -473,13 +475,33 @@ public final class HDF5File: @unchecked Sendable {
             defer { H5Tclose(mt) }
             H5Tset_size(mt, moe_h5t_variable())
             H5Tset_cset(mt, H5Tget_cset(t))
-            var p: UnsafeMutablePointer<CChar>? = nil  // exactly one element: one pointer
-            guard H5Aread(a, mt, &p) >= 0 else { throw Problem("cannot read the config attribute (corrupt file)") }
-            defer { _ = moe_h5_reclaim(mt, s, &p) }
-            guard let str = p else { throw Problem("config attribute holds no string (a null value)") }
-            let n = strnlen(str, Limits.configBytes + 1)
-            guard n <= Limits.configBytes else { throw Problem("config attribute is longer than \(Limits.configBytes >> 20) MiB") }
-            bytes = [UInt8](UnsafeRawBufferPointer(start: str, count: n))
+            // The string lives in the global heap, whose corruption crashes or hangs libhdf5 1.10:
+            // read it in a child process (exactly one element: one pointer).
+            var out: UnsafeMutablePointer<CChar>? = nil
+            var n = 0
+            let r = Int(moe_h5_read_vlen_string_isolated(a, mt, Limits.configBytes, Limits.isolatedReadMilliseconds, &out, &n))
+            defer { free(out) }
+            switch r {
+            case MOE_ISOLATED_OK:
+                guard let out else { throw Problem("config attribute holds no string (a null value)") }
+                bytes = [UInt8](UnsafeRawBufferPointer(start: out, count: n))
+            case MOE_ISOLATED_NO_PROCESS:  // no child process could be started: read here
+                var p: UnsafeMutablePointer<CChar>? = nil
+                guard H5Aread(a, mt, &p) >= 0 else { throw Problem("cannot read the config attribute (corrupt file)") }
+                defer { _ = moe_h5_reclaim(mt, s, &p) }
+                guard let str = p else { throw Problem("config attribute holds no string (a null value)") }
+                let n = strnlen(str, Limits.configBytes + 1)
+                guard n <= Limits.configBytes else { throw Problem("config attribute is longer than \(Limits.configBytes >> 20) MiB") }
+                bytes = [UInt8](UnsafeRawBufferPointer(start: str, count: n))
+            case MOE_ISOLATED_CRASHED:
+                throw Problem("the config attribute's string data is corrupt (the HDF5 library crashed reading it, in a separate process)")
+            case MOE_ISOLATED_TIMED_OUT:
+                throw Problem("reading the config attribute did not end within \(Limits.isolatedReadMilliseconds / 1000) s (the HDF5 library loops on corrupt string data)")
+            case MOE_ISOLATED_TOO_LONG:
+                throw Problem("config attribute is longer than \(Limits.configBytes >> 20) MiB")
+            default:
+                throw Problem("cannot read the config attribute (corrupt file)")
+            }
         } else {
             let size = H5Tget_size(t)
             guard size > 0 else { throw Problem("cannot read the config attribute (corrupt file)") }
