@@ -16,7 +16,7 @@ let package = Package(
     products: [
         .executable(name: "moe-inspect", targets: ["moe-inspect"]),
         .library(name: "MoEInspect", targets: [
-            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+            "Tensors", "Checkpoints", "Tokenizers", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
         ]),
     ],
     dependencies: [
@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: kernels),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"], swiftSettings: optimize),
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"], swiftSettings: optimize),
+        // tokenizer.json readers (untrusted input: keeps the checks of -O)
+        .target(name: "Tokenizers", dependencies: ["Checkpoints"], swiftSettings: optimize),
 
         // MARK: - Analyses and training
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
@@ -47,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "moe-inspect",
             dependencies: [
-                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
+                "Tensors", "Checkpoints", "Tokenizers", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),
@@ -58,6 +60,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Tensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Checkpoints"]),
         .testTarget(name: "MoELayoutTests", dependencies: ["MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
