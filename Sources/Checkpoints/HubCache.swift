@@ -31,6 +31,10 @@ public enum HubCache {
         public let revision: String?
         /// `org/name`.
         public var repository: String { "\(organisation)/\(name)" }
+
+        public init(organisation: String, name: String, revision: String?) {
+            self.organisation = organisation; self.name = name; self.revision = revision
+        }
     }
 
     /// Parses `argument` as a hub name, or nil if it cannot be one (one `/` between two names of

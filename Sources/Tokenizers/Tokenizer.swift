@@ -59,7 +59,7 @@ public final class Tokenizer: Sendable {
         if isDir.boolValue {
             let t = (target as NSString).appendingPathComponent("tokenizer.json")
             guard fm.fileExists(atPath: t) else {
-                throw .io(file: target, reason: "no tokenizer.json in this folder (give one with --tokenizer FILE)")
+                throw .io(file: target, reason: "no tokenizer.json in this folder")
             }
             return t
         }
@@ -68,7 +68,7 @@ public final class Tokenizer: Sendable {
         }
         let sibling = ((target as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer.json")
         guard fm.fileExists(atPath: sibling) else {
-            throw .io(file: target, reason: "no tokenizer.json beside this file (give one with --tokenizer FILE)")
+            throw .io(file: target, reason: "no tokenizer.json beside this file")
         }
         return sibling
     }
@@ -384,6 +384,9 @@ public final class Tokenizer: Sendable {
 
     /// The id of the unknown token, if the model has one.
     public var unknownId: Int32? { model.unkId }
+
+    /// Whether the model writes characters missing from its vocabulary as `<0xNN>` byte tokens.
+    public var usesByteFallback: Bool { model.byteFallback }
 }
 
 extension TokenizerError {
