@@ -6,9 +6,10 @@ The text is fixtures/corpus/kjv-train.txt repeated and cut at 10,000,000 bytes, 
 Swift benchmark builds it. Timed calls, each single-threaded (RAYON_NUM_THREADS=1,
 TOKENIZERS_PARALLELISM=false are set before tokenizers is imported):
   encode:          tokenizer.encode(text, add_special_tokens=False), the whole text as one sequence
-                   (what moe-inspect does, same ids);
-  encode_batch_fast(lines): one call over the text's lines, no offsets (the cheapest batch call,
-                   on one thread; ids differ slightly at line ends, so it is timing only).
+                   (what moe-inspect does, same ids; also computes character offsets);
+  encode_batch_fast([text]): the same sequence without offsets (same ids);
+  encode_batch_fast(lines): one call over the text's lines, no offsets (on one thread; ids
+                   differ slightly at line ends, so it is timing only).
 
 usage: bench_tokenize.py [TOKENIZER_JSON] [--train-vocab N --save PATH] [--compare IDS.npy] [--repeat 3]
   --train-vocab N --save PATH  first train a GPT-2-style byte-level BPE of N tokens on the corpus
@@ -63,6 +64,7 @@ def main():
     results = {}
     ids = None
     for name, call in [("encode", lambda: tok.encode(text, add_special_tokens=False)),
+                       ("encode_batch_fast([text])", lambda: tok.encode_batch_fast([text], add_special_tokens=False)),
                        ("encode_batch_fast(lines)", lambda: tok.encode_batch_fast(lines, add_special_tokens=False))]:
         best = float("inf")
         for _ in range(repeat):

@@ -47,10 +47,47 @@ struct BPEModel: Sendable {
     let asciiIds: [Int32]
     let scalarIds: [UInt32: Int32]
 
+    /// Text models: every pair of adjacent characters found inside some vocabulary token. No merge
+    /// can join two characters whose pair is absent, so a long piece is cut there into words
+    /// that merge independently (and hit the cache): the same ids, far faster for models without
+    /// a pre-tokenizer (Llama 2, Mistral), whose pieces are whole texts.
+    let adjacentPairs: PairTable?
+
     /// Appends the ids of one pre-token (`n` bytes at `p`) to `out`.
     @inline(__always)
     func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ state: inout EncoderState, into out: inout [Int32]) {
         if ignoreMerges, let id = vocab.get(p, n) { out.append(id); return }
+        if n >= 256, let adjacent = adjacentPairs {
+            encodeLong(p, n, adjacent, &state, into: &out)
+        } else {
+            encodeWord(p, n, &state, into: &out)
+        }
+    }
+
+    /// Cuts a long text piece between known characters that no token holds side by side.
+    private func encodeLong(_ p: UnsafePointer<UInt8>, _ n: Int, _ adjacent: PairTable, _ state: inout EncoderState,
+                            into out: inout [Int32]) {
+        var start = 0, i = 0
+        var previous: Int32 = -1
+        var previousKnown = false
+        while i < n {
+            let (v, l) = UTF8Bytes.decode(p, i, n)
+            let known = (v < 0x80 ? asciiIds[Int(v)] : (scalarIds[v] ?? -1)) >= 0
+            let scalar = Int32(bitPattern: v)
+            if known && previousKnown && i > start && adjacent.get(previous, scalar) == nil {
+                encodeWord(p + start, i - start, &state, into: &out)
+                start = i
+            }
+            previousKnown = known
+            previous = scalar
+            i += l
+        }
+        encodeWord(p + start, n - start, &state, into: &out)
+    }
+
+    /// BPE on one word: the cache, else characters and merges.
+    @inline(__always)
+    private func encodeWord(_ p: UnsafePointer<UInt8>, _ n: Int, _ state: inout EncoderState, into out: inout [Int32]) {
         let cacheable = n < 256
         var h: UInt64 = 0
         if cacheable {

@@ -153,6 +153,7 @@ struct PairTable: Sendable {
     private var keys: [UInt64]
     private var values: [UInt64]
     private var mask: Int
+    private var count = 0
     private static let empty = UInt64.max
 
     init(capacity: Int) {
@@ -173,10 +174,25 @@ struct PairTable: Sendable {
     /// Sets the merge of (left, right); a later merge of the same pair replaces an earlier one.
     mutating func set(_ left: Int32, _ right: Int32, rank: Int32, merged: Int32) {
         let key = UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+        insert(key, UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: merged)))
+    }
+
+    private mutating func insert(_ key: UInt64, _ value: UInt64) {
+        if (count + 1) * 2 > keys.count { grow() }
         var s = PairTable.slot(key, mask)
         while keys[s] != PairTable.empty && keys[s] != key { s = (s + 1) & mask }
+        if keys[s] == PairTable.empty { count += 1 }
         keys[s] = key
-        values[s] = UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: merged))
+        values[s] = value
+    }
+
+    private mutating func grow() {
+        let oldKeys = keys, oldValues = values
+        keys = [UInt64](repeating: PairTable.empty, count: oldKeys.count * 2)
+        values = [UInt64](repeating: 0, count: oldKeys.count * 2)
+        mask = keys.count - 1
+        count = 0
+        for (k, v) in zip(oldKeys, oldValues) where k != PairTable.empty { insert(k, v) }
     }
 
     /// The (rank, merged id) of the pair, packed as rank << 32 | merged, or nil.

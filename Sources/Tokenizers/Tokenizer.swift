@@ -176,12 +176,25 @@ public final class Tokenizer: Sendable {
                 if v < 0x80 { asciiIds[Int(v)] = id } else { scalarIds[v] = id }
             }
         }
+        var adjacent: PairTable? = nil
+        if !byteLevel {
+            var table = PairTable(capacity: entries.count * 4)
+            for (token, _) in entries {
+                var previous: Int32 = -1
+                for u in String(decoding: token, as: UTF8.self).unicodeScalars {
+                    let v = Int32(bitPattern: u.value)
+                    if previous >= 0 { table.set(previous, v, rank: 0, merged: 0) }
+                    previous = v
+                }
+            }
+            adjacent = table
+        }
         model = BPEModel(byteLevel: byteLevel, vocab: vocab, merges: merges, unkId: unkId,
                          fuseUnk: try f.bool(m, "fuse_unk", default: false, "BPE model"),
                          byteFallback: byteFallback,
                          ignoreMerges: try f.bool(m, "ignore_merges", default: false, "BPE model"),
                          byteIds: byteIds, byteChars: byteChars, fallbackIds: fallbackIds,
-                         asciiIds: asciiIds, scalarIds: scalarIds)
+                         asciiIds: asciiIds, scalarIds: scalarIds, adjacentPairs: adjacent)
 
         // Model tokens by id, for decoding.
         var maxId = -1
