@@ -34,7 +34,9 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"], swiftSettings: optimize),
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"], swiftSettings: optimize),
         // tokenizer.json readers (untrusted input: keeps the checks of -O)
-        .target(name: "Tokenizers", dependencies: ["Checkpoints"], swiftSettings: optimize),
+        .target(name: "Tokenizers", dependencies: ["Checkpoints"], swiftSettings: optimize,
+                // Unicode normalization through the ICU inside the toolchain (Foundation's NFKC is wrong on Linux).
+                linkerSettings: [.linkedLibrary("_FoundationICU", .when(platforms: [.linux]))]),
 
         // MARK: - Analyses and training
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),

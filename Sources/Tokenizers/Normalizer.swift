@@ -4,7 +4,7 @@ import Foundation
 /// added tokens (as `tokenizers` does). Only the normalized text matters here: encoding yields ids,
 /// not offsets, so no alignment is tracked.
 indirect enum Normalizer: Sendable {
-    /// Unicode normalization forms (Foundation's canonical / compatibility mappings).
+    /// Unicode normalization forms (see `UnicodeNormalization`).
     case nfc, nfd, nfkc, nfkd
     /// Full lower-case mapping of every character (Rust's `char::to_lowercase`).
     case lowercase
@@ -22,10 +22,10 @@ indirect enum Normalizer: Sendable {
     /// The normalized text.
     func apply(_ s: [UInt8]) -> [UInt8] {
         switch self {
-        case .nfc: return Self.unicode(s) { $0.precomposedStringWithCanonicalMapping }
-        case .nfd: return Self.unicode(s) { $0.decomposedStringWithCanonicalMapping }
-        case .nfkc: return Self.unicode(s) { $0.precomposedStringWithCompatibilityMapping }
-        case .nfkd: return Self.unicode(s) { $0.decomposedStringWithCompatibilityMapping }
+        case .nfc: return UnicodeNormalization.apply(.nfc, s)
+        case .nfd: return UnicodeNormalization.apply(.nfd, s)
+        case .nfkc: return UnicodeNormalization.apply(.nfkc, s)
+        case .nfkd: return UnicodeNormalization.apply(.nfkd, s)
         case .lowercase:
             if s.allSatisfy({ $0 < 0x80 }) { return s.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 } }
             var out = ""
@@ -69,11 +69,5 @@ indirect enum Normalizer: Sendable {
             for n in list { t = n.apply(t) }
             return t
         }
-    }
-
-    /// Applies a Foundation normalization form; ASCII text is unchanged by every form.
-    private static func unicode(_ s: [UInt8], _ form: (String) -> String) -> [UInt8] {
-        if s.allSatisfy({ $0 < 0x80 }) { return s }
-        return Array(form(String(decoding: s, as: UTF8.self)).utf8)
     }
 }

@@ -58,3 +58,19 @@ import Testing
         #expect(CharClass.of(0x20000) & CharClass.letter != 0)  // CJK extension B
     }
 }
+
+/// Unicode normalization as the standard defines it (expected values from Python's unicodedata).
+@Suite struct NormalizationTests {
+    static func scalars(_ b: [UInt8]) -> [UInt32] { String(decoding: b, as: UTF8.self).unicodeScalars.map(\.value) }
+
+    @Test func compatibilityFormsReorderAndRecompose() {
+        // Foundation on Linux leaves these unordered / uncomposed.
+        #expect(Self.scalars(Normalizer.nfkc.apply(Array("\u{0385}\u{0338}".utf8))) == [0x20, 0x338, 0x308, 0x301])
+        #expect(Self.scalars(Normalizer.nfkc.apply(Array("\u{FFBB}\u{FFDA}".utf8))) == [0xD06C])
+        #expect(Self.scalars(Normalizer.nfkc.apply(Array("\u{0952}\u{FF9F}\u{0306}".utf8))) == [0x309A, 0x952, 0x306])
+        #expect(Self.scalars(Normalizer.nfkd.apply(Array("\u{FFBB}\u{FFDA}".utf8))) == [0x110F, 0x1173])
+        #expect(Self.scalars(Normalizer.nfc.apply(Array("a\u{0952}\u{309A}\u{0306}".utf8))) == [0x103, 0x309A, 0x952])
+        #expect(Self.scalars(Normalizer.nfd.apply(Array("\u{AC01}".utf8))) == [0x1100, 0x1161, 0x11A8])
+        #expect(Self.scalars(Normalizer.lowercase.apply(Array("\u{0130}ΣA".utf8))) == [0x69, 0x307, 0x3C3, 0x61])
+    }
+}

@@ -9,6 +9,10 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
 /// The tokenizer fixtures folder.
 let tokenizerFixtures = fixtures + "/tokenizers"
 
+/// The folder of expected values: the committed fixtures, or a larger random comparison written
+/// by `make_tokenizer_fixtures.py --fuzz N DIR` and named by MOE_TOKENIZER_EXPECTED.
+let expectedFolder = ProcessInfo.processInfo.environment["MOE_TOKENIZER_EXPECTED"] ?? tokenizerFixtures + "/expected"
+
 /// Parses a JSON file (strictly, keeping every string's exact scalars).
 func loadJSON(_ path: String) throws -> JSONValue {
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -23,7 +27,7 @@ struct FixtureTexts {
     let texts: [String]
     let pretokenTexts: [String]
     static let shared: FixtureTexts? = {
-        guard let j = try? loadJSON(tokenizerFixtures + "/expected/texts.json") else { return nil }
+        guard let j = try? loadJSON(expectedFolder + "/texts.json") else { return nil }
         return FixtureTexts(texts: (j["texts"]?.arrayValue ?? []).compactMap { $0.stringValue },
                             pretokenTexts: (j["pretoken_texts"]?.arrayValue ?? []).compactMap { $0.stringValue })
     }()
@@ -39,7 +43,7 @@ struct Expected {
     let vocabSize: Int
 
     init(style: String) throws {
-        let j = try loadJSON(tokenizerFixtures + "/expected/\(style).json")
+        let j = try loadJSON(expectedFolder + "/\(style).json")
         func ints(_ v: JSONValue) -> [Int32] { (v.arrayValue ?? []).compactMap { $0.intValue.map(Int32.init) } }
         ids = (j["ids"]?.arrayValue ?? []).map(ints)
         var d: [Int: String] = [:]
