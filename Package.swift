@@ -20,7 +20,7 @@ let package = Package(
     products: [
         .executable(name: "moe-inspect", targets: ["moe-inspect"]),
         .library(name: "MoEInspect", targets: [
-            "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
+            "Tensors", "Checkpoints", "Tokenizers", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
         ]),
     ],
     dependencies: [
@@ -38,6 +38,10 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: kernels),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"]),
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"]),
+        // tokenizer.json readers (untrusted input: keeps the checks of -O)
+        .target(name: "Tokenizers", dependencies: ["Checkpoints"],
+                // Unicode normalization through the ICU inside the toolchain (Foundation's NFKC is wrong on Linux).
+                linkerSettings: [.linkedLibrary("_FoundationICU", .when(platforms: [.linux]))]),
 
         // MARK: - Analyses and training
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
@@ -54,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "moe-inspect",
             dependencies: [
-                "Tensors", "Checkpoints", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
+                "Tensors", "Checkpoints", "Tokenizers", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -67,6 +71,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Tensors",
                                                            .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "MoELayoutTests", dependencies: ["TestSupport", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Checkpoints"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "MoELayout", "Checkpoints", "Tensors"]),
