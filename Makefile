@@ -16,7 +16,12 @@ ifneq ($(OPENBLAS_CORETYPE),)
 export OPENBLAS_CORETYPE
 endif
 
-.PHONY: all deps build test demo bench fuzz fixtures clean
+# The PyTorch package (python/) is tested in a virtual environment under the build folder,
+# made once with torch, transformers and pytest from PyPI (PYTHON_VENV=... uses another).
+PYTHON_VENV  ?= .build/venv
+PY_PACKAGES  := torch transformers pytest numpy
+
+.PHONY: all deps build test test-swift test-python demo bench fuzz fixtures format lint clean
 
 all: build
 
@@ -32,9 +37,20 @@ build: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product moe-inspect
 
 # Tests run on the release build: the numeric tests are slow unoptimised.
-test: deps
+test: test-swift test-python
+
+test-swift: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
 	MOE_INSPECT_BIN=$(CURDIR)/$(BIN) $(SWIFT) test $(RELEASE_FLAGS) --skip-build
+
+$(PYTHON_VENV)/.ready:
+	@command -v python3 >/dev/null || { SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-venv; }
+	python3 -m venv $(PYTHON_VENV)
+	$(PYTHON_VENV)/bin/pip install -q --disable-pip-version-check $(PY_PACKAGES)
+	touch $@
+
+test-python: $(PYTHON_VENV)/.ready
+	$(PYTHON_VENV)/bin/python -m pytest python/tests -q
 
 demo: build
 	@mkdir -p $(DEMO_OUT)
@@ -55,20 +71,29 @@ demo: build
 	  --logs $(DEMO_OUT)/moe/log.csv,$(DEMO_OUT)/moe-erc/log.csv --out $(DEMO_OUT)/compare --format png,pdf --overwrite -q
 	$(BIN) plot $(DEMO_OUT)/moe/log.csv $(DEMO_OUT)/moe-erc/log.csv --labels "MoE,MoE+ERC" --out $(DEMO_OUT)/compare/training-curves.png
 	$(BIN) report $(DEMO_OUT)/moe-erc/step* --out $(DEMO_OUT)/report-erc --alpha 1 --alpha 0.5 --format png,pdf,svg --overwrite -q
-	@echo "demo: open $(DEMO_OUT)/compare/index.html and $(DEMO_OUT)/report-erc/index.html"
+	@echo "== 4. routing on held-out text: does the router send each token to the experts that respond to it most?"
+	$(BIN) routing $(DEMO_OUT)/moe/step$(DEMO_STEPS) $(DEMO_OUT)/moe-erc/step$(DEMO_STEPS) --data fixtures/corpus/kjv-eval.txt --seq-len 128 \
+	  --out $(DEMO_OUT)/routing --overwrite -q
+	@echo "demo: open $(DEMO_OUT)/compare/index.html, $(DEMO_OUT)/report-erc/index.html and $(DEMO_OUT)/routing/index.html"
 
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
 	PYTHON=$(PYTHON) scripts/bench.sh
 
-# libFuzzer over the safetensors header parser, for a bounded time (FUZZ_SECONDS).
-FUZZ_SECONDS ?= 60
+# libFuzzer over every parser of untrusted bytes (targets and seeds: fixtures/fuzz/), FUZZ_SECONDS in all.
+FUZZ_SECONDS ?= 160
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Regenerates fixtures/ with the Python peers (needs torch, transformers, safetensors, h5py).
 fixtures:
 	$(PYTHON) fixtures/make_fixtures.py
+
+# swift-format with the repository's .swift-format (the toolchain ships it).
+format:
+	$(SWIFT) format -i -r Sources Tests Package.swift
+lint:
+	$(SWIFT) format lint -r Sources Tests Package.swift
 
 clean:
 	rm -rf .build $(DEMO_OUT)

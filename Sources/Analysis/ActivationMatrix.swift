@@ -106,10 +106,10 @@ public enum ActivationMatrix {
         let n = out.columns
         p.withUnsafeBufferPointer { buffer in
             out.storage.withUnsafeMutableBufferPointer { ob in
-                let o = UncheckedFloats(ob.baseAddress)
+                let o = UnsafeShared(ob.baseAddress)
                 let shared = UnsafeShared(buffer)
                 // Small matrices (training's n = 8) stay on the calling thread.
-                forEachIteration(m, work: m * experts * D) { i in
+                Parallel.forEach(m, work: m * experts * D) { i in
                     let pp = shared.value
                     for j in 0..<experts {
                         var s = 0.0
@@ -121,10 +121,15 @@ public enum ActivationMatrix {
                             let e = min(D, k + 64)
                             acc = 0
                             for t in k..<e { acc += row[t] * row[t] }
-                            s += Double(acc)
+                            if acc.isFinite && acc >= 1e-30 {
+                                s += Double(acc)
+                            } else {
+                                // squares that overflow or underflow Float32: this block in Double
+                                for t in k..<e { let v = Double(row[t]); s += v * v }
+                            }
                             k = e
                         }
-                        o.pointer?[i * n + column + j] = Float(s.squareRoot())
+                        o.value?[i * n + column + j] = Float(s.squareRoot())
                     }
                 }
             }

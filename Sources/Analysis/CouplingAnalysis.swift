@@ -16,9 +16,9 @@ public struct CouplingOptions: Sendable {
     /// Seed of the noise; the same seed gives the same numbers on any thread count.
     public var seed: UInt64 = 0
     /// Decoder layers to analyse (nil: every MoE layer).
-    public var layers: Set<Int>? = nil
+    public var layers: LayerSelection? = nil
 
-    public init(alphas: [Double] = [1], feature: ProbeFeature = .gate, noise: Bool = true, samples: Int = 1, seed: UInt64 = 0, layers: Set<Int>? = nil) {
+    public init(alphas: [Double] = [1], feature: ProbeFeature = .gate, noise: Bool = true, samples: Int = 1, seed: UInt64 = 0, layers: LayerSelection? = nil) {
         self.alphas = alphas; self.feature = feature; self.noise = noise; self.samples = samples; self.seed = seed; self.layers = layers
     }
 }
@@ -36,7 +36,7 @@ public struct Estimate: Sendable, Equatable {
 }
 
 /// The ERC loss at one alpha.
-public struct AlphaResult: Sendable {
+public struct ERCLossAtAlpha: Sendable {
     public var alpha: Double
     public var loss: Estimate
     public var specialization: Estimate
@@ -50,13 +50,13 @@ public struct LayerCoupling: Sendable {
     /// Routed experts n.
     public var experts: Int
     /// `ok`, or why the layer could not be analysed.
-    public var status: String
+    public var status: LayerStatus
     /// Noise bound eps_i per expert.
     public var eps: [Double] = []
     /// Router geometry (cosine similarity, norms).
     public var geometry: RouterGeometry?
     /// ERC loss per alpha.
-    public var alphas: [AlphaResult] = []
+    public var ercLosses: [ERCLossAtAlpha] = []
     /// Coupling threshold alpha* of the noise-free M.
     public var couplingAlpha: Double = .nan
     /// Mean of M's diagonal and off-diagonal entries (over samples when noisy).
@@ -67,10 +67,25 @@ public struct LayerCoupling: Sendable {
     /// Seconds spent reading the layer and computing.
     public var readSeconds: Double = 0, computeSeconds: Double = 0
 
-    public var isOK: Bool { status == "ok" }
+    public var isOK: Bool { status == .ok }
 
     /// An empty result for `layer` with `status` (`ok`, or why it could not be analysed).
-    public init(layer: Int, experts: Int, status: String) { self.layer = layer; self.experts = experts; self.status = status }
+    public init(layer: Int, experts: Int, status: LayerStatus = .ok) { self.layer = layer; self.experts = experts; self.status = status }
+}
+
+/// One checkpoint's coupling results, labelled for tables.
+public struct CheckpointCoupling: Sendable {
+    /// The checkpoint path as the user gave it.
+    public var checkpoint: String
+    /// Training step parsed from the path, if any.
+    public var step: Int?
+    /// Per-layer results.
+    public var layers: [LayerCoupling]
+
+    /// Results `layers` of the checkpoint at `checkpoint` (its step parsed from the path unless given).
+    public init(checkpoint: String, step: Int?, layers: [LayerCoupling]) {
+        self.checkpoint = checkpoint; self.step = step; self.layers = layers
+    }
 }
 
 /// Runs the coupling analysis over a checkpoint, one layer at a time (memory: one layer's
@@ -78,7 +93,7 @@ public struct LayerCoupling: Sendable {
 public enum CouplingAnalysis {
     /// Analyses one layer from weights already in memory.
     public static func analyze(layer: Int, router: Tensor, stack: ExpertStack, options: CouplingOptions) -> LayerCoupling {
-        var r = LayerCoupling(layer: layer, experts: router.rows, status: "ok")
+        var r = LayerCoupling(layer: layer, experts: router.rows)
         do throws(AnalysisError) {
             if router.hasNonFinite { throw .nonFinite(layer: layer, what: "router") }
             // The gate norms are needed anyway and are non-finite exactly when W_g holds NaN/Inf
@@ -94,40 +109,50 @@ public enum CouplingAnalysis {
             let n = router.rows, d = router.columns
             let samples = options.noise ? max(1, options.samples) : 0
             // One GEMM for the clean proxies and all noise samples: X = [R; delta_1*R; ...].
+            // The gate and up features are linear in R: the proxies use R scaled by a power of
+            // two to unit magnitude, so that routers of extreme (finite) magnitude neither
+            // overflow nor lose precision in Float32, and M is scaled back in Double.
+            let scale = options.feature.isLinearInRouter ? RouterGeometry.powerOfTwoScale(router) : 1
+            let scaled = scale == 1 ? router : Tensor(shape: router.shape, storage: router.storage.map { Float(Double($0) * scale) })
             var x = Tensor(shape: [(samples + 1) * n, d])
-            x.storage.replaceSubrange(0..<(n * d), with: router.storage)
+            x.storage.replaceSubrange(0..<(n * d), with: scaled.storage)
             let root = SeededGenerator(seed: options.seed).split(UInt64(layer))
             for s in 0..<samples {
                 let delta = NoiseBound.sampleNoise(eps: eps, dimension: d, generator: root.split(UInt64(s)))
                 let off = (s + 1) * n * d
-                for k in 0..<(n * d) { x.storage[off + k] = router.storage[k] * delta.storage[k] }
+                for k in 0..<(n * d) { x.storage[off + k] = scaled.storage[k] * delta.storage[k] }
             }
             let all = try ActivationMatrix.compute(proxies: x, stack: stack, feature: options.feature)
+            if all.hasNonFinite {
+                throw .nonFinite(layer: layer, what: "M (the weights' magnitudes overflow Float32 in the \(options.feature.rawValue) feature)")
+            }
             let clean = all.rows(0..<n)
-            r.activation = clean
-            r.couplingAlpha = ERCLoss.couplingThreshold(clean)
+            let unscale = 1 / scale  // M of the true router, in Double
+            r.activation = scale == 1 ? clean : Tensor(shape: clean.shape, storage: clean.storage.map { Float(Double($0) * unscale) })
+            r.couplingAlpha = ERCLoss.couplingThreshold(clean)  // a ratio: the same for any scale
             let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
-            r.mDiagonalMean = Estimate(used.map { m in (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
+            r.mDiagonalMean = Estimate(used.map { m in unscale * (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
             r.mOffDiagonalMean = Estimate(used.map { m in
                 var s = 0.0
                 for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
-                return s / Double(n * (n - 1))
+                return unscale * s / Double(n * (n - 1))
             })
-            r.alphas = options.alphas.map { a in
+            // The loss is homogeneous of degree 1 in M.
+            r.ercLosses = options.alphas.map { a in
                 let losses = used.map { ERCLoss(activation: $0, alpha: a) }
-                return AlphaResult(alpha: a, loss: Estimate(losses.map { $0.total }),
-                                   specialization: Estimate(losses.map { $0.specialization }),
-                                   precision: Estimate(losses.map { $0.precision }))
+                return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
+                                   specialization: Estimate(losses.map { $0.specialization * unscale }),
+                                   precision: Estimate(losses.map { $0.precision * unscale }))
             }
         } catch {
-            r.status = error.description
+            r.status = .failed(error)
         }
         return r
     }
 
     /// Analyses every selected MoE layer of `model`, reading one layer at a time, calling
     /// `each` with each layer's result as soon as it is ready.
-    public static func analyze(_ model: MoEModel, options: CouplingOptions,
+    public static func analyze(_ model: MoECheckpoint, options: CouplingOptions,
                                each: (LayerCoupling) -> Void = { _ in }) -> [LayerCoupling] {
         var results: [LayerCoupling] = []
         // One buffer per projection, reused from layer to layer: fresh 0.5 GB allocations per
@@ -161,12 +186,42 @@ public enum CouplingAnalysis {
                 result.readSeconds = t1.timeIntervalSince(t0)
                 result.computeSeconds = Date().timeIntervalSince(t1)
             } catch {
-                result = LayerCoupling(layer: layer.index, experts: layer.expertCount, status: "cannot read: \(error)")
+                result = LayerCoupling(layer: layer.index, experts: layer.expertCount, status: .failed(.unreadable(layer: layer.index, reason: "\(error)")))
             }
             each(result)
             results.append(result)
         }
         return results
+    }
+
+    /// Analyses every selected MoE layer of the checkpoint `model` opened from `path`.
+    /// - Throws: `LayoutError` when it has no MoE layer or the selection names one that is not;
+    ///   a layer that cannot be analysed gets a status instead.
+    public static func analyze(_ model: MoECheckpoint, path: String, options: CouplingOptions,
+                               each: (LayerCoupling) -> Void = { _ in }) throws(LayoutError) -> CheckpointCoupling {
+        _ = try model.moeLayers(in: options.layers)
+        return CheckpointCoupling(checkpoint: path, step: step(fromPath: path), layers: analyze(model, options: options, each: each))
+    }
+
+    /// The router geometry alone (cosine similarity and norms) of every selected MoE layer:
+    /// reads only the routers, so it is cheap on any checkpoint.
+    /// - Throws: `LayoutError` when the checkpoint has no MoE layer or the selection names one
+    ///   that is not.
+    public static func routerGeometry(_ model: MoECheckpoint, layers selection: LayerSelection?) throws(LayoutError) -> [LayerCoupling] {
+        try model.moeLayers(in: selection).map { layer in
+            var result = LayerCoupling(layer: layer.index, experts: layer.expertCount)
+            do throws(AnalysisError) {
+                let router: Tensor
+                do { router = try model.routerWeight(layer) } catch { throw .unreadable(layer: layer.index, reason: "\(error)") }
+                if router.hasNonFinite { throw .nonFinite(layer: layer.index, what: "router") }
+                let geometry = RouterGeometry(router: router)
+                if let zero = geometry.routerNorms.firstIndex(of: 0) { throw .zeroRouterRow(layer: layer.index, row: zero) }
+                result.geometry = geometry
+            } catch {
+                result.status = .failed(error)
+            }
+            return result
+        }
     }
 
     /// The training step in a checkpoint path (`.../step1000/...` -> 1000), if any.

@@ -31,7 +31,7 @@ public struct ExpertPoints: Sendable {
     /// each vector is count-sketched to 4096 coordinates: coordinate k goes to bucket h(k) with
     /// sign s(k) (both fixed by `seed`), which preserves inner products and distances in
     /// expectation (Charikar et al., 2002). One layer's weights are read at a time.
-    public static func experts(_ model: MoEModel, layers: [MoELayer], allProjections: Bool, seed: UInt64) throws -> ExpertPoints {
+    public static func experts(_ model: MoECheckpoint, layers: [MoELayer], allProjections: Bool, seed: UInt64) throws -> ExpertPoints {
         let total = layers.reduce(0) { $0 + $1.expertCount }
         let dims = sketchDimensions
         var data = Tensor(shape: [total, dims])
@@ -71,7 +71,7 @@ public struct ExpertPoints: Sendable {
     /// Rows of every expert's W_g in one layer (`perExpert` sampled rows each, all if nil) and the
     /// router rows R[i], every vector scaled to unit length so that both kinds are comparable:
     /// the view where coupling shows as each expert's rows gathering around its router row.
-    public static func neurons(_ model: MoEModel, layer: MoELayer, perExpert: Int?, seed: UInt64) throws -> ExpertPoints {
+    public static func neurons(_ model: MoECheckpoint, layer: MoELayer, perExpert: Int?, seed: UInt64) throws -> ExpertPoints {
         let gate = try model.expertWeights(layer, .gate)
         let router = try model.routerWeight(layer)
         let n = layer.expertCount, D = layer.intermediateSize, d = layer.hiddenSize
@@ -122,14 +122,14 @@ public struct ExpertMap: Sendable {
     /// every label has a single point).
     public var silhouette2D: Double?
     public var silhouetteOriginal: Double?
-    /// The label used: `expert` or `layer`.
-    public var labelKind: String
+    /// The label used for colours and silhouettes.
+    public var labelKind: MapLabel
 
-    /// Embeds `points` with `tsne` and scores the clusters by `labelBy` (`expert` or `layer`).
-    public static func make(_ points: ExpertPoints, tsne: TSNE, labelBy: String,
+    /// Embeds `points` with `tsne` and scores the clusters by `labelBy`.
+    public static func make(_ points: ExpertPoints, tsne: TSNE, labelBy: MapLabel,
                             progress: ((TSNEProgress) -> Void)? = nil) throws -> ExpertMap {
         let result = try tsne.fit(points.data, progress: progress)
-        let labels = labelBy == "layer" ? points.layers : points.experts
+        let labels = labelBy == .layer ? points.layers : points.experts
         var s2: Double?, sOrig: Double?
         let counts = Dictionary(grouping: labels, by: { $0 }).mapValues(\.count)
         if counts.count >= 2 && counts.values.contains(where: { $0 > 1 }) && counts.count < labels.count {
@@ -139,4 +139,20 @@ public struct ExpertMap: Sendable {
         return ExpertMap(points: points, embedding: result.embedding, klDivergence: result.klDivergence,
                          silhouette2D: s2, silhouetteOriginal: sOrig, labelKind: labelBy)
     }
+}
+
+/// What the points of a t-SNE map are.
+public enum MapPoints: String, Sendable, CaseIterable {
+    /// One point per expert (its flattened, sketched W_g).
+    case experts
+    /// Rows of every expert's W_g in one layer, with the router rows.
+    case neurons
+}
+
+/// The label that colours a map's points and groups them for the silhouette score.
+public enum MapLabel: String, Sendable, CaseIterable {
+    /// The expert a point belongs to.
+    case expert
+    /// The decoder layer a point belongs to.
+    case layer
 }

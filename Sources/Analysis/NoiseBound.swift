@@ -16,10 +16,10 @@ public enum NoiseBound {
         var nearest = [Double](repeating: .infinity, count: n)
         router.storage.withUnsafeBufferPointer { rp in
             nearest.withUnsafeMutableBufferPointer { out in
-                let o = UncheckedDoubles(out.baseAddress)
+                let o = UnsafeShared(out.baseAddress)
                 let shared = UnsafeShared(rp)
                 // Training's routers (n = 8) stay on the calling thread.
-                forEachIteration(n, work: n * n * d, threshold: 1 << 20) { i in
+                Parallel.forEach(n, work: n * n * d, threshold: 1 << 20) { i in
                     let r = shared.value
                     var best = Double.infinity
                     for j in 0..<n where j != i {
@@ -27,7 +27,7 @@ public enum NoiseBound {
                         for k in 0..<d { let t = Double(r[i * d + k]) - Double(r[j * d + k]); s += t * t }
                         best = min(best, s)
                     }
-                    o.pointer?[i] = best.squareRoot()
+                    o.value?[i] = best.squareRoot()
                 }
             }
         }
@@ -60,16 +60,4 @@ public enum NoiseBound {
         }
         return delta
     }
-}
-
-/// A Double output pointer handed to workers that write disjoint elements.
-struct UncheckedDoubles: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Double>?
-    init(_ p: UnsafeMutablePointer<Double>?) { pointer = p }
-}
-
-/// A Float output pointer handed to workers that write disjoint ranges.
-struct UncheckedFloats: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>?
-    init(_ p: UnsafeMutablePointer<Float>?) { pointer = p }
 }

@@ -9,9 +9,17 @@ public enum AtomicOutput {
         return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
     }
 
+    /// Whether `name` (a file name) is one `temporaryPath` makes: `.NAME.tmp-PID-RANDOM`.
+    public static func isTemporaryName(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return false }
+        let tail = name[r.upperBound...].split(separator: "-")
+        return tail.count == 2 && tail.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+    }
+
     /// Writes `data` to `path` atomically.
     public static func write(_ data: Data, to path: String) throws(CheckpointError) {
         let tmp = temporaryPath(for: path)
+        FaultInjection.point()
         do {
             try data.write(to: URL(fileURLWithPath: tmp))
         } catch {
@@ -27,6 +35,7 @@ public enum AtomicOutput {
 
     /// Renames the finished temporary `tmp` onto `path`, replacing a file of that name.
     public static func commit(_ tmp: String, to path: String) throws(CheckpointError) {
+        FaultInjection.point()
         if rename(tmp, path) != 0 {
             let reason = String(cString: strerror(errno))
             unlink(tmp)
@@ -49,12 +58,28 @@ public enum AtomicOutput {
     /// Creates a fresh temporary folder beside `path` for building a whole output folder.
     public static func temporaryFolder(for path: String) throws(CheckpointError) -> String {
         let tmp = temporaryPath(for: path)
+        FaultInjection.point()
         do {
             try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         } catch {
             throw .io(file: path, reason: "cannot create folder: \(error.localizedDescription)")
         }
         return tmp
+    }
+
+    /// Builds a whole output folder atomically: `fill` writes into a fresh temporary sibling
+    /// of `path` (its parent is created if missing), which then takes the place of `path`. On
+    /// any error the temporary folder is removed and `path` is left as it was. An existing
+    /// `path` is replaced only when `replace` is true, and only once the new folder is complete.
+    public static func buildFolder(at path: String, replace: Bool, _ fill: (String) throws -> Void) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try makeFolder(parent) }
+        let tmp = try temporaryFolder(for: path)
+        do { try fill(tmp) } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        try commitFolder(tmp, to: path, replace: replace)
     }
 
     /// Moves the finished folder `tmp` to `path`. An existing `path` is replaced only when
@@ -67,16 +92,19 @@ public enum AtomicOutput {
                 throw .io(file: path, reason: "already exists; choose another output or pass --overwrite")
             }
             let old = temporaryPath(for: path)
+            FaultInjection.point()
             guard rename(path, old) == 0 else {
                 try? fm.removeItem(atPath: tmp)
                 throw .io(file: path, reason: "cannot move the old output aside: \(String(cString: strerror(errno)))")
             }
+            FaultInjection.point()
             guard rename(tmp, path) == 0 else {
                 let reason = String(cString: strerror(errno))
                 _ = rename(old, path)  // put the user's output back
                 try? fm.removeItem(atPath: tmp)
                 throw .io(file: path, reason: "cannot rename into place: \(reason)")
             }
+            FaultInjection.point()
             try? fm.removeItem(atPath: old)
         } else {
             do { try commit(tmp, to: path) } catch {
@@ -94,6 +122,7 @@ final class SequentialFile {
 
     /// Opens `path` for writing; errors name `reportAs` (the user's output, not the temporary name).
     init(path: String, reportAs: String? = nil) throws(CheckpointError) {
+        FaultInjection.point()
         guard let h = fopen(path, "wb") else { throw .io(file: reportAs ?? path, reason: "cannot create: \(String(cString: strerror(errno)))") }
         self.path = path
         handle = h
@@ -115,6 +144,7 @@ final class SequentialFile {
     }
 
     func close() throws(CheckpointError) {
+        FaultInjection.point()
         if fflush(handle) != 0 || fclose(handle) != 0 {
             throw .io(file: path, reason: "cannot finish writing: \(String(cString: strerror(errno)))")
         }

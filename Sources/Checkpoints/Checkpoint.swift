@@ -2,7 +2,8 @@ import Foundation
 import Tensors
 
 /// A checkpoint on disk, whatever its format: one safetensors file, a folder with one file or
-/// with shards and `model.safetensors.index.json`, or an HDF5 file. Tensor data is read lazily.
+/// with shards and `model.safetensors.index.json`, an HDF5 file, or an OLMo-core training
+/// checkpoint (`stepN/model_and_optim/`). Tensor data is read lazily.
 public final class Checkpoint: @unchecked Sendable {
     /// The path the user gave.
     public let path: String
@@ -20,20 +21,26 @@ public final class Checkpoint: @unchecked Sendable {
     public let format: Format
 
     /// Storage formats.
-    public enum Format: String, Sendable { case safetensors, hdf5 }
+    public enum Format: String, Sendable { case safetensors, hdf5, olmoCore = "olmo-core distributed" }
 
-    private enum Backing { case safetensors([SafetensorsFile]), hdf5(HDF5File) }
+    private enum Backing { case safetensors([SafetensorsFile]), hdf5(HDF5File), reader(any CheckpointTensorReader) }
     private let backing: Backing
-    private let location: [String: Int]
+    private let location: [ExactName: Int]
 
-    /// Opens `path`: a `.safetensors` or HDF5 file, a `model.safetensors.index.json`, or a folder
-    /// holding either. Only headers are read.
+    /// Opens `path`: a `.safetensors` or HDF5 file, a `model.safetensors.index.json`, a folder
+    /// holding either, or an OLMo-core step folder (or its `model_and_optim` folder). Only
+    /// headers (or the distributed checkpoint's `.metadata`) are read.
+    /// - Parameter includeOptimizerState: for OLMo-core checkpoints, also list `optim.*` tensors.
     /// - Throws: `CheckpointError` naming the file at fault.
-    public static func open(_ path: String) throws(CheckpointError) -> Checkpoint {
+    public static func open(_ path: String, includeOptimizerState: Bool = false) throws(CheckpointError) -> Checkpoint {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            if let snapshot = try HubCache.resolve(path) { return try open(snapshot) }  // org/name[@revision]
+            if let snapshot = try HubCache.resolve(path) { return try open(snapshot, includeOptimizerState: includeOptimizerState) }  // org/name[@revision]
             throw .io(file: path, reason: "no such file or folder")
+        }
+        if OLMoCoreCheckpoint.locate(path) != nil {
+            let r = try OLMoCoreCheckpoint(path: path, includeOptimizerState: includeOptimizerState)
+            return try Checkpoint(path: path, reader: r, format: .olmoCore, configPath: r.configPath)
         }
         if isDir.boolValue { return try openFolder(path) }
         if path.hasSuffix(".index.json") { return try openIndex(path, folder: (path as NSString).deletingLastPathComponent) }
@@ -44,10 +51,8 @@ public final class Checkpoint: @unchecked Sendable {
 
     static func isHDF5(_ path: String) -> Bool {
         if path.hasSuffix(".h5") || path.hasSuffix(".hdf5") { return true }
-        guard let h = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? h.close() }
-        let magic = (try? h.read(upToCount: 8)) ?? Data()
-        return magic == Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
+        guard let f = try? ReadOnlyFile(path: path), f.size >= 8, let magic = try? f.read(at: 0, count: 8) else { return false }
+        return magic == [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
     }
 
     static func siblingConfig(_ file: String) -> String? {
@@ -79,34 +84,57 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     private static func openIndex(_ index: String, folder: String) throws(CheckpointError) -> Checkpoint {
-        guard let data = FileManager.default.contents(atPath: index) else { throw .io(file: index, reason: "cannot read") }
-        let json: JSONValue
-        do { json = try JSONParser.parse([UInt8](data)) } catch { throw .malformed(file: index, reason: "not valid JSON: \(error)") }
-        guard let map = json["weight_map"]?.objectPairs else { throw .malformed(file: index, reason: "no weight_map object") }
+        let expected = try parseIndex(try ReadOnlyFile.contents(of: index, limit: 256 << 20), file: index)
         var shardNames: [String] = []
-        var expected: [(String, String)] = []
-        for (tensor, v) in map {
-            guard let s = v.stringValue else { throw .malformed(file: index, reason: "weight_map entry '\(tensor)' is not a file name") }
-            guard !s.contains("/") || !s.contains("..") else { throw .malformed(file: index, reason: "shard name '\(s)' leaves the folder") }
-            if !shardNames.contains(s) { shardNames.append(s) }
-            expected.append((tensor, s))
-        }
-        guard !shardNames.isEmpty else { throw .malformed(file: index, reason: "weight_map is empty") }
+        var seenShards = Set<String>()
+        for (_, s) in expected where seenShards.insert(s).inserted { shardNames.append(s) }
         var files: [SafetensorsFile] = []
+        var byName: [String: SafetensorsFile] = [:]
         for s in shardNames.sorted() {
-            let p = (folder as NSString).appendingPathComponent(s)
-            guard FileManager.default.fileExists(atPath: p) else { throw .malformed(file: index, reason: "names shard '\(s)', which is missing") }
-            files.append(try SafetensorsFile(path: p))
+            let p = try shardPath(s, folder: folder, index: index)
+            let f = try SafetensorsFile(path: p)
+            files.append(f)
+            byName[s] = f
         }
         for (tensor, s) in expected {
-            guard let f = files.first(where: { ($0.path as NSString).lastPathComponent == (s as NSString).lastPathComponent }),
-                  f.info(tensor) != nil else {
+            guard let f = byName[s], f.info(tensor) != nil else {
                 throw .malformed(file: index, reason: "names tensor '\(tensor)' in shard '\(s)', which does not hold it")
             }
         }
         let config = (folder as NSString).appendingPathComponent("config.json")
         return try Checkpoint(path: folder, files: files,
                               configPath: FileManager.default.fileExists(atPath: config) ? config : nil)
+    }
+
+    /// The (tensor, shard file) pairs of a `model.safetensors.index.json`'s `weight_map`.
+    /// - Throws: `CheckpointError.malformed` naming `file`.
+    public static func parseIndex(_ bytes: [UInt8], file: String) throws(CheckpointError) -> [(tensor: String, shard: String)] {
+        let json: JSONValue
+        do { json = try JSONParser.parse(bytes) } catch { throw .malformed(file: file, reason: "not valid JSON: \(error)") }
+        guard let map = json["weight_map"]?.objectPairs else { throw .malformed(file: file, reason: "no weight_map object") }
+        var out: [(tensor: String, shard: String)] = []
+        for (tensor, v) in map {
+            guard let s = v.stringValue else { throw .malformed(file: file, reason: "weight_map entry '\(tensor)' is not a file name") }
+            out.append((tensor, s))
+        }
+        guard !out.isEmpty else { throw .malformed(file: file, reason: "weight_map is empty") }
+        return out
+    }
+
+    /// The file of shard `name` named by an index in `folder`: a relative path that stays inside
+    /// the folder once links are resolved (a checkpoint never reads files outside itself).
+    static func shardPath(_ name: String, folder: String, index: String) throws(CheckpointError) -> String {
+        guard !name.isEmpty, !name.hasPrefix("/") else {
+            throw .malformed(file: index, reason: "shard '\(name)' is an absolute path; an index names its shards relative to its folder")
+        }
+        let p = (folder as NSString).appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: p) else { throw .malformed(file: index, reason: "names shard '\(name)', which is missing") }
+        let root = URL(fileURLWithPath: folder).resolvingSymlinksInPath().standardizedFileURL.path
+        let real = URL(fileURLWithPath: p).resolvingSymlinksInPath().standardizedFileURL.path
+        guard real.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+            throw .malformed(file: index, reason: "shard '\(name)' resolves to \(real), outside the checkpoint folder")
+        }
+        return p
     }
 
     private static func openHDF5(_ path: String) throws(CheckpointError) -> Checkpoint {
@@ -118,13 +146,13 @@ public final class Checkpoint: @unchecked Sendable {
         self.path = path
         self.files = files.map { $0.path }
         var all: [TensorInfo] = []
-        var loc: [String: Int] = [:]
+        var loc: [ExactName: Int] = [:]
         for (i, f) in files.enumerated() {
             for t in f.tensors {
-                if let j = loc[t.name] {
+                if let j = loc[ExactName(t.name)] {
                     throw .malformed(file: f.path, reason: "tensor '\(t.name)' is also in \(files[j].path)")
                 }
-                loc[t.name] = i
+                loc[ExactName(t.name)] = i
                 all.append(t)
             }
         }
@@ -140,7 +168,7 @@ public final class Checkpoint: @unchecked Sendable {
         self.path = path
         files = [hdf5.path]
         tensors = hdf5.tensors
-        location = Dictionary(uniqueKeysWithValues: hdf5.tensors.map { ($0.name, 0) })
+        location = Dictionary(hdf5.tensors.map { (ExactName($0.name), 0) }, uniquingKeysWith: { a, _ in a })
         metadata = [:]
         backing = .hdf5(hdf5)
         format = .hdf5
@@ -152,17 +180,29 @@ public final class Checkpoint: @unchecked Sendable {
         } else { config = nil; configSource = nil }
     }
 
+    private init(path: String, reader: any CheckpointTensorReader, format: Format, configPath: String?) throws(CheckpointError) {
+        self.path = path
+        files = reader.files
+        tensors = reader.tensors
+        location = Dictionary(reader.tensors.map { (ExactName($0.name), 0) }, uniquingKeysWith: { a, _ in a })
+        metadata = [:]
+        backing = .reader(reader)
+        self.format = format
+        if let c = configPath { config = try ModelConfig(contentsOf: c); configSource = c } else { config = nil; configSource = nil }
+    }
+
     /// Information on tensor `name`, or nil.
     public func info(_ name: String) -> TensorInfo? {
-        guard let i = location[name] else { return nil }
+        guard let i = location[ExactName(name)] else { return nil }
         switch backing {
         case let .safetensors(f): return f[i].info(name)
         case let .hdf5(h): return h.info(name)
+        case let .reader(r): return r.info(name)
         }
     }
 
     /// True when the checkpoint holds tensor `name`.
-    public func contains(_ name: String) -> Bool { location[name] != nil }
+    public func contains(_ name: String) -> Bool { location[ExactName(name)] != nil }
 
     /// Total bytes of tensor data.
     public var totalBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
@@ -171,10 +211,11 @@ public final class Checkpoint: @unchecked Sendable {
     /// DeepSeek-V3 block dequantisation when `dequantize` and a `<name>_scale_inv` exists.
     public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>,
                      dequantize: Bool = true) throws(CheckpointError) {
-        guard let i = location[name] else { throw .missingTensor(file: path, name: name) }
+        guard let i = location[ExactName(name)] else { throw .missingTensor(file: path, name: name) }
         switch backing {
         case let .safetensors(f): try f[i].read(name, into: destination)
         case let .hdf5(h): try h.read(name, into: destination)
+        case let .reader(r): try r.read(name, into: destination)
         }
         if dequantize, let info = info(name), info.dtype == .f8e4m3 || info.dtype == .f8e5m2,
            contains(name + "_scale_inv") {
@@ -192,31 +233,43 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// The stored bytes of tensor `name` (little-endian, in its dtype).
     public func rawBytes(_ name: String) throws(CheckpointError) -> [UInt8] {
-        guard let i = location[name] else { throw .missingTensor(file: path, name: name) }
+        guard let i = location[ExactName(name)] else { throw .missingTensor(file: path, name: name) }
         switch backing {
-        case let .safetensors(f): return [UInt8](try f[i].rawBytes(name))
+        case let .safetensors(f):
+            guard let info = f[i].info(name) else { throw .missingTensor(file: path, name: name) }
+            var out = [UInt8](repeating: 0, count: info.byteCount)
+            let r = out.withUnsafeMutableBytes { b -> Result<Void, CheckpointError> in
+                do throws(CheckpointError) { try f[i].readRaw(name, into: b); return .success(()) } catch { return .failure(error) }
+            }
+            try r.get()
+            return out
         case let .hdf5(h): return try h.rawBytes(name)
+        case let .reader(r):
+            guard let info = r.info(name) else { throw .missingTensor(file: path, name: name) }
+            var out = [UInt8](repeating: 0, count: info.byteCount)
+            do { try out.withUnsafeMutableBytes { b in try r.copyRawBytes(name, into: b) } }
+            catch let e as CheckpointError { throw e } catch { throw .io(file: path, reason: "\(error)") }
+            return out
         }
     }
 
     /// Copies the stored bytes of `name` into `destination` without an intermediate array.
     public func copyRawBytes(_ name: String, into destination: UnsafeMutableRawBufferPointer) throws(CheckpointError) {
-        guard let i = location[name] else { throw .missingTensor(file: path, name: name) }
+        guard let i = location[ExactName(name)] else { throw .missingTensor(file: path, name: name) }
         switch backing {
         case let .safetensors(f):
-            let src = try f[i].rawBytes(name)
-            guard src.count == destination.count else { throw .malformed(file: path, reason: "tensor '\(name)': size mismatch") }
-            if let s = src.baseAddress, let d = destination.baseAddress { d.copyMemory(from: s, byteCount: src.count) }
+            try f[i].readRaw(name, into: destination)
         case let .hdf5(h):
             let b = try h.rawBytes(name)
             guard b.count == destination.count else { throw .malformed(file: path, reason: "tensor '\(name)': size mismatch") }
             b.withUnsafeBytes { s in if let sp = s.baseAddress, let d = destination.baseAddress { d.copyMemory(from: sp, byteCount: b.count) } }
+        case let .reader(r): try r.copyRawBytes(name, into: destination)
         }
     }
 
     /// Hints the OS to read `name`'s bytes ahead (safetensors only).
     public func prefetch(_ name: String) {
-        if case let .safetensors(f) = backing, let i = location[name] { f[i].prefetch(name) }
+        if case let .safetensors(f) = backing, let i = location[ExactName(name)] { f[i].prefetch(name) }
     }
 
     /// DeepSeek-V3 FP8: weight [out, in] times `scale_inv` [ceil(out/128), ceil(in/128)] per block.

@@ -27,9 +27,10 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// Member `key` of an object (the first, if duplicated), else nil.
+    /// Member `key` of an object, else nil. Keys compare byte for byte (not by Unicode
+    /// canonical equivalence); a duplicated key gives its last value, as Python's `json` does.
     public subscript(key: String) -> JSONValue? {
-        if case let .object(pairs) = self { return pairs.first(where: { $0.0 == key })?.1 }
+        if case let .object(pairs) = self { return pairs.last(where: { $0.0.utf8.elementsEqual(key.utf8) })?.1 }
         return nil
     }
 
@@ -202,7 +203,7 @@ public struct JSONParser {
     private mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
         pos += 1
         var pairs: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        var seen = Set<ExactName>()
         skipSpace()
         if current == UInt8(ascii: "}") { pos += 1; return .object(pairs) }
         while true {
@@ -210,7 +211,7 @@ public struct JSONParser {
             guard current == UInt8(ascii: "\"") else { throw fail("expected a string key in JSON object") }
             let keyStart = pos
             let key = try string()
-            if rejectDuplicateKeys && !seen.insert(key).inserted {
+            if rejectDuplicateKeys && !seen.insert(ExactName(key)).inserted {
                 throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyStart)
             }
             skipSpace()

@@ -17,8 +17,8 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Reads `config.json` at `path`.
     public init(contentsOf path: String) throws(CheckpointError) {
-        guard let d = FileManager.default.contents(atPath: path) else { throw .io(file: path, reason: "cannot read") }
-        guard let text = String(data: d, encoding: .utf8) else { throw .malformed(file: path, reason: "config is not UTF-8") }
+        let d = try ReadOnlyFile.contents(of: path, limit: 64 << 20)
+        guard let text = String(validating: d, as: UTF8.self) else { throw .malformed(file: path, reason: "config is not UTF-8") }
         try self.init(text: text, source: path)
     }
 

@@ -1,7 +1,7 @@
 import Tensors
 
-/// One `.safetensors` file: header parsed and validated at open, tensors read lazily from a
-/// memory map.
+/// One `.safetensors` file: header parsed and validated at open, tensors read lazily with
+/// `pread` (a file truncated while it is read gives an error, never a signal).
 ///
 /// Layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the data buffer.
 /// Opening touches only the header; reading a tensor touches only its bytes.
@@ -15,21 +15,21 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let tensors: [TensorInfo]
     /// The `__metadata__` map (empty when absent).
     public let metadata: [String: String]
-    private let index: [String: Int]
+    private let index: [ExactName: Int]
     private let ranges: [Range<Int>]
-    private let map: MappedFile
+    private let file: ReadOnlyFile
 
-    /// Opens and validates `path`.
+    /// Opens and validates `path`, reading only its header.
     /// - Throws: `CheckpointError.malformed` naming the file and the first problem found.
     public init(path: String) throws(CheckpointError) {
         self.path = path
-        map = try MappedFile(path: path)
-        let parsed = try SafetensorsHeader.parse(map.bytes(0..<map.size), file: path)
+        file = try ReadOnlyFile(path: path)
+        let parsed = try SafetensorsHeader.parse(file, name: path)
         var infos: [TensorInfo] = []
-        var idx: [String: Int] = [:]
+        var idx: [ExactName: Int] = [:]
         var rs: [Range<Int>] = []
         for e in parsed.entries {
-            idx[e.name] = infos.count
+            idx[ExactName(e.name)] = infos.count
             infos.append(TensorInfo(name: e.name, dtype: e.dtype, shape: e.shape, file: path))
             rs.append((parsed.dataStart + e.begin)..<(parsed.dataStart + e.end))
         }
@@ -37,29 +37,50 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// Information on tensor `name`, or nil.
-    public func info(_ name: String) -> TensorInfo? { index[name].map { tensors[$0] } }
+    public func info(_ name: String) -> TensorInfo? { index[ExactName(name)].map { tensors[$0] } }
 
-    /// The stored bytes of tensor `name`, valid while this object lives.
-    public func rawBytes(_ name: String) throws(CheckpointError) -> UnsafeRawBufferPointer {
-        guard let i = index[name] else { throw .missingTensor(file: path, name: name) }
-        return map.bytes(ranges[i])
+    /// Copies the stored bytes of tensor `name` into `destination` (exactly its byte count).
+    public func readRaw(_ name: String, into destination: UnsafeMutableRawBufferPointer) throws(CheckpointError) {
+        guard let i = index[ExactName(name)] else { throw .missingTensor(file: path, name: name) }
+        guard destination.count == ranges[i].count else {
+            throw .malformed(file: path, reason: "tensor '\(name)': \(ranges[i].count) bytes, buffer of \(destination.count)")
+        }
+        try file.read(at: ranges[i].lowerBound, into: destination)
     }
 
     /// Decodes tensor `name` to Float32 into `destination` (exactly its element count long).
     public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
-        guard let i = index[name] else { throw .missingTensor(file: path, name: name) }
+        guard let i = index[ExactName(name)] else { throw .missingTensor(file: path, name: name) }
         let info = tensors[i]
         guard destination.count == info.elementCount else {
             throw .malformed(file: path, reason: "tensor '\(name)': \(info.elementCount) elements, buffer of \(destination.count)")
         }
-        guard let dst = destination.baseAddress, let src = map.bytes(ranges[i]).baseAddress else { return }
-        map.populate(ranges[i])
-        Conversion.decode(info.dtype, from: src, count: info.elementCount, into: dst)
-        map.release(ranges[i])
+        guard let dst = destination.baseAddress, info.elementCount > 0 else { return }
+        let range = ranges[i]
+        if info.dtype == .f32 {
+            try file.read(at: range.lowerBound, into: UnsafeMutableRawBufferPointer(start: dst, count: range.count))
+            return
+        }
+        // Read and decode in slices, so that the staging buffer stays small.
+        let width = info.dtype.byteSize
+        let perSlice = max(1, SafetensorsFile.stagingBytes / width)
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: min(range.count, perSlice * width), alignment: 64)
+        defer { staging.deallocate() }
+        var element = 0
+        while element < info.elementCount {
+            let n = min(perSlice, info.elementCount - element)
+            let slice = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(n * width)])
+            try file.read(at: range.lowerBound + element * width, into: slice)
+            if let src = slice.baseAddress { Conversion.decode(info.dtype, from: src, count: n, into: dst + element) }
+            element += n
+        }
     }
 
+    /// Bytes read per slice when a tensor is decoded.
+    static let stagingBytes = 8 << 20
+
     /// Hints the kernel to read tensor `name`'s bytes ahead.
-    public func prefetch(_ name: String) { if let i = index[name] { map.willNeed(ranges[i]) } }
+    public func prefetch(_ name: String) { if let i = index[ExactName(name)] { file.willNeed(ranges[i]) } }
 }
 
 /// The validated content of a safetensors header.
@@ -72,6 +93,26 @@ public struct SafetensorsHeader: Sendable {
     public var metadata: [String: String]
     /// File offset of the data buffer (8 + N).
     public var dataStart: Int
+
+    /// Reads and validates the header of `file` (its 8-byte length and JSON), against the file's
+    /// size; `name` names it in errors.
+    public static func parse(_ file: ReadOnlyFile, name: String) throws(CheckpointError) -> SafetensorsHeader {
+        func bad(_ r: String) -> CheckpointError { .malformed(file: name, reason: r) }
+        guard file.size >= 8 else {
+            throw bad(file.size == 0 ? "empty file, not a safetensors file" : "file is \(file.size) bytes, too short for the 8-byte header length")
+        }
+        let lengthBytes = try file.read(at: 0, count: 8)
+        let n64 = lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+        guard n64 <= UInt64(SafetensorsFile.maxHeaderLength) else {
+            throw bad("header length \(n64) exceeds the 100 MB limit (not a safetensors file?)")
+        }
+        guard Int(n64) <= file.size - 8 else { throw bad("header length \(n64) runs past the end of the \(file.size)-byte file (truncated?)") }
+        let header = try file.read(at: 8, count: Int(n64))
+        let r = header.withUnsafeBytes { h -> Result<SafetensorsHeader, CheckpointError> in
+            do throws(CheckpointError) { return .success(try parse(header: h, fileSize: file.size, file: name)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
 
     /// Parses and validates a whole safetensors file image (header and data buffer).
     ///
@@ -91,13 +132,22 @@ public struct SafetensorsHeader: Sendable {
         }
         let n = Int(n64)
         guard n <= file.count - 8 else { throw bad("header length \(n) runs past the end of the \(file.count)-byte file (truncated?)") }
+        return try parse(header: UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)]), fileSize: file.count, file: name)
+    }
+
+    /// Validates the JSON header `headerBytes` of a file of `fileSize` bytes.
+    public static func parse(header headerBytes: UnsafeRawBufferPointer, fileSize: Int, file name: String) throws(CheckpointError) -> SafetensorsHeader {
+        func bad(_ r: String) -> CheckpointError { .malformed(file: name, reason: r) }
+        let n = headerBytes.count
         guard n >= 2 else { throw bad("header length \(n) is too short for a JSON object") }
-        let headerBytes = UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)])
-        guard headerBytes.first == UInt8(ascii: "{") else { throw bad("header does not start with '{' (not a safetensors file?)") }
+        // The reference reader accepts JSON whitespace before the object.
+        guard let first = headerBytes.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }), first == UInt8(ascii: "{") else {
+            throw bad("header does not start with '{' (not a safetensors file?)")
+        }
         let json: JSONValue
         do { json = try JSONParser.parse(headerBytes) } catch { throw bad("header is not valid JSON: \(error)") }
         guard let pairs = json.objectPairs else { throw bad("header is not a JSON object") }
-        let bufferSize = file.count - 8 - n
+        let bufferSize = fileSize - 8 - n
         var entries: [Entry] = []
         entries.reserveCapacity(pairs.count)
         var metadata: [String: String] = [:]

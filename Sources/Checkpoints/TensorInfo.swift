@@ -20,3 +20,16 @@ public struct TensorInfo: Sendable, Equatable {
     /// Bytes on disk.
     public var byteCount: Int { elementCount * dtype.byteSize }
 }
+
+/// A name compared byte for byte: Swift's `String` equality follows Unicode canonical
+/// equivalence, so `"caf\u{E9}"` (NFC) and `"cafe\u{301}"` (NFD) would be one key, while
+/// safetensors, h5py and Python keep them apart.
+public struct ExactName: Hashable, Sendable {
+    /// The name.
+    public let name: String
+    /// Wraps `name`.
+    public init(_ name: String) { self.name = name }
+
+    public static func == (a: ExactName, b: ExactName) -> Bool { a.name.utf8.elementsEqual(b.name.utf8) }
+    public func hash(into h: inout Hasher) { for b in name.utf8 { h.combine(b) } }
+}

@@ -1,3 +1,4 @@
+import Tensors
 import Foundation
 
 /// Gaussian conditional probabilities calibrated to a perplexity, row by row.
@@ -38,7 +39,7 @@ public struct PerplexityCalibration: Sendable {
             p.withUnsafeMutableBufferPointer { pp in
                 betas.withUnsafeMutableBufferPointer { bp in
                     entropies.withUnsafeMutableBufferPointer { hp in
-                        let out = UncheckedSendable((pp, bp, hp))
+                        let out = UnsafeShared((pp, bp, hp))
                         Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                             var row = [Double](repeating: 0, count: columns)
                             for i in chunks.range(c) {

@@ -1,3 +1,4 @@
+import Tensors
 import Foundation
 
 /// The KL objective of t-SNE and its gradient for one way of computing the repulsion.
@@ -88,7 +89,7 @@ final class ExactGradient: GradientModel {
                 ys.withUnsafeBufferPointer { yp in
                     forces.withUnsafeMutableBufferPointer { fp in
                         partials.withUnsafeMutableBufferPointer { zp in
-                            let out = UncheckedSendable((fp, zp))
+                            let out = UnsafeShared((fp, zp))
                             Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                                 var z = 0.0, logTerm = 0.0
                                 for i in chunks.range(c) {
@@ -227,8 +228,8 @@ final class BarnesHutGradient: GradientModel {
             p.columns.withUnsafeBufferPointer { cols in
                 p.values.withUnsafeBufferPointer { vals in
                     attraction.withUnsafeMutableBufferPointer { ap in
-                        let out = UncheckedSendable(ap)
-                        let yy = UncheckedSendable(y)
+                        let out = UnsafeShared(ap)
+                        let yy = UnsafeShared(y)
                         return Parallel.sum(first + chunks.chunkCount, threads: threads) { task in
                             if task < first {
                                 alongside?()

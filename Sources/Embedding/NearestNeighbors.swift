@@ -51,7 +51,7 @@ public struct NearestNeighbors: Sendable {
             padded.storage.withUnsafeBufferPointer { bp in
                 indices.withUnsafeMutableBufferPointer { ip in
                     distances.withUnsafeMutableBufferPointer { dp in
-                        let out = UncheckedSendable((ip, dp))
+                        let out = UnsafeShared((ip, dp))
                         Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                             let rows = chunks.range(c)
                             let block = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * n)

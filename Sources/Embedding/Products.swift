@@ -1,3 +1,4 @@
+import Tensors
 /// Matrix products whose every bit is fixed by the inputs.
 ///
 /// OpenBLAS changes how it splits and accumulates a GEMM with its own thread count, which moves
@@ -69,7 +70,7 @@ enum Products {
         let chunks = Chunks(count: m, size: 16)
         padded.storage.withUnsafeBufferPointer { bp in
             out.withUnsafeMutableBufferPointer { op in
-                let shared = UncheckedSendable((a, op))
+                let shared = UnsafeShared((a, op))
                 Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                     let (a, op) = shared.value
                     let rows = chunks.range(c)
@@ -90,7 +91,7 @@ enum Products {
         let rows = Chunks(count: m, size: max(1, 8192 / max(1, k)), maxChunks: 64)
         var partial = [Float](repeating: 0, count: columns.chunkCount * m * k)
         partial.withUnsafeMutableBufferPointer { pp in
-            let shared = UncheckedSendable((a, b, pp))
+            let shared = UnsafeShared((a, b, pp))
             Parallel.forEach(columns.chunkCount * rows.chunkCount, threads: threads) { task in
                 let (a, b, pp) = shared.value
                 let block = task / rows.chunkCount
@@ -118,7 +119,7 @@ enum Products {
         var out = [Float](repeating: 0, count: k * d)
         let chunks = Chunks(count: d, size: 512, maxChunks: 4096)
         out.withUnsafeMutableBufferPointer { op in
-            let shared = UncheckedSendable((w, x, op))
+            let shared = UnsafeShared((w, x, op))
             Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                 let (w, x, op) = shared.value
                 let cols = chunks.range(c)
@@ -163,7 +164,7 @@ enum Products {
         let chunks = Chunks(count: n, size: 16)
         xt.withUnsafeBufferPointer { tp in
             out.withUnsafeMutableBufferPointer { op in
-                let shared = UncheckedSendable((x, op))
+                let shared = UnsafeShared((x, op))
                 Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                     let (x, op) = shared.value
                     for i in chunks.range(c) {

@@ -1,3 +1,4 @@
+import Tensors
 /// A 2-D quadtree over the embedding for Barnes-Hut repulsion, rebuilt every iteration.
 ///
 /// Points are sorted along a Morton (Z-order) curve of 21 bits per axis by an LSD radix sort, so
@@ -154,7 +155,7 @@ struct QuadTree {
     func repulsion(theta2: Float, threads: Int, into out: UnsafeMutablePointer<Float>) -> Double {
         let groupCount = groups.count / 2
         let chunks = Chunks(count: groupCount, size: 4)
-        let target = UncheckedSendable(out)
+        let target = UnsafeShared(out)
         return nodes.withUnsafeBufferPointer { np in
             xs.withUnsafeBufferPointer { xp in
                 ys.withUnsafeBufferPointer { yp in

@@ -52,7 +52,7 @@ public enum Silhouette {
                 let chunks = Chunks(count: rows, size: 16)
                 products.withUnsafeBufferPointer { g in
                     result.withUnsafeMutableBufferPointer { rp in
-                        let out = UncheckedSendable(rp)
+                        let out = UnsafeShared(rp)
                         Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                             var sums = [Double](repeating: 0, count: groups)
                             for r in chunks.range(c) {

@@ -13,10 +13,12 @@ public enum Projection: String, Sendable, CaseIterable {
     case down
 }
 
-extension MoEModel {
-    /// The router weight R [n, d] of `layer`, as Float32.
+extension MoECheckpoint {
+    /// The router weight R [n, d] of `layer`, as Float32 (OLMo-core's flat [n*d] router reshaped).
     public func routerWeight(_ layer: MoELayer) throws(CheckpointError) -> Tensor {
-        try checkpoint.tensor(layer.router)
+        let r = try checkpoint.tensor(layer.router)
+        if r.shape.count == 1, r.count == layer.expertCount * layer.hiddenSize { return r.reshaped([layer.expertCount, layer.hiddenSize]) }
+        return r
     }
 
     /// Shape of one expert's projection: [D, d] for gate and up, [d, D] for down.
@@ -56,17 +58,19 @@ extension MoEModel {
             }
             let failure = FirstError()
             let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
-            let dst = UncheckedPointer(base)
+            let dst = UnsafeShared(base)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var e = w
                 while e < n {
                     do {
-                        try checkpoint.read(names[e], into: UnsafeMutableBufferPointer(start: dst.pointer + e * per, count: per))
+                        try checkpoint.read(names[e], into: UnsafeMutableBufferPointer(start: dst.value + e * per, count: per))
                     } catch { failure.record(error) }
                     e += workers
                 }
             }
             if let e = failure.error { throw e }
+        case let .stacked(w1, w3, w2, transposed):
+            try OLMoCoreLayout.readStacked(checkpoint, layer, w1: w1, w3: w3, w2: w2, transposed: transposed, p, into: destination)
         case let .fused(gateUp, down):
             switch p {
             case .gate, .up:
@@ -95,10 +99,4 @@ final class FirstError: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if error == nil { error = (e as? CheckpointError) ?? .io(file: "?", reason: "\(e)") }
     }
-}
-
-/// A pointer handed to concurrent workers that write disjoint ranges.
-struct UncheckedPointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
 }

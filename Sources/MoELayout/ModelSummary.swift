@@ -16,7 +16,7 @@ public struct ModelSummary: Sendable {
     public var denseLayers: [Int]
     public var expertCounts: [Int]
     public var topK: Int?
-    public var scoring: String
+    public var scoring: RouterScoring
     public var hiddenSize: Int?
     public var intermediateSize: Int?
     public var sharedExperts: Bool
@@ -27,12 +27,12 @@ public struct ModelSummary: Sendable {
 
     /// Summarises `model`.
     /// - Parameter scanExperts: also scan every routed expert's weights for NaN/Inf (reads the whole checkpoint).
-    public init(_ model: MoEModel, scanExperts: Bool = false) {
+    public init(_ model: MoECheckpoint, scanExperts: Bool = false) {
         let ckpt = model.checkpoint
         path = ckpt.path
         format = ckpt.format.rawValue
         family = model.family
-        modelType = ckpt.config?.modelType
+        modelType = ckpt.config?.modelType ?? model.olmoCoreConfig.map { "OLMo-core \($0.moeType.rawValue) MoE" }
         files = ckpt.files
         totalBytes = ckpt.totalBytes
         layerCount = model.layers.count
@@ -65,6 +65,8 @@ public struct ModelSummary: Sendable {
                     perExpert = [first?.gate, first?.up, first?.down].compactMap { $0 }.compactMap { ckpt.info($0)?.elementCount }.reduce(0, +)
                 case let .fused(gateUp, down):
                     perExpert = ((ckpt.info(gateUp)?.elementCount ?? 0) + (down.flatMap { ckpt.info($0)?.elementCount } ?? 0)) / max(1, l.expertCount)
+                case let .stacked(w1, w3, w2, _):
+                    perExpert = [w1, w3, w2].compactMap { $0 }.compactMap { ckpt.info($0)?.elementCount }.reduce(0, +) / max(1, l.expertCount)
                 }
                 inactive += max(0, l.expertCount - k) * perExpert
             }
@@ -122,7 +124,7 @@ public struct ModelSummary: Sendable {
             ("dense_layers", .array(denseLayers.map { .int($0) })),
             ("experts", expertCounts.count == 1 ? .int(expertCounts[0]) : .array(expertCounts.map { .int($0) })),
             ("top_k", opt(topK)),
-            ("scoring", .string(scoring)),
+            ("scoring", .string(scoring.rawValue)),
             ("hidden_size", opt(hiddenSize)),
             ("expert_intermediate_size", opt(intermediateSize)),
             ("shared_experts", .bool(sharedExperts)),

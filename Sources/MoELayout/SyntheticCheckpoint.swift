@@ -116,8 +116,7 @@ public struct SyntheticCheckpoint: Sendable {
         let all = specs
         let order = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.name, $0) })
         let root = SeededGenerator(seed: seed)
-        let tmp = try AtomicOutput.temporaryFolder(for: path)
-        do {
+        try AtomicOutput.buildFolder(at: path, replace: overwrite) { tmp in
             try SafetensorsWriter.writeFolder(all, folder: tmp, maxShardBytes: maxShardBytes) { spec, buffer in
                 let count = spec.shape.reduce(1, *)
                 let tensorIndex = UInt64(order[spec.name] ?? 0)
@@ -131,7 +130,7 @@ public struct SyntheticCheckpoint: Sendable {
                 }
                 let chunk = 1 << 20
                 let chunks = (count + chunk - 1) / chunk
-                let out = UncheckedRawPointer(buffer.baseAddress)
+                let out = UnsafeShared(buffer.baseAddress)
                 let std = initStd
                 DispatchQueue.concurrentPerform(iterations: chunks) { c in
                     let start = c * chunk, n = min(chunk, count - start)
@@ -139,22 +138,12 @@ public struct SyntheticCheckpoint: Sendable {
                     let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
                     defer { values.deallocate() }
                     g.fillNormal(values, std: std)
-                    if let base = out.pointer, let src = values.baseAddress {
+                    if let base = out.value, let src = values.baseAddress {
                         Conversion.encode(spec.dtype, from: src, count: n, into: base + start * spec.dtype.byteSize)
                     }
                 }
             }
             try AtomicOutput.write(config.serialized(pretty: true) + "\n", to: tmp + "/config.json")
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
         }
-        try AtomicOutput.commitFolder(tmp, to: path, replace: overwrite)
     }
-}
-
-/// A raw output pointer handed to workers that write disjoint ranges.
-struct UncheckedRawPointer: @unchecked Sendable {
-    let pointer: UnsafeMutableRawPointer?
-    init(_ p: UnsafeMutableRawPointer?) { pointer = p }
 }

@@ -31,7 +31,7 @@ public struct ComparisonReport {
     }
 
     static let metrics: [(String, @Sendable (LayerCoupling, Int) -> Double?)] = [
-        ("erc_loss", { l, k in k < l.alphas.count ? l.alphas[k].loss.mean : nil }),
+        ("erc_loss", { l, k in k < l.ercLosses.count ? l.ercLosses[k].loss.mean : nil }),
         ("coupling_alpha", { l, _ in l.couplingAlpha }),
         ("eps_mean", { l, _ in l.eps.isEmpty ? nil : l.eps.reduce(0, +) / Double(l.eps.count) }),
         ("router_cos_mean_abs", { l, _ in l.geometry?.meanAbsCosine }),
@@ -48,7 +48,7 @@ public struct ComparisonReport {
         }
         let a0 = options.alphas.first ?? 1
         let perLayer: [(String, String, String, (LayerCoupling) -> Double?)] = [
-            ("erc_by_layer", String(format: "ERC loss per layer (α = %g)", a0), "ERC loss", { $0.alphas.first?.loss.mean }),
+            ("erc_by_layer", String(format: "ERC loss per layer (α = %g)", a0), "ERC loss", { $0.ercLosses.first?.loss.mean }),
             ("coupling_alpha", "Coupling threshold α* per layer", "α*", { $0.couplingAlpha }),
             ("epsilon_by_layer", "Noise bound ε per layer (mean over experts)", "mean ε", { $0.eps.isEmpty ? nil : $0.eps.reduce(0, +) / Double($0.eps.count) }),
             ("router_cosine_by_layer", "Router similarity per layer", "mean |cos(R[i], R[j])|", { $0.geometry?.meanAbsCosine }),

@@ -69,9 +69,9 @@ public enum CouplingFigures {
         ax.y.label = "ERC loss"
         ax.y.includesZero = true
         let x = ok.map { Double($0.layer) }
-        for (k, a) in first.alphas.enumerated() {
-            let y = ok.map { $0.alphas[k].loss.mean }
-            let sd = ok.map { $0.alphas[k].loss.std }
+        for (k, a) in first.ercLosses.enumerated() {
+            let y = ok.map { $0.ercLosses[k].loss.mean }
+            let sd = ok.map { $0.ercLosses[k].loss.std }
             let band = sd.contains { $0 > 0 } ? (lower: zip(y, sd).map { $0 - $1 }, upper: zip(y, sd).map { $0 + $1 }) : nil
             try ax.plot(x: x, y: y, label: String(format: "α = %g", a.alpha), marker: .circle, band: band)
         }

@@ -15,8 +15,8 @@ public struct ReportFigure: Sendable {
 
 /// How a report writes its figures.
 public struct FigureSettings {
-    /// Output formats by extension (`png`, `pdf`, `svg`).
-    public var formats: [String]
+    /// Output formats of every figure.
+    public var formats: [OutputFormat]
     /// Pixels per inch of PNG figures.
     public var dpi: Double
     /// Provenance recorded in PNG text chunks (tool version, command line, checkpoint).
@@ -24,7 +24,7 @@ public struct FigureSettings {
     /// Called with each file written.
     public var progress: (String) -> Void
 
-    public init(formats: [String] = ["png"], dpi: Double = 150, provenance: [String: String] = [:], progress: @escaping (String) -> Void = { _ in }) {
+    public init(formats: [OutputFormat] = [.png], dpi: Double = 150, provenance: [String: String] = [:], progress: @escaping (String) -> Void = { _ in }) {
         self.formats = formats; self.dpi = dpi; self.provenance = provenance; self.progress = progress
     }
 }
@@ -39,7 +39,7 @@ public struct CouplingReport {
     /// Writes the report for `runs` (one checkpoint, or several of one run as a series) into `folder`.
     /// - Returns: the figures written, in page order.
     @discardableResult
-    public func write(_ runs: [CheckpointCoupling], options: CouplingOptions, maps: [(name: String, title: String, map: ExpertMap)] = [],
+    public func write(_ runs: [CheckpointCoupling], options: CouplingOptions, maps: [ReportMap] = [],
                       to folder: String) throws -> [ReportFigure] {
         guard let last = runs.last else { return [] }
         let sink = try FigureSink(folder: folder, settings: settings)
@@ -51,8 +51,8 @@ public struct CouplingReport {
         // Series over training come first: they answer "is coupling improving?".
         if runs.count >= 2 {
             let a0 = options.alphas.first ?? 1
-            try add("series_erc_loss", try CouplingFigures.series(runs, title: String(format: "ERC loss (α = %g) over training", a0), yLabel: "ERC loss") { $0.alphas.first?.loss.mean },
-                    reading: seriesReading(runs, name: "ERC loss") { $0.alphas.first?.loss.mean })
+            try add("series_erc_loss", try CouplingFigures.series(runs, title: String(format: "ERC loss (α = %g) over training", a0), yLabel: "ERC loss") { $0.ercLosses.first?.loss.mean },
+                    reading: seriesReading(runs, name: "ERC loss") { $0.ercLosses.first?.loss.mean })
             try add("series_epsilon", try CouplingFigures.series(runs, title: "Noise bound ε over training", yLabel: "mean ε") { $0.eps.isEmpty ? nil : $0.eps.reduce(0, +) / Double($0.eps.count) },
                     reading: seriesReading(runs, name: "mean ε") { $0.eps.isEmpty ? nil : $0.eps.reduce(0, +) / Double($0.eps.count) })
             try add("series_coupling_alpha", try CouplingFigures.series(runs, title: "Coupling threshold α* over training", yLabel: "α*") { $0.couplingAlpha },
@@ -65,13 +65,13 @@ public struct CouplingReport {
                     reading: String(format: "layer %d: α* %.2f, the weakest coupling; layer %d: α* %.2f, the strongest (the paper's vanilla MoE needed α = 5; below 1 the α = 1 loss is zero).",
                                     worst.layer, worst.couplingAlpha, best.layer, best.couplingAlpha))
         }
-        if let a = ok.first?.alphas.first {
+        if let a = ok.first?.ercLosses.first {
             let k = 0
-            let top = ok.max { $0.alphas[k].loss.mean < $1.alphas[k].loss.mean }!
-            let spec = ok.reduce(0) { $0 + $1.alphas[k].specialization.mean }, prec = ok.reduce(0) { $0 + $1.alphas[k].precision.mean }
+            let top = ok.max { $0.ercLosses[k].loss.mean < $1.ercLosses[k].loss.mean }!
+            let spec = ok.reduce(0) { $0 + $1.ercLosses[k].specialization.mean }, prec = ok.reduce(0) { $0 + $1.ercLosses[k].precision.mean }
             try add("erc_by_layer", try CouplingFigures.ercByLayer(layers),
                     reading: String(format: "At α = %g the ERC loss is highest in layer %d (%.3g); summed over layers it is %.0f%% specialization (rows of M) and %.0f%% precision (columns).",
-                                    a.alpha, top.layer, top.alphas[k].loss.mean, 100 * spec / max(spec + prec, 1e-300), 100 * prec / max(spec + prec, 1e-300)))
+                                    a.alpha, top.layer, top.ercLosses[k].loss.mean, 100 * spec / max(spec + prec, 1e-300), 100 * prec / max(spec + prec, 1e-300)))
         }
         try add("coupling_profile", try CouplingFigures.couplingProfile(layers),
                 reading: "Each line falls to zero at its layer's α*; a line that reaches zero early belongs to a tightly coupled layer.")
@@ -92,7 +92,7 @@ public struct CouplingReport {
         for m in maps {
             var reading = String(format: "%@. KL %.3f", m.map.points.note.prefix(1).uppercased() + m.map.points.note.dropFirst(), m.map.klDivergence)
             if let s = m.map.silhouette2D {
-                reading += String(format: "; silhouette by %@ %.3f in the map and %.3f in weight space (near 0: no clusters; near 1: tight clusters, as the paper finds with ERC).", m.map.labelKind, s, m.map.silhouetteOriginal ?? .nan)
+                reading += String(format: "; silhouette by %@ %.3f in the map and %.3f in weight space (near 0: no clusters; near 1: tight clusters, as the paper finds with ERC).", m.map.labelKind.rawValue, s, m.map.silhouetteOriginal ?? .nan)
             } else { reading += "." }
             try add(m.name, try TSNEFigures.map(m.map, title: m.title), reading: reading)
         }
@@ -146,11 +146,11 @@ public struct CouplingReport {
                     ("step", r.step.map { .int($0) } ?? .null),
                     ("layers", .array(r.layers.map { l in
                         .object([
-                            ("layer", .int(l.layer)), ("experts", .int(l.experts)), ("status", .string(l.status)),
+                            ("layer", .int(l.layer)), ("experts", .int(l.experts)), ("status", .string(l.status.description)),
                             ("coupling_alpha", l.couplingAlpha.isFinite ? .number(l.couplingAlpha) : .null),
                             ("eps_mean", l.eps.isEmpty ? .null : .number(l.eps.reduce(0, +) / Double(l.eps.count))),
                             ("router_cos_mean_abs", l.geometry.map { .number($0.meanAbsCosine) } ?? .null),
-                            ("erc", .array(l.alphas.map { a in .object([("alpha", .number(a.alpha)), ("loss", .number(a.loss.mean)), ("loss_std", .number(a.loss.std)),
+                            ("erc", .array(l.ercLosses.map { a in .object([("alpha", .number(a.alpha)), ("loss", .number(a.loss.mean)), ("loss_std", .number(a.loss.std)),
                                                                          ("specialization", .number(a.specialization.mean)), ("precision", .number(a.precision.mean))]) })),
                         ])
                     })),
@@ -178,9 +178,9 @@ final class FigureSink {
         figure.dpi = settings.dpi
         var files: [String] = []
         // The page shows PNG or SVG; a PDF-only request still gets a PNG for it.
-        let formats = settings.formats.contains("png") || settings.formats.contains("svg") ? settings.formats : ["png"] + settings.formats
-        for ext in formats {
-            let rel = "figures/\(stem).\(ext)"
+        let formats = settings.formats.contains(.png) || settings.formats.contains(.svg) ? settings.formats : [.png] + settings.formats
+        for format in formats {
+            let rel = "figures/\(stem).\(format.rawValue)"
             var prov = settings.provenance
             prov["moe-inspect:figure"] = stem
             _ = try figure.save(to: folder + "/" + rel, provenance: prov)

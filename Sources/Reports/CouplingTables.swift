@@ -3,20 +3,6 @@ import Checkpoints
 import Foundation
 import Tensors
 
-/// One checkpoint's coupling results, labelled for tables.
-public struct CheckpointCoupling: Sendable {
-    /// The checkpoint path as the user gave it.
-    public var checkpoint: String
-    /// Training step parsed from the path, if any.
-    public var step: Int?
-    /// Per-layer results.
-    public var layers: [LayerCoupling]
-
-    public init(checkpoint: String, step: Int?, layers: [LayerCoupling]) {
-        self.checkpoint = checkpoint; self.step = step; self.layers = layers
-    }
-}
-
 /// The tables of `moe-inspect erc`, `epsilon` and `similarity`.
 public enum CouplingTables {
     /// The `erc` columns, in order (the first fifteen are the documented interface).
@@ -36,11 +22,11 @@ public enum CouplingTables {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer), .int(l.experts)]
                 guard l.isOK, let g = l.geometry else {
                     for a in options.alphas {
-                        t.rows.append(base + [.number(a)] + Array(repeating: Cell.empty, count: 10) + [.empty, .text(options.feature.rawValue), .int(samples), .text(l.status)])
+                        t.rows.append(base + [.number(a)] + Array(repeating: Cell.empty, count: 10) + [.empty, .text(options.feature.rawValue), .int(samples), .text(l.status.description)])
                     }
                     continue
                 }
-                for a in l.alphas {
+                for a in l.ercLosses {
                     t.rows.append(base + [
                         .number(a.alpha), .number(a.loss.mean), .number(a.specialization.mean), .number(a.precision.mean),
                         .number(eps.reduce(0, +) / Double(max(eps.count, 1))), .number(eps.min() ?? .nan), .number(eps.max() ?? .nan),
@@ -70,7 +56,7 @@ public enum CouplingTables {
         for c in results {
             for l in c.layers {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer)]
-                guard l.isOK, let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status)]); continue }
+                guard l.isOK, let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status.description)]); continue }
                 for e in 0..<l.experts {
                     t.rows.append(base + [.int(e), .number(l.eps[e]), .number(g.routerNorms[e]),
                                           e < g.gateNorms.count ? .number(g.gateNorms[e]) : .empty, .text("ok")])
@@ -86,11 +72,11 @@ public enum CouplingTables {
         for c in results {
             for l in c.layers {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer), .int(l.experts)]
-                guard let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status)]); continue }
+                guard let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status.description)]); continue }
                 var hi = -1.0, lo = 1.0
                 for i in 0..<l.experts { for j in 0..<l.experts where i != j { let v = Double(g.cosine[i, j]); hi = max(hi, v); lo = min(lo, v) } }
                 t.rows.append(base + [.number(g.meanAbsCosine), .number(hi), .number(lo),
-                                      .number(g.routerNorms.reduce(0, +) / Double(max(1, l.experts))), .text(l.status)])
+                                      .number(g.routerNorms.reduce(0, +) / Double(max(1, l.experts))), .text(l.status.description)])
             }
         }
         return t

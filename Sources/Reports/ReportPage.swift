@@ -16,12 +16,12 @@ enum ReportPage {
             body += "<th>α*</th><th>mean ε</th><th>mean |cos|</th><th>status</th></tr>\n"
             for l in r.layers {
                 body += "<tr><td>\(l.layer)</td><td>\(l.experts)</td>"
-                for a in l.alphas { body += String(format: "<td>%.4g</td>", a.loss.mean) }
-                if l.alphas.isEmpty { body += String(repeating: "<td>–</td>", count: options.alphas.count) }
+                for a in l.ercLosses { body += String(format: "<td>%.4g</td>", a.loss.mean) }
+                if l.ercLosses.isEmpty { body += String(repeating: "<td>–</td>", count: options.alphas.count) }
                 let eps = l.eps.isEmpty ? "–" : String(format: "%.4f", l.eps.reduce(0, +) / Double(l.eps.count))
                 body += l.isOK ? String(format: "<td>%.3f</td>", l.couplingAlpha) : "<td>–</td>"
                 body += "<td>\(eps)</td><td>\(l.geometry.map { String(format: "%.3f", $0.meanAbsCosine) } ?? "–")</td>"
-                body += "<td\(l.isOK ? "" : " class=\"bad\"")>\(escape(l.status))</td></tr>\n"
+                body += "<td\(l.isOK ? "" : " class=\"bad\"")>\(escape(l.status.description))</td></tr>\n"
             }
             body += "</table>\n"
         }

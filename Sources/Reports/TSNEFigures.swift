@@ -12,11 +12,11 @@ public enum TSNEFigures {
         ax.x.ticks = []
         ax.y.ticks = []
         ax.grid = GridLines.none
-        let labels = m.labelKind == "layer" ? m.points.layers : m.points.experts
+        let labels = m.labelKind == .layer ? m.points.layers : m.points.experts
         let plain = m.points.kinds.indices.filter { m.points.kinds[$0] != .router }
         let distinct = Set(plain.map { labels[$0] }).count
         try ax.scatter(x: plain.map { Double(m.embedding[$0, 0]) }, y: plain.map { Double(m.embedding[$0, 1]) },
-                       categories: plain.map { labels[$0] }, label: distinct <= 12 ? { "\(m.labelKind) \($0)" } : nil,
+                       categories: plain.map { labels[$0] }, label: distinct <= 12 ? { "\(m.labelKind.rawValue) \($0)" } : nil,
                        size: plain.count > 2000 ? 2.5 : 4, opacity: 0.75)
         let routers = m.points.kinds.indices.filter { m.points.kinds[$0] == .router }
         if !routers.isEmpty {
@@ -32,8 +32,8 @@ public enum TSNEFigures {
             }
         }
         var sub = String(format: "KL %.3f", m.klDivergence)
-        if let s = m.silhouette2D { sub += String(format: " · silhouette by %@: %.3f in the map, %.3f in weight space", m.labelKind, s, m.silhouetteOriginal ?? .nan) }
-        if distinct > 12 { sub += " · colour = \(m.labelKind) (\(distinct))" }
+        if let s = m.silhouette2D { sub += String(format: " · silhouette by %@: %.3f in the map, %.3f in weight space", m.labelKind.rawValue, s, m.silhouetteOriginal ?? .nan) }
+        if distinct > 12 { sub += " · colour = \(m.labelKind.rawValue) (\(distinct))" }
         ax.title = sub
         ax.legend = routers.isEmpty && distinct > 12 ? .none : .automatic
         return f

@@ -40,12 +40,7 @@ public struct Table: Sendable {
 
     /// RFC 4180 CSV with a header line.
     public var csv: String {
-        func quote(_ s: String) -> String {
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-        }
-        var out = columns.map(quote).joined(separator: ",") + "\n"
-        for r in rows { out += r.map { quote($0.rendered) }.joined(separator: ",") + "\n" }
-        return out
+        CSV.record(columns) + rows.map { CSV.record($0.map(\.rendered)) }.joined()
     }
 
     /// Columns padded to their widest cell; numbers right-aligned.

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Plotting
 
@@ -6,20 +7,22 @@ public struct TrainingLog: Sendable {
     public var path: String
     public var columns: [String: [Double]]
 
-    /// Reads a CSV whose first line names the columns; empty or non-numeric cells become NaN.
+    /// Reads a CSV whose first line names the columns (RFC 4180); empty or non-numeric cells
+    /// become NaN.
     public init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ReportError.unreadable(file: path) }
-        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
-        guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }),
+        guard let data = FileManager.default.contents(atPath: path) else { throw ReportError.unreadable(file: path) }
+        let records = try CSV.parse(String(decoding: data, as: UTF8.self), source: path).records
+        guard let header = records.first?.map({ $0.trimmingCharacters(in: .whitespaces) }),
               header.contains("step") else { throw ReportError.badLog(file: path, reason: "the first line must name the columns, including 'step'") }
         if let empty = header.firstIndex(of: "") { throw ReportError.badLog(file: path, reason: "column \(empty + 1) has no name") }
         if let dup = header.first(where: { h in header.filter { $0 == h }.count > 1 }) {
             throw ReportError.badLog(file: path, reason: "column '\(dup)' appears twice")
         }
         var cols = Dictionary(uniqueKeysWithValues: header.map { ($0, [Double]()) })
-        for line in lines.dropFirst() {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false)
-            guard cells.count == header.count else { continue }  // the analysis rows written at saves have another shape
+        for (i, cells) in records.dropFirst().enumerated() {
+            guard cells.count == header.count else {
+                throw ReportError.badLog(file: path, reason: "row \(i + 2) has \(cells.count) fields, the header \(header.count)")
+            }
             for (name, cell) in zip(header, cells) { cols[name, default: []].append(Double(cell.trimmingCharacters(in: .whitespaces)) ?? .nan) }
         }
         guard let steps = cols["step"], !steps.isEmpty else { throw ReportError.badLog(file: path, reason: "no rows") }

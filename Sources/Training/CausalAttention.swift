@@ -24,7 +24,7 @@ struct CausalAttention {
     /// Forward pass: writes `probabilities` (the causal lower triangle; entries right of each
     /// row's block are left unwritten) and `output`.
     func forward(qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        let q = SharedPointer(UnsafeMutablePointer(mutating: qkv)), pr = SharedPointer(probabilities), out = SharedPointer(output)
+        let q = UnsafeShared(UnsafeMutablePointer(mutating: qkv)), pr = UnsafeShared(probabilities), out = UnsafeShared(output)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim
         let sc = scale, bs = blockRows
         // one BLAS thread per (sequence, head) job: the jobs themselves fill the cores
@@ -33,10 +33,10 @@ struct CausalAttention {
         defer { if saved != 1 { openblas_set_num_threads(saved) } }
         Parallel.forEach(batch * heads) { job in
             let b = job / H, h = job % H, g = h / group
-            let base = q.p + b * L * S
+            let base = q.value + b * L * S
             let qh = base + h * hd, kh = base + keyOffset + g * hd, vh = base + valueOffset + g * hd
-            let p = pr.p + job * L * L
-            let o = out.p + b * L * outStride + h * hd
+            let p = pr.value + job * L * L
+            let o = out.value + b * L * outStride + h * hd
             var r0 = 0
             while r0 < L {
                 let m = min(bs, L - r0), n = r0 + m
@@ -58,8 +58,8 @@ struct CausalAttention {
     /// (overwritten by dS). `scratch` holds `batch * keyValueHeads * length^2` floats.
     func backward(qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>,
                   dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        let q = SharedPointer(UnsafeMutablePointer(mutating: qkv)), pr = SharedPointer(probabilities)
-        let dO = SharedPointer(UnsafeMutablePointer(mutating: dOutput)), dq = SharedPointer(dqkv), scr = SharedPointer(scratch)
+        let q = UnsafeShared(UnsafeMutablePointer(mutating: qkv)), pr = UnsafeShared(probabilities)
+        let dO = UnsafeShared(UnsafeMutablePointer(mutating: dOutput)), dq = UnsafeShared(dqkv), scr = UnsafeShared(scratch)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim, G = group
         let sc = scale, bs = blockRows
         let saved = openblas_get_num_threads()
@@ -67,14 +67,14 @@ struct CausalAttention {
         defer { if saved != 1 { openblas_set_num_threads(saved) } }
         Parallel.forEach(batch * keyValueHeads) { job in
             let b = job / keyValueHeads, g = job % keyValueHeads
-            let base = q.p + b * L * S, dbase = dq.p + b * L * S
+            let base = q.value + b * L * S, dbase = dq.value + b * L * S
             let kh = base + keyOffset + g * hd, vh = base + valueOffset + g * hd
             let dk = dbase + keyOffset + g * hd, dv = dbase + valueOffset + g * hd
-            let dp = scr.p + job * L * L
+            let dp = scr.value + job * L * L
             for r in 0..<G {
                 let h = g * G + r
-                let p = pr.p + (b * H + h) * L * L
-                let dOh = dO.p + b * L * outStride + h * hd
+                let p = pr.value + (b * H + h) * L * L
+                let dOh = dO.value + b * L * outStride + h * hd
                 // last block first: it spans every key row, so it initialises dK and dV
                 var r0 = ((L - 1) / bs) * bs
                 while r0 >= 0 {

@@ -23,7 +23,7 @@ struct ERCRegularizer {
     /// Evaluates the loss of every layer; when `gradients` is given, adds
     /// `weight * dL/dR` and `weight * dL/dW_g` to it (router and gate groups in `trainable` only).
     /// Noise for layer l comes from `generator.split(l)`; the caller advances `generator`.
-    func apply(model: OlmoeModel, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
+    func apply(model: OlmoeNetwork, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
                trainable: Set<ParameterGroup>) throws(TrainingError) -> Result {
         let c = model.config
         let layerCount = c.layerCount
@@ -31,9 +31,9 @@ struct ERCRegularizer {
         // concurrently, each writing its own slot
         var slots = [LayerOutcome](repeating: .pending, count: layerCount)
         slots.withUnsafeMutableBufferPointer { buf in
-            let out = SharedPointer(buf.baseAddress!)
+            let out = UnsafeShared(buf.baseAddress!)
             Parallel.forEach(layerCount) { l in
-                out.p[l] = layer(l, model: model, generator: generator, weight: weight, gradients: gradients, trainable: trainable)
+                out.value[l] = layer(l, model: model, generator: generator, weight: weight, gradients: gradients, trainable: trainable)
             }
         }
         var result = Result()
@@ -59,7 +59,7 @@ struct ERCRegularizer {
     }
 
     /// One layer: loss, eps, and (when asked) its gradient added into `gradients`.
-    private func layer(_ l: Int, model: OlmoeModel, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
+    private func layer(_ l: Int, model: OlmoeNetwork, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
                        trainable: Set<ParameterGroup>) -> LayerOutcome {
         let c = model.config, d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
         let W = model.parameters.pointer, o = model.layout.layers[l]

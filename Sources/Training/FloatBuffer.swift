@@ -1,3 +1,4 @@
+import Tensors
 /// A fixed-size, 64-byte aligned block of Float32 owned by this object: parameters, gradients,
 /// optimizer moments and activations live in these so that hot loops work on raw pointers with
 /// no copy-on-write checks and no allocation.
@@ -30,8 +31,8 @@ public final class FloatBuffer: @unchecked Sendable {
 
     /// Sets every element to zero.
     public func zero() {
-        let p = SharedPointer(pointer)
-        Parallel.forRows(count, rowCost: 1) { _, r in (p.p + r.lowerBound).update(repeating: 0, count: r.count) }
+        let p = UnsafeShared(pointer)
+        Parallel.forRows(count, rowCost: 1) { _, r in (p.value + r.lowerBound).update(repeating: 0, count: r.count) }
     }
 
     /// Copies all elements of `other` (same count) into this buffer.
@@ -42,10 +43,4 @@ public final class FloatBuffer: @unchecked Sendable {
 
     /// The elements as an array (for tests and saving).
     public var array: [Float] { Array(buffer) }
-}
-
-/// A pointer handed to workers of `DispatchQueue.concurrentPerform` that touch disjoint parts.
-struct SharedPointer<T>: @unchecked Sendable {
-    let p: UnsafeMutablePointer<T>
-    init(_ p: UnsafeMutablePointer<T>) { self.p = p }
 }

@@ -1,3 +1,4 @@
+import Tensors
 import Foundation
 
 /// The loss terms of one forward pass, each as its own number (unweighted).
@@ -37,14 +38,14 @@ enum CrossEntropy {
         }
         let chunks = Parallel.chunkCount(rows, rowCost: V)
         var partial = [Double](repeating: 0, count: chunks)
-        let lg = SharedPointer(logits), tg = SharedPointer(UnsafeMutablePointer(mutating: targets))
+        let lg = UnsafeShared(logits), tg = UnsafeShared(UnsafeMutablePointer(mutating: targets))
         let g = scale / Float(count)
         partial.withUnsafeMutableBufferPointer { pb in
-            let part = SharedPointer(pb.baseAddress!)
+            let part = UnsafeShared(pb.baseAddress!)
             Parallel.forRows(rows, rowCost: V) { c, range in
                 var acc = 0.0
                 for t in range {
-                    let l = lg.p + t * V, y = Int(tg.p[t])
+                    let l = lg.value + t * V, y = Int(tg.value[t])
                     if y < 0 {
                         if computeGradient { l.update(repeating: 0, count: V) }
                         continue
@@ -56,7 +57,7 @@ enum CrossEntropy {
                         l[y] -= g
                     }
                 }
-                part.p[c] = acc
+                part.value[c] = acc
             }
         }
         return (partial.reduce(0, +) / Double(count), count)
@@ -107,7 +108,7 @@ enum RouterLosses {
     }
 }
 
-extension OlmoeModel {
+extension OlmoeNetwork {
     /// One forward and backward pass over a batch: the loss terms, with
     /// `scale * d(lm + lbWeight lb + zWeight z)/d(parameter)` added to `gradients` for the
     /// groups in `trainable`.

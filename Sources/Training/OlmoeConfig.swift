@@ -57,7 +57,7 @@ public struct OlmoeConfig: Sendable, Equatable {
     /// Reads `config.json` at `path`.
     public init(contentsOf path: String) throws(TrainingError) {
         let c: ModelConfig
-        do { c = try ModelConfig(contentsOf: path) } catch { throw .config(file: path, reason: error.description) }
+        do { c = try ModelConfig(contentsOf: path) } catch { throw .files(error) }
         try self.init(json: c.json, source: path)
     }
 
@@ -95,11 +95,7 @@ public struct OlmoeConfig: Sendable, Equatable {
             guard let v = c.doubleValue, v > 0 else { throw fail("'clip_qkv' must be a positive number or null") }
             clipQKV = Float(v)
         } else { clipQKV = nil }
-        if let t = json["rope_theta"]?.doubleValue {
-            ropeTheta = t
-        } else if let t = json["rope_parameters"]?["rope_theta"]?.doubleValue {
-            ropeTheta = t
-        } else { ropeTheta = 10_000 }
+        ropeTheta = ModelConfig(json: json).ropeTheta ?? 10_000
         self.json = json
 
         for (v, name) in [(vocabularySize, "vocab_size"), (hiddenSize, "hidden_size"), (intermediateSize, "intermediate_size"),
@@ -118,7 +114,10 @@ public struct OlmoeConfig: Sendable, Equatable {
             ?? json["rope_scaling"]?["type"]?.stringValue, r != "default" {
             throw fail("rope_type '\(r)' is not supported (only the default rotary embedding)")
         }
-        guard ropeTheta > 0 else { throw fail("rope_theta must be positive") }
+        guard ropeTheta > 0, ropeTheta.isFinite else { throw fail("rope_theta must be a positive number") }
+        guard rmsNormEpsilon > 0, rmsNormEpsilon.isFinite else { throw fail("rms_norm_eps must be a positive number, got \(rmsNormEpsilon)") }
+        guard initializerRange >= 0, initializerRange.isFinite else { throw fail("initializer_range must be a non-negative number") }
+        try MemoryPlan(self, options: nil).check(source: source)
         if let p = padTokenId, p < 0 || p >= vocabularySize { padTokenId = nil }
     }
 

@@ -1,3 +1,4 @@
+import Tensors
 import Foundation
 #if arch(x86_64) && canImport(_Builtin_intrinsics)
 import _Builtin_intrinsics.intel
@@ -51,17 +52,17 @@ public final class Optimizer: @unchecked Sendable {
     /// Applies one update with learning rate `lr` to `parameters` from `gradients`.
     public func step(parameters: FloatBuffer, gradients: FloatBuffer, learningRate lr: Double) {
         stepCount += 1
-        let p = SharedPointer(parameters.pointer), g = SharedPointer(gradients.pointer)
+        let p = UnsafeShared(parameters.pointer), g = UnsafeShared(gradients.pointer)
         switch kind {
         case .sgd:
             let a = Float(lr)
             for r in ranges {
                 Parallel.forRows(r.count, rowCost: 1) { _, sub in
-                    for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) { p.p[i] -= a * g.p[i] }
+                    for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) { p.value[i] -= a * g.value[i] }
                 }
             }
         case .adamw:
-            let m = SharedPointer(firstMoment.pointer), v = SharedPointer(secondMoment.pointer)
+            let m = UnsafeShared(firstMoment.pointer), v = UnsafeShared(secondMoment.pointer)
             let t = Double(stepCount)
             let b1 = Float(beta1), b2 = Float(beta2), eps = Float(epsilon)
             let decay = Float(1 - lr * weightDecay)
@@ -70,7 +71,7 @@ public final class Optimizer: @unchecked Sendable {
             let bc2Sqrt = Float(bc2.squareRoot())
             for r in ranges {
                 Parallel.forRows(r.count, rowCost: 4) { _, sub in
-                    AdamW.update(p: p.p, g: g.p, m: m.p, v: v.p, range: (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound),
+                    AdamW.update(p: p.value, g: g.value, m: m.value, v: v.value, range: (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound),
                                  decay: decay, beta1: b1, beta2: b2, bc2Sqrt: bc2Sqrt, eps: eps, stepSize: stepSize)
                 }
             }
@@ -87,9 +88,9 @@ enum GradientClipping {
         for r in ranges {
             let chunks = Parallel.chunkCount(r.count, rowCost: 1)
             var part = [Double](repeating: 0, count: chunks)
-            let gp = SharedPointer(g.pointer)
+            let gp = UnsafeShared(g.pointer)
             part.withUnsafeMutableBufferPointer { pb in
-                let pp = SharedPointer(pb.baseAddress!)
+                let pp = UnsafeShared(pb.baseAddress!)
                 Parallel.forRows(r.count, rowCost: 1) { c, sub in
                     // 16 Float lanes over runs of 1024 elements, each run's lanes summed into Double
                     var s: Double = 0
@@ -99,18 +100,18 @@ enum GradientClipping {
                         let runEnd = min(end, i + 1024)
                         var acc = VectorMath.V()
                         while i + VectorMath.width <= runEnd {
-                            let x = VectorMath.load(gp.p + i)
+                            let x = VectorMath.load(gp.value + i)
                             acc = acc + x * x
                             i += VectorMath.width
                         }
                         if i < runEnd {
-                            let x = VectorMath.loadPartial(gp.p + i, runEnd - i)
+                            let x = VectorMath.loadPartial(gp.value + i, runEnd - i)
                             acc = acc + x * x
                             i = runEnd
                         }
                         s += Double(VectorMath.sum(acc))
                     }
-                    pp.p[c] = s
+                    pp.value[c] = s
                 }
             }
             total += part.reduce(0, +)
@@ -123,10 +124,10 @@ enum GradientClipping {
         let n = norm(g, ranges: ranges)
         guard maxNorm > 0, n > maxNorm else { return n }
         let s = Float(maxNorm / (n + 1e-6))
-        let gp = SharedPointer(g.pointer)
+        let gp = UnsafeShared(g.pointer)
         for r in ranges {
             Parallel.forRows(r.count, rowCost: 1) { _, sub in
-                for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) { gp.p[i] *= s }
+                for i in (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound) { gp.value[i] *= s }
             }
         }
         return n

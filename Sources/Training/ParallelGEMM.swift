@@ -86,12 +86,12 @@ enum ParallelGEMM {
         jobs.withUnsafeBufferPointer { jp in
             calls.withUnsafeBufferPointer { cp in
                 splits.withUnsafeBufferPointer { sp in
-                    let j = SharedPointer(UnsafeMutablePointer(mutating: jp.baseAddress!))
-                    let c = SharedPointer(UnsafeMutablePointer(mutating: cp.baseAddress!))
-                    let s = SharedPointer(UnsafeMutablePointer(mutating: sp.baseAddress!))
+                    let j = UnsafeShared(UnsafeMutablePointer(mutating: jp.baseAddress!))
+                    let c = UnsafeShared(UnsafeMutablePointer(mutating: cp.baseAddress!))
+                    let s = UnsafeShared(UnsafeMutablePointer(mutating: sp.baseAddress!))
                     DispatchQueue.concurrentPerform(iterations: jp.count) { i in
-                        let job = j.p[i]
-                        c.p[job.call].run(block: job.block, of: s.p[job.call])
+                        let job = j.value[i]
+                        c.value[job.call].run(block: job.block, of: s.value[job.call])
                     }
                 }
             }

@@ -1,3 +1,4 @@
+import Tensors
 /// Root-mean-square normalisation as transformers' `OlmoeRMSNorm`:
 /// `y = w * (x * r)`, `r = 1 / sqrt(mean(x^2) + eps)` per row, in Float32.
 enum RMSNorm {
@@ -5,15 +6,15 @@ enum RMSNorm {
     /// reciprocal RMS of each row to `rstd` for the backward pass. `y` may alias `x`.
     static func forward(x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
                         eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int, rstd: UnsafeMutablePointer<Float>) {
-        let xs = SharedPointer(UnsafeMutablePointer(mutating: x)), ys = SharedPointer(y), rs = SharedPointer(rstd)
-        let w = SharedPointer(UnsafeMutablePointer(mutating: weight))
+        let xs = UnsafeShared(UnsafeMutablePointer(mutating: x)), ys = UnsafeShared(y), rs = UnsafeShared(rstd)
+        let w = UnsafeShared(UnsafeMutablePointer(mutating: weight))
         Parallel.forRows(rows, rowCost: dim) { _, range in
             for t in range {
-                let xr = xs.p + t * xStride, yr = ys.p + t * yStride
+                let xr = xs.value + t * xStride, yr = ys.value + t * yStride
                 let ss = VectorMath.dot(xr, xr, dim)
                 let r = 1 / (ss / Float(dim) + eps).squareRoot()
-                rs.p[t] = r
-                for j in 0..<dim { yr[j] = w.p[j] * (xr[j] * r) }
+                rs.value[t] = r
+                for j in 0..<dim { yr[j] = w.value[j] * (xr[j] * r) }
             }
         }
     }
@@ -29,25 +30,25 @@ enum RMSNorm {
                          rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, dim: Int,
                          dx: UnsafeMutablePointer<Float>, dxStride: Int, accumulate: Bool,
                          dWeight: UnsafeMutablePointer<Float>?, partials: UnsafeMutablePointer<Float>) {
-        let dys = SharedPointer(UnsafeMutablePointer(mutating: dy)), xs = SharedPointer(UnsafeMutablePointer(mutating: x))
-        let rs = SharedPointer(UnsafeMutablePointer(mutating: rstd)), w = SharedPointer(UnsafeMutablePointer(mutating: weight))
-        let dxs = SharedPointer(dx), part = SharedPointer(partials)
+        let dys = UnsafeShared(UnsafeMutablePointer(mutating: dy)), xs = UnsafeShared(UnsafeMutablePointer(mutating: x))
+        let rs = UnsafeShared(UnsafeMutablePointer(mutating: rstd)), w = UnsafeShared(UnsafeMutablePointer(mutating: weight))
+        let dxs = UnsafeShared(dx), part = UnsafeShared(partials)
         let wantWeight = dWeight != nil
         let chunks = Parallel.chunkCount(rows, rowCost: dim)
         Parallel.forRows(rows, rowCost: dim) { c, range in
-            let pw = part.p + c * dim
+            let pw = part.value + c * dim
             if wantWeight { pw.update(repeating: 0, count: dim) }
             for t in range {
-                let g = dys.p + t * dyStride, xr = xs.p + t * xStride, o = dxs.p + t * dxStride
-                let r = rs.p[t]
-                let dot = VectorMath.dot3(w.p, g, xr, dim)
+                let g = dys.value + t * dyStride, xr = xs.value + t * xStride, o = dxs.value + t * dxStride
+                let r = rs.value[t]
+                let dot = VectorMath.dot3(w.value, g, xr, dim)
                 let k = r * r * r * dot / Float(dim)
                 // weight partials first: `dx` may alias `dy`
                 if wantWeight { for j in 0..<dim { pw[j] += g[j] * (xr[j] * r) } }
                 if accumulate {
-                    for j in 0..<dim { o[j] += r * (w.p[j] * g[j]) - xr[j] * k }
+                    for j in 0..<dim { o[j] += r * (w.value[j] * g[j]) - xr[j] * k }
                 } else {
-                    for j in 0..<dim { o[j] = r * (w.p[j] * g[j]) - xr[j] * k }
+                    for j in 0..<dim { o[j] = r * (w.value[j] * g[j]) - xr[j] * k }
                 }
             }
         }

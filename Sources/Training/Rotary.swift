@@ -1,3 +1,4 @@
+import Tensors
 import Foundation
 
 /// Rotary position embeddings as transformers computes them for `rope_type: default`:
@@ -31,18 +32,18 @@ struct RotaryTable: Sendable {
     /// Rotates `heads` heads of every row in place; row t has position `t % sequenceLength`.
     /// `inverse` applies the transpose (the backward pass): `[a, b] -> [a c + b s, b c - a s]`.
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, sequenceLength: Int, inverse: Bool) {
-        let xs = SharedPointer(x)
+        let xs = UnsafeShared(x)
         let h = half
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
-                let cp = SharedPointer(UnsafeMutablePointer(mutating: cb.baseAddress!))
-                let sp = SharedPointer(UnsafeMutablePointer(mutating: sb.baseAddress!))
+                let cp = UnsafeShared(UnsafeMutablePointer(mutating: cb.baseAddress!))
+                let sp = UnsafeShared(UnsafeMutablePointer(mutating: sb.baseAddress!))
                 Parallel.forRows(rows, rowCost: heads * 2 * h) { _, range in
                     for t in range {
                         let pos = t % sequenceLength
-                        let c = cp.p + pos * h, s = sp.p + pos * h
+                        let c = cp.value + pos * h, s = sp.value + pos * h
                         for head in 0..<heads {
-                            let a = xs.p + t * rowStride + head * 2 * h, b = a + h
+                            let a = xs.value + t * rowStride + head * 2 * h, b = a + h
                             if inverse {
                                 for i in 0..<h {
                                     let x1 = a[i], x2 = b[i]

@@ -24,18 +24,18 @@ struct SparseMoE {
     func route(input h: UnsafePointer<Float>, router: UnsafePointer<Float>, _ a: LayerActivations) {
         let T = tokens, n = experts, k = topK, norm = normalizeTopK
         ParallelGEMM.gemm(transB: true, m: T, n: n, k: hidden, a: h, lda: hidden, b: router, ldb: hidden, c: a.routerLogits.pointer, ldc: n)
-        let lg = SharedPointer(a.routerLogits.pointer), pr = SharedPointer(a.routerProbabilities.pointer)
-        let lse = SharedPointer(a.logSumExp.pointer), te = SharedPointer(a.topExpert.pointer), tw = SharedPointer(a.topWeight.pointer)
+        let lg = UnsafeShared(a.routerLogits.pointer), pr = UnsafeShared(a.routerProbabilities.pointer)
+        let lse = UnsafeShared(a.logSumExp.pointer), te = UnsafeShared(a.topExpert.pointer), tw = UnsafeShared(a.topWeight.pointer)
         Parallel.forRows(T, rowCost: n * (k + 2)) { _, range in
             for t in range {
-                let l = lg.p + t * n, p = pr.p + t * n
+                let l = lg.value + t * n, p = pr.value + t * n
                 var mx = -Float.infinity
                 for e in 0..<n { mx = max(mx, l[e]) }
                 var sum: Float = 0
                 for e in 0..<n { let v = exp(l[e] - mx); p[e] = v; sum += v }
                 let inv = 1 / sum
                 for e in 0..<n { p[e] *= inv }
-                lse.p[t] = mx + log(sum)
+                lse.value[t] = mx + log(sum)
                 // top-k by repeated maximum: largest first, lower index first on ties
                 var chosenSum: Float = 0
                 for s in 0..<k {
@@ -43,29 +43,29 @@ struct SparseMoE {
                     var bestValue = -Float.infinity
                     for e in 0..<n where p[e] > bestValue {
                         var taken = false
-                        for r in 0..<s where te.p[t * k + r] == Int32(e) { taken = true; break }
+                        for r in 0..<s where te.value[t * k + r] == Int32(e) { taken = true; break }
                         if !taken { best = e; bestValue = p[e] }
                     }
                     if best < 0 { // all remaining probabilities underflowed to -inf ordering; take the first free
-                        for e in 0..<n { var taken = false; for r in 0..<s where te.p[t * k + r] == Int32(e) { taken = true }; if !taken { best = e; break } }
+                        for e in 0..<n { var taken = false; for r in 0..<s where te.value[t * k + r] == Int32(e) { taken = true }; if !taken { best = e; break } }
                     }
-                    te.p[t * k + s] = Int32(best)
-                    tw.p[t * k + s] = p[best]
+                    te.value[t * k + s] = Int32(best)
+                    tw.value[t * k + s] = p[best]
                     chosenSum += p[best]
                 }
-                if norm { for s in 0..<k { tw.p[t * k + s] /= chosenSum } }
+                if norm { for s in 0..<k { tw.value[t * k + s] /= chosenSum } }
             }
         }
         // dispatch rows: expert-major, tokens ascending
         let start = a.expertStart.pointer, rowToken = a.rowToken.pointer, rowOf = a.rowOfSlot.pointer
         start.update(repeating: 0, count: n + 1)
-        for i in 0..<(T * k) { start[Int(te.p[i]) + 1] += 1 }
+        for i in 0..<(T * k) { start[Int(te.value[i]) + 1] += 1 }
         for e in 0..<n { start[e + 1] += start[e] }
         var cursor = [Int32](repeating: 0, count: n)
         for e in 0..<n { cursor[e] = start[e] }
         for t in 0..<T {
             for s in 0..<k {
-                let e = Int(te.p[t * k + s])
+                let e = Int(te.value[t * k + s])
                 let r = cursor[e]
                 cursor[e] += 1
                 rowToken[Int(r)] = Int32(t)
@@ -88,10 +88,10 @@ struct SparseMoE {
     func forwardExperts(input h: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
                         _ a: LayerActivations, output: UnsafeMutablePointer<Float>) {
         let d = hidden, D = intermediate, k = topK, rows = tokens * topK
-        let hs = SharedPointer(UnsafeMutablePointer(mutating: h)), xg = SharedPointer(a.expertInput.pointer)
-        let rt = SharedPointer(a.rowToken.pointer)
+        let hs = UnsafeShared(UnsafeMutablePointer(mutating: h)), xg = UnsafeShared(a.expertInput.pointer)
+        let rt = UnsafeShared(a.rowToken.pointer)
         Parallel.forRows(rows, rowCost: d) { _, range in
-            for r in range { (xg.p + r * d).update(from: hs.p + Int(rt.p[r]) * d, count: d) }
+            for r in range { (xg.value + r * d).update(from: hs.value + Int(rt.value[r]) * d, count: d) }
         }
         let start = a.expertStart.pointer
         // every expert's blocks in one concurrent pass (experts touch disjoint rows)
@@ -99,10 +99,10 @@ struct SparseMoE {
             ParallelGEMM.Call(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
                               b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
         })
-        let gu = SharedPointer(a.gateUp.pointer), act = SharedPointer(a.swiglu.pointer)
+        let gu = UnsafeShared(a.gateUp.pointer), act = UnsafeShared(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
-                let g = gu.p + r * 2 * D, u = g + D, o = act.p + r * D
+                let g = gu.value + r * 2 * D, u = g + D, o = act.value + r * D
                 SwiGLU.forward(gate: g, up: u, out: o, count: D)
             }
         }
@@ -112,17 +112,17 @@ struct SparseMoE {
         })
         _ = start
         // combine per token, experts in ascending order as transformers' index_add_ does
-        let y = SharedPointer(a.expertOutput.pointer), out = SharedPointer(output)
-        let te = SharedPointer(a.topExpert.pointer), tw = SharedPointer(a.topWeight.pointer), ro = SharedPointer(a.rowOfSlot.pointer)
+        let y = UnsafeShared(a.expertOutput.pointer), out = UnsafeShared(output)
+        let te = UnsafeShared(a.topExpert.pointer), tw = UnsafeShared(a.topWeight.pointer), ro = UnsafeShared(a.rowOfSlot.pointer)
         Parallel.forRows(tokens, rowCost: d * k) { _, range in
             var order = [Int](repeating: 0, count: k)
             for t in range {
                 for s in 0..<k { order[s] = s }
-                order.sort { te.p[t * k + $0] < te.p[t * k + $1] }
-                let o = out.p + t * d
+                order.sort { te.value[t * k + $0] < te.value[t * k + $1] }
+                let o = out.value + t * d
                 o.update(repeating: 0, count: d)
                 for s in order {
-                    let w = tw.p[t * k + s], yr = y.p + Int(ro.p[t * k + s]) * d
+                    let w = tw.value[t * k + s], yr = y.value + Int(ro.value[t * k + s]) * d
                     for j in 0..<d { o[j] += yr[j] * w }
                 }
             }
@@ -136,17 +136,17 @@ struct SparseMoE {
                          _ a: LayerActivations, dTopWeight: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>,
                          dGateUp: UnsafeMutablePointer<Float>?, dDown: UnsafeMutablePointer<Float>?) {
         let d = hidden, D = intermediate, k = topK, rows = tokens * topK
-        let dO = SharedPointer(UnsafeMutablePointer(mutating: dOutput)), y = SharedPointer(a.expertOutput.pointer)
-        let tw = SharedPointer(a.topWeight.pointer), ro = SharedPointer(a.rowOfSlot.pointer), dtw = SharedPointer(dTopWeight)
+        let dO = UnsafeShared(UnsafeMutablePointer(mutating: dOutput)), y = UnsafeShared(a.expertOutput.pointer)
+        let tw = UnsafeShared(a.topWeight.pointer), ro = UnsafeShared(a.rowOfSlot.pointer), dtw = UnsafeShared(dTopWeight)
         // dw = <dOut[t], Y[row]>, then Y <- dY = w * dOut[t]
         Parallel.forRows(tokens, rowCost: d * k) { _, range in
             for t in range {
-                let g = dO.p + t * d
+                let g = dO.value + t * d
                 for s in 0..<k {
-                    let yr = y.p + Int(ro.p[t * k + s]) * d
+                    let yr = y.value + Int(ro.value[t * k + s]) * d
                     let dot = VectorMath.dot(g, yr, d)
-                    dtw.p[t * k + s] = dot
-                    let w = tw.p[t * k + s]
+                    dtw.value[t * k + s] = dot
+                    let w = tw.value[t * k + s]
                     for j in 0..<d { yr[j] = g[j] * w }
                 }
             }
@@ -164,10 +164,10 @@ struct SparseMoE {
         ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
             ParallelGEMM.Call(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
         })
-        let gu = SharedPointer(a.gateUp.pointer), dact = SharedPointer(a.swiglu.pointer)
+        let gu = UnsafeShared(a.gateUp.pointer), dact = UnsafeShared(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
-                let g = gu.p + r * 2 * D, u = g + D, da = dact.p + r * D
+                let g = gu.value + r * 2 * D, u = g + D, da = dact.value + r * D
                 SwiGLU.backward(gate: g, up: u, dOut: da, count: D)
             }
         }
@@ -183,13 +183,13 @@ struct SparseMoE {
             ParallelGEMM.Call(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
                               c: a.expertInput.pointer + r0 * d, ldc: d)
         })
-        let dx = SharedPointer(a.expertInput.pointer), din = SharedPointer(dInput)
+        let dx = UnsafeShared(a.expertInput.pointer), din = UnsafeShared(dInput)
         Parallel.forRows(tokens, rowCost: d * k) { _, range in
             for t in range {
-                let o = din.p + t * d
-                (o).update(from: dx.p + Int(ro.p[t * k]) * d, count: d)
+                let o = din.value + t * d
+                (o).update(from: dx.value + Int(ro.value[t * k]) * d, count: d)
                 for s in 1..<max(1, k) {
-                    let xr = dx.p + Int(ro.p[t * k + s]) * d
+                    let xr = dx.value + Int(ro.value[t * k + s]) * d
                     for j in 0..<d { o[j] += xr[j] }
                 }
             }
@@ -202,26 +202,26 @@ struct SparseMoE {
     func backwardRouter(_ a: LayerActivations, dTopWeight: UnsafePointer<Float>, lbPerExpert: [Float], zScale: Float,
                         dLogits: UnsafeMutablePointer<Float>) {
         let n = experts, k = topK, norm = normalizeTopK
-        let pr = SharedPointer(a.routerProbabilities.pointer), te = SharedPointer(a.topExpert.pointer)
-        let tw = SharedPointer(a.topWeight.pointer), dtw = SharedPointer(UnsafeMutablePointer(mutating: dTopWeight))
-        let dl = SharedPointer(dLogits), lse = SharedPointer(a.logSumExp.pointer)
+        let pr = UnsafeShared(a.routerProbabilities.pointer), te = UnsafeShared(a.topExpert.pointer)
+        let tw = UnsafeShared(a.topWeight.pointer), dtw = UnsafeShared(UnsafeMutablePointer(mutating: dTopWeight))
+        let dl = UnsafeShared(dLogits), lse = UnsafeShared(a.logSumExp.pointer)
         lbPerExpert.withUnsafeBufferPointer { lbb in
-            let lb = SharedPointer(UnsafeMutablePointer(mutating: lbb.baseAddress!))
+            let lb = UnsafeShared(UnsafeMutablePointer(mutating: lbb.baseAddress!))
             Parallel.forRows(tokens, rowCost: n * 4) { _, range in
                 for t in range {
-                    let p = pr.p + t * n, dp = dl.p + t * n
-                    for e in 0..<n { dp[e] = lb.p[e] }
+                    let p = pr.value + t * n, dp = dl.value + t * n
+                    for e in 0..<n { dp[e] = lb.value[e] }
                     if norm {
                         // w_s = p_s / S: dp_s += (dw_s - sum_j dw_j w_j) / S, S = sum of chosen p
                         var chosen: Float = 0, dotW: Float = 0
-                        for s in 0..<k { chosen += p[Int(te.p[t * k + s])]; dotW += dtw.p[t * k + s] * tw.p[t * k + s] }
-                        for s in 0..<k { dp[Int(te.p[t * k + s])] += (dtw.p[t * k + s] - dotW) / chosen }
+                        for s in 0..<k { chosen += p[Int(te.value[t * k + s])]; dotW += dtw.value[t * k + s] * tw.value[t * k + s] }
+                        for s in 0..<k { dp[Int(te.value[t * k + s])] += (dtw.value[t * k + s] - dotW) / chosen }
                     } else {
-                        for s in 0..<k { dp[Int(te.p[t * k + s])] += dtw.p[t * k + s] }
+                        for s in 0..<k { dp[Int(te.value[t * k + s])] += dtw.value[t * k + s] }
                     }
                     var dot: Float = 0
                     for e in 0..<n { dot += p[e] * dp[e] }
-                    let z = zScale * 2 * lse.p[t]
+                    let z = zScale * 2 * lse.value[t]
                     for e in 0..<n { dp[e] = p[e] * (dp[e] - dot) + z * p[e] }
                 }
             }

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Tensors
 
@@ -36,7 +37,8 @@ public enum DataOrder: String, Sendable, Codable, CaseIterable {
 
 /// A 1-D stream of token ids read from a file, cut into non-overlapping windows of L + 1
 /// tokens: `.npy` (uint16, uint32, int32, int64, as OLMo writes them), raw `.bin` of a given
-/// dtype, or `.txt` read as bytes. The file is memory-mapped; every token is checked against
+/// dtype, or `.txt` read as bytes. The file is read into memory once (never mapped, so that a
+/// file cut short by another process is an error, not a signal); every token is checked against
 /// the vocabulary once, when loaded.
 public final class TokenData: @unchecked Sendable {
     /// The file.
@@ -55,9 +57,14 @@ public final class TokenData: @unchecked Sendable {
     public init(path: String, vocabularySize: Int, binaryDType: TokenDType? = nil) throws(TrainingError) {
         self.path = path
         let d: Data
-        do { d = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw .data(file: path, reason: "cannot read: \(error.localizedDescription)")
-        }
+        do throws(CheckpointError) {
+            let f = try ReadOnlyFile(path: path)
+            let limit = Int(min(UInt64(Int.max), ProcessInfo.processInfo.physicalMemory / 2))
+            guard f.size <= limit else {
+                throw CheckpointError.io(file: path, reason: "is \(f.size) bytes, more than half of this machine's memory; cut it into smaller files")
+            }
+            d = Data(try f.read(at: 0, count: f.size))
+        } catch { throw .files(error) }
         data = d
         let lower = path.lowercased()
         if lower.hasSuffix(".npy") {
@@ -76,42 +83,42 @@ public final class TokenData: @unchecked Sendable {
         try checkVocabulary(vocabularySize)
     }
 
-    /// Parses a NumPy `.npy` header: version 1-3, C order, 1-D, one of the token dtypes.
-    static func parseNpy(_ d: Data, path: String) throws(TrainingError) -> (TokenDType, Int, Int) {
+    /// Parses a NumPy `.npy` header strictly, as NumPy does: versions 1 to 3, a Python dict
+    /// literal with exactly the keys `descr` (a string), `fortran_order` (`False`) and `shape`
+    /// (a 1-tuple of a non-negative integer), and data bytes for every element it promises.
+    /// - Returns: the element type, the offset of the data and the number of tokens.
+    public static func parseNpy(_ d: Data, path: String) throws(TrainingError) -> (TokenDType, Int, Int) {
+        func bad(_ r: String) -> TrainingError { .data(file: path, reason: r) }
+        let bytes = [UInt8](d.prefix(12))
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
-        guard d.count >= 10, Array(d.prefix(6)) == magic else { throw .data(file: path, reason: "not a .npy file (bad magic)") }
-        let major = d[d.startIndex + 6]
+        guard bytes.count >= 10, Array(bytes.prefix(6)) == magic else { throw bad("not a .npy file (bad magic)") }
+        let major = bytes[6]
         let headerLength: Int, start: Int
         if major == 1 {
-            headerLength = Int(d[d.startIndex + 8]) | Int(d[d.startIndex + 9]) << 8
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
             start = 10
         } else if major == 2 || major == 3 {
-            guard d.count >= 12 else { throw .data(file: path, reason: "truncated .npy header") }
-            headerLength = (0..<4).reduce(0) { $0 | Int(d[d.startIndex + 8 + $1]) << (8 * $1) }
+            guard bytes.count >= 12 else { throw bad("truncated .npy header") }
+            headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
             start = 12
-        } else { throw .data(file: path, reason: ".npy version \(major) is not supported") }
-        guard d.count >= start + headerLength else { throw .data(file: path, reason: "truncated .npy header") }
-        let header = String(decoding: d[(d.startIndex + start)..<(d.startIndex + start + headerLength)], as: UTF8.self)
-        func value(_ key: String) -> String? {
-            guard let r = header.range(of: "'\(key)':") else { return nil }
-            let rest = header[r.upperBound...].drop(while: { $0 == " " })
-            if rest.first == "(" { return rest.firstIndex(of: ")").map { String(rest[rest.startIndex...$0]) } }
-            if rest.first == "'" {
-                let body = rest.dropFirst()
-                return body.firstIndex(of: "'").map { String(body[body.startIndex..<$0]) }
-            }
-            return String(rest.prefix(while: { $0 != "," && $0 != "}" })).trimmingCharacters(in: .whitespaces)
+        } else { throw bad(".npy version \(major) is not supported") }
+        guard d.count - start >= headerLength else { throw bad("truncated .npy header") }
+        let header = [UInt8](d[(d.startIndex + start)..<(d.startIndex + start + headerLength)])
+        let dict: NpyHeader
+        do { dict = try NpyHeader(header) } catch { throw bad(".npy header: \(error.reason)") }
+        guard let dt = TokenDType.allCases.first(where: { $0.numpyDescr.contains(dict.descr) }) else {
+            throw bad(".npy dtype '\(dict.descr)' is not a token type (uint8, uint16, uint32, int32, int64, little-endian)")
         }
-        guard let descr = value("descr"), let dt = TokenDType.allCases.first(where: { $0.numpyDescr.contains(descr) }) else {
-            throw .data(file: path, reason: ".npy dtype '\(value("descr") ?? "?")' is not a token type (uint8, uint16, uint32, int32, int64, little-endian)")
+        guard !dict.fortranOrder else { throw bad(".npy arrays in Fortran order are not supported") }
+        guard dict.shape.count == 1 else {
+            throw bad(".npy array has shape (\(dict.shape.map(String.init).joined(separator: ", "))); a 1-D token array is needed")
         }
-        guard value("fortran_order") == "False" else { throw .data(file: path, reason: ".npy arrays in Fortran order are not supported") }
-        guard let shape = value("shape") else { throw .data(file: path, reason: ".npy header has no shape") }
-        let dims = shape.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard dims.count == 1, let n = Int(dims[0]) else { throw .data(file: path, reason: ".npy array has shape \(shape); a 1-D token array is needed") }
+        let n = dict.shape[0]
         let dataStart = start + headerLength
-        guard d.count - dataStart >= n * dt.byteSize else { throw .data(file: path, reason: ".npy holds \(d.count - dataStart) data bytes, the header promises \(n * dt.byteSize)") }
+        let (bytesNeeded, overflow) = n.multipliedReportingOverflow(by: dt.byteSize)
+        guard !overflow, d.count - dataStart >= bytesNeeded else {
+            throw bad(".npy holds \(d.count - dataStart) data bytes, the header promises \(n) tokens of \(dt.byteSize) bytes")
+        }
         return (dt, dataStart, n)
     }
 
@@ -136,6 +143,16 @@ public final class TokenData: @unchecked Sendable {
             return nil
         }
         if let (i, t) = bad { throw .tokenOutOfVocabulary(file: path, position: i, token: t, vocabularySize: V) }
+    }
+
+    /// A 64-bit FNV-1a hash of the tokens' bytes, recorded with a run so that resume can tell
+    /// a different data file of the same length.
+    public var contentHash: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+            for byte in b[offset..<(offset + count * dtype.byteSize)] { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        }
+        return String(h, radix: 16)
     }
 
     /// Number of whole windows of `length + 1` tokens.
@@ -182,5 +199,97 @@ public struct WindowSampler: Sendable {
             permutationPass = pass
         }
         return permutation[pos]
+    }
+}
+
+/// The header dict of a `.npy` file, parsed as the Python literal it is.
+struct NpyHeader {
+    struct Failure: Error { let reason: String }
+    var descr: String
+    var fortranOrder: Bool
+    var shape: [Int]
+
+    /// Parses `{'descr': '<u2', 'fortran_order': False, 'shape': (N,), }` followed by spaces and
+    /// a newline; keys in any order, each exactly once, nothing else.
+    init(_ bytes: [UInt8]) throws(Failure) {
+        var i = 0
+        func fail(_ r: String) -> Failure { Failure(reason: r) }
+        func space() { while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 } }
+        func expect(_ c: UInt8, _ what: String) throws(Failure) {
+            space()
+            guard i < bytes.count, bytes[i] == c else { throw fail("expected \(what) at byte \(i)") }
+            i += 1
+        }
+        func string() throws(Failure) -> String {
+            space()
+            guard i < bytes.count, bytes[i] == 0x27 || bytes[i] == 0x22 else { throw fail("expected a quoted string at byte \(i)") }
+            let q = bytes[i]; i += 1
+            let s0 = i
+            while i < bytes.count, bytes[i] != q { guard bytes[i] != 0x5C, bytes[i] >= 0x20 else { throw fail("unsupported character in a string") }; i += 1 }
+            guard i < bytes.count else { throw fail("unterminated string") }
+            defer { i += 1 }
+            return String(decoding: bytes[s0..<i], as: UTF8.self)
+        }
+        func word() -> String {
+            space()
+            let s0 = i
+            while i < bytes.count, (bytes[i] >= 0x41 && bytes[i] <= 0x5A) || (bytes[i] >= 0x61 && bytes[i] <= 0x7A) { i += 1 }
+            return String(decoding: bytes[s0..<i], as: UTF8.self)
+        }
+        func integer() throws(Failure) -> Int {
+            space()
+            let s0 = i
+            while i < bytes.count, bytes[i] >= 0x30 && bytes[i] <= 0x39 { i += 1 }
+            guard i > s0, i - s0 <= 19, let v = Int(String(decoding: bytes[s0..<i], as: UTF8.self)) else {
+                throw fail("expected a dimension (a non-negative 64-bit integer) at byte \(s0)")
+            }
+            if i < bytes.count, bytes[i] == 0x4C { i += 1 }  // Python 2's long suffix
+            return v
+        }
+        var descr: String?, fortran: Bool?, shape: [Int]?
+        try expect(0x7B, "'{'")
+        while true {
+            space()
+            if i < bytes.count, bytes[i] == 0x7D { i += 1; break }
+            let key = try string()
+            try expect(0x3A, "':'")
+            switch key {
+            case "descr":
+                guard descr == nil else { throw fail("key 'descr' appears twice") }
+                descr = try string()
+            case "fortran_order":
+                guard fortran == nil else { throw fail("key 'fortran_order' appears twice") }
+                switch word() {
+                case "True": fortran = true
+                case "False": fortran = false
+                default: throw fail("'fortran_order' must be True or False")
+                }
+            case "shape":
+                guard shape == nil else { throw fail("key 'shape' appears twice") }
+                try expect(0x28, "'(' opening the shape")
+                var dims: [Int] = []
+                while true {
+                    space()
+                    if i < bytes.count, bytes[i] == 0x29 { i += 1; break }
+                    dims.append(try integer())
+                    space()
+                    if i < bytes.count, bytes[i] == 0x2C { i += 1; continue }
+                    try expect(0x29, "')' closing the shape")
+                    break
+                }
+                guard dims.count <= 32 else { throw fail("shape has \(dims.count) dimensions") }
+                shape = dims
+            default:
+                throw fail("unexpected key '\(key)'")
+            }
+            space()
+            if i < bytes.count, bytes[i] == 0x2C { i += 1; continue }
+            try expect(0x7D, "'}'")
+            break
+        }
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x00 { i += 1 }
+        guard i == bytes.count else { throw fail("unexpected text after the header dict") }
+        guard let descr, let fortran, let shape else { throw fail("the header must have the keys 'descr', 'fortran_order' and 'shape'") }
+        self.descr = descr; fortranOrder = fortran; self.shape = shape
     }
 }

@@ -12,11 +12,11 @@ public struct TrainingLogRow: Sendable {
     public var gradNorm: Double
     public var tokensPerSecond: Double
 
-    static let header = "step,tokens,lr,loss,lm_loss,lb_loss,z_loss,erc_loss,eps_mean,grad_norm,tokens_per_s"
-
-    var csv: String {
+    /// The row's fields, in the order of `RunLog.File.log.columns`.
+    var fields: [String] {
         func f(_ x: Double?) -> String { x.map { String(format: "%.8g", $0) } ?? "" }
-        return "\(step),\(tokens),\(f(learningRate)),\(f(loss)),\(f(lmLoss)),\(f(lbLoss)),\(f(zLoss)),\(f(ercLoss)),\(f(epsMean)),\(f(gradNorm)),\(String(format: "%.1f", tokensPerSecond))"
+        return [String(step), String(tokens), f(learningRate), f(loss), f(lmLoss), f(lbLoss), f(zLoss), f(ercLoss), f(epsMean),
+                f(gradNorm), String(format: "%.1f", tokensPerSecond)]
     }
 }
 
@@ -32,12 +32,16 @@ public enum TrainingEvent: Sendable {
 /// parameter groups, `log.csv`, and checkpoints `DIR/step{N}/` written atomically with the
 /// state needed to resume exactly.
 public final class Trainer {
-    public let model: OlmoeModel
+    public let model: OlmoeNetwork
     public let options: TrainingOptions
     public let data: TokenData
     public let evalData: TokenData?
     /// The run's folder.
     public let outputFolder: String
+    /// The run folder, opened (resume) or created (a new run) before the first write.
+    var runFolder: RunFolder?
+    /// The held-out loss computed at the last save, if any.
+    public private(set) var lastEvaluation: (loss: Double, tokens: Int)?
     /// Steps completed.
     public private(set) var step: Int
     /// Tokens trained on.
@@ -56,9 +60,10 @@ public final class Trainer {
     var lbWeight: Double { options.lbWeight ?? model.config.routerAuxLossCoefficient }
 
     /// A new run on `model` (from a checkpoint stored as `format`, or initialised).
-    public init(model: OlmoeModel, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
+    public init(model: OlmoeNetwork, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
                 options: TrainingOptions, outputFolder: String) throws(TrainingError) {
         try options.validate()
+        try MemoryPlan(model.config, options: options).check(source: "train")
         ParallelGEMM.takeOverThreads()
         self.model = model
         self.format = format
@@ -89,7 +94,7 @@ public final class Trainer {
         targets = [Int32](repeating: -1, count: options.batchSize * options.sequenceLength)
         switch options.schedule {
         case .constant: schedule = .constant(peak: options.learningRate, warmup: options.warmupSteps)
-        case .cosine: schedule = .cosine(peak: options.learningRate, warmup: options.warmupSteps, total: options.steps,
+        case .cosine: schedule = .cosine(peak: options.learningRate, warmup: options.warmupSteps, total: options.scheduleSteps ?? options.steps,
                                          minimum: options.minimumLearningRate)
         }
         erc = ERCRegularizer(alpha: options.ercAlpha, noise: options.ercNoise)
@@ -102,19 +107,26 @@ public final class Trainer {
                               steps: Int? = nil, saveEvery: Int? = nil) throws(TrainingError) -> Trainer {
         let stepFolder = try TrainerState.resolve(folder)
         let state = try TrainerState.read(folder: stepFolder)
-        guard state.formatVersion == 1 else { throw .state(file: stepFolder, reason: "trainer state version \(state.formatVersion) is not supported") }
+        try state.validate(folder: stepFolder)
         guard data.count == state.dataTokens else {
             throw .state(file: stepFolder, reason: "the run trained on \(state.dataTokens) tokens of \(state.dataPath); --data \(data.path) holds \(data.count)")
         }
+        if let h = state.dataHash, h != data.contentHash {
+            throw .state(file: stepFolder, reason: "the run trained on \(state.dataPath); --data \(data.path) has as many tokens but other ones")
+        }
         var options = state.options
-        if let steps { options.steps = steps }
+        if let steps {
+            // the schedule keeps the length it was planned with (see TrainingOptions.scheduleSteps)
+            if options.scheduleSteps == nil { options.scheduleSteps = options.steps }
+            options.steps = steps
+        }
         if let saveEvery { options.saveEvery = saveEvery }
         guard options.steps >= state.step else { throw .invalidOption("--steps \(options.steps) is below the saved step \(state.step)") }
-        let (model, _) = try ModelCheckpoint.load(stepFolder)
+        let (model, _) = try NetworkCheckpoint.load(stepFolder)
         let trainer = try Trainer(model: model, format: state.format, data: data, evalData: evalData, options: options, outputFolder: outputFolder)
         let tensorsPath = stepFolder + "/" + TrainerState.tensorsName
         let ck: Checkpoint
-        do { ck = try Checkpoint.open(tensorsPath) } catch { throw .state(file: tensorsPath, reason: error.description) }
+        do { ck = try Checkpoint.open(tensorsPath) } catch { throw .files(error) }
         func read(_ kind: String, into b: FloatBuffer) throws(TrainingError) {
             for t in model.layout.tensors {
                 let name = kind + "." + t.name
@@ -122,7 +134,7 @@ public final class Trainer {
                     throw .state(file: tensorsPath, reason: "missing or mis-sized Float32 tensor '\(name)' (\(t.count) elements expected)")
                 }
                 do { try ck.read(name, into: UnsafeMutableBufferPointer(start: b.pointer + t.offset, count: t.count)) } catch {
-                    throw .state(file: tensorsPath, reason: error.description)
+                    throw .files(error)
                 }
             }
         }
@@ -135,8 +147,19 @@ public final class Trainer {
         trainer.step = state.step
         trainer.tokensSeen = state.tokens
         trainer.generator = try state.generatorState()
-        try trainer.truncateLog(after: state.step)
-        trainer.removeStaleTemporaryFolders()
+        let run: RunFolder
+        if URL(fileURLWithPath: stepFolder).deletingLastPathComponent().standardizedFileURL.path
+            == URL(fileURLWithPath: outputFolder).standardizedFileURL.path {
+            run = try RunFolder.open(outputFolder)
+            if let later = run.savedSteps.first(where: { $0 > state.step }) {
+                throw .state(file: run.stepFolder(later), reason: "is past step \(state.step), the step resumed from; resume from the latest step, or move it away first")
+            }
+            try run.truncate(after: state.step)
+            run.removeStaleTemporaryFolders()
+        } else {
+            run = try RunFolder.create(outputFolder)
+        }
+        trainer.runFolder = run
         return trainer
     }
 
@@ -144,7 +167,7 @@ public final class Trainer {
 
     /// Trains from the current step to `options.steps`, saving as configured and at the end.
     public func run(report: ((TrainingEvent) -> Void)? = nil) throws(TrainingError) {
-        try FileManager.default.createDirectoryOrThrow(outputFolder)
+        _ = try folder()
         let start = Date()
         let startStep = step
         while step < options.steps {
@@ -157,9 +180,7 @@ public final class Trainer {
             if step == options.steps || (options.saveEvery > 0 && step % options.saveEvery == 0) {
                 let folder = try save()
                 report?(.saved(step: step, folder: folder))
-                if evalData != nil {
-                    let (loss, tokens) = try evaluate()
-                    try appendEval(loss: loss, tokens: tokens)
+                if let (loss, tokens) = lastEvaluation {
                     report?(.evaluated(step: step, loss: loss, tokens: tokens))
                 }
             }
@@ -222,7 +243,7 @@ public final class Trainer {
     /// with the weights as they are saved: rounded through the save dtype when it is narrower
     /// than Float32, so that transformers computes the same number from the checkpoint.
     public func evaluate() throws(TrainingError) -> (loss: Double, tokens: Int) {
-        let specs = ModelCheckpoint.specs(model, format: format, dtype: options.saveDType).filter { $0.0.dtype != .f32 }
+        let specs = NetworkCheckpoint.specs(model, format: format, dtype: options.saveDType).filter { $0.0.dtype != .f32 }
         guard !specs.isEmpty else { return try evaluateCurrentWeights() }
         let master = FloatBuffer(count: model.parameters.count)
         master.copy(from: model.parameters)
@@ -261,53 +282,71 @@ public final class Trainer {
 
     // MARK: - Saving
 
-    /// Writes `DIR/step{N}/` atomically: the model as a Hugging Face folder plus the trainer
-    /// state; an analysis row per layer goes to `DIR/analysis.csv`. Returns the folder.
+    /// The run folder, created on the first write of a new run.
+    func folder() throws(TrainingError) -> RunFolder {
+        if let runFolder { return runFolder }
+        let created = try RunFolder.create(outputFolder)
+        runFolder = created
+        return created
+    }
+
+    /// Saves step N: first the rows of `analysis.csv` (one per layer) and, with held-out data,
+    /// of `eval.csv`, then `DIR/step{N}/` (the model as a Hugging Face folder plus the trainer
+    /// state) built aside and renamed into place. Rows written before a kill belong to a step
+    /// whose folder never appeared, and resume drops them. Returns the folder.
     @discardableResult
     public func save() throws(TrainingError) -> String {
-        let final = outputFolder + "/step\(step)"
-        let tmp: String
-        do { tmp = try AtomicOutput.temporaryFolder(for: final) } catch { throw .io(file: final, reason: error.description) }
-        do {
-            try ModelCheckpoint.save(model, format: format, dtype: options.saveDType, to: tmp)
-            let narrow = ModelCheckpoint.specs(model, format: format, dtype: options.saveDType).contains { $0.0.dtype != .f32 }
-            // one tensor per parameter and kind, so that writing never needs a buffer larger
-            // than the largest parameter
-            var buffers: [(String, FloatBuffer)] = []
-            if narrow { buffers.append(("master", model.parameters)) }
-            if optimizer.kind == .adamw {
-                buffers.append(("exp_avg", optimizer.firstMoment))
-                buffers.append(("exp_avg_sq", optimizer.secondMoment))
-            }
-            var specs: [TensorSpec] = []
-            var source: [String: (SharedPointer<Float>, Int)] = [:]
-            for (kind, buffer) in buffers {
-                for t in model.layout.tensors {
-                    let name = kind + "." + t.name
-                    specs.append(TensorSpec(name: name, dtype: .f32, shape: t.shape))
-                    source[name] = (SharedPointer(buffer.pointer + t.offset), t.count)
-                }
-            }
-            if specs.isEmpty { specs.append(TensorSpec(name: "empty", dtype: .f32, shape: [0])) }
-            do {
-                try SafetensorsWriter.write(specs, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
-                    guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
-                    dst.copyMemory(from: p.p, byteCount: n * 4)
-                }
-            } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
-            let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
-                                     dataPath: data.path, dataTokens: data.count, format: format,
-                                     optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
-            try state.write(folder: tmp)
-            try AtomicOutput.commitFolder(tmp, to: final, replace: true)
-        } catch let e as TrainingError {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw e
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw .io(file: final, reason: "\(error)")
+        let run = try folder()
+        let final = run.stepFolder(step)
+        if FileManager.default.fileExists(atPath: final) {
+            throw .io(file: final, reason: "already exists; the trainer does not replace a saved step")
         }
         try appendAnalysis()
+        lastEvaluation = nil
+        if evalData != nil {
+            let (loss, tokens) = try evaluate()
+            try run.append(.eval, [[String(step), String(tokensSeen), String(format: "%.8g", loss), String(tokens)]])
+            lastEvaluation = (loss, tokens)
+        }
+        do {
+            try AtomicOutput.buildFolder(at: final, replace: false) { tmp in
+                try NetworkCheckpoint.save(model, format: format, dtype: options.saveDType, to: tmp)
+                let narrow = NetworkCheckpoint.specs(model, format: format, dtype: options.saveDType).contains { $0.0.dtype != .f32 }
+                // one tensor per parameter and kind, so that writing never needs a buffer larger
+                // than the largest parameter
+                var buffers: [(String, FloatBuffer)] = []
+                if narrow { buffers.append(("master", model.parameters)) }
+                if optimizer.kind == .adamw {
+                    buffers.append(("exp_avg", optimizer.firstMoment))
+                    buffers.append(("exp_avg_sq", optimizer.secondMoment))
+                }
+                var specs: [TensorSpec] = []
+                var source: [String: (UnsafeShared<UnsafeMutablePointer<Float>>, Int)] = [:]
+                for (kind, buffer) in buffers {
+                    for t in model.layout.tensors {
+                        let name = kind + "." + t.name
+                        specs.append(TensorSpec(name: name, dtype: .f32, shape: t.shape))
+                        source[name] = (UnsafeShared(buffer.pointer + t.offset), t.count)
+                    }
+                }
+                if specs.isEmpty { specs.append(TensorSpec(name: "empty", dtype: .f32, shape: [0])) }
+                do {
+                    try SafetensorsWriter.write(specs, metadata: ["format": "pt"], to: tmp + "/" + TrainerState.tensorsName) { spec, out in
+                        guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
+                        dst.copyMemory(from: p.value, byteCount: n * 4)
+                    }
+                } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
+                let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
+                                         dataPath: data.path, dataTokens: data.count, dataHash: data.contentHash,
+                                     evalDataPath: evalData?.path, format: format,
+                                         optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
+                try state.write(folder: tmp)
+            }
+        } catch let e as TrainingError {
+            throw e
+        } catch {
+            throw .io(file: final, reason: "\(error)")
+        }
         return final
     }
 
@@ -315,59 +354,16 @@ public final class Trainer {
     func appendAnalysis() throws(TrainingError) {
         let plain = ERCRegularizer(alpha: options.ercAlpha, noise: false)
         let r = try plain.apply(model: model, generator: generator, weight: 0, gradients: nil, trainable: [])
-        var text = ""
-        for (l, row) in r.layers.enumerated() {
-            text += "\(step),\(l),\(String(format: "%.8g", row.loss)),\(String(format: "%.8g", row.epsMean)),\(String(format: "%.8g", row.epsMin))\n"
+        let rows = r.layers.enumerated().map { l, row in
+            [String(step), String(l), String(format: "%.8g", row.loss), String(format: "%.8g", row.epsMean), String(format: "%.8g", row.epsMin)]
         }
-        try append(text, to: "analysis.csv", header: "step,layer,erc_loss,eps_mean,eps_min")
+        try folder().append(.analysis, rows)
     }
 
     // MARK: - Logs
 
-    func append(_ text: String, to name: String, header: String) throws(TrainingError) {
-        let path = outputFolder + "/" + name
-        let fm = FileManager.default
-        if !fm.fileExists(atPath: path) {
-            guard fm.createFile(atPath: path, contents: Data((header + "\n").utf8)) else { throw .io(file: path, reason: "cannot create") }
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw .io(file: path, reason: "cannot open for appending") }
-        defer { try? h.close() }
-        do {
-            try h.seekToEnd()
-            try h.write(contentsOf: Data(text.utf8))
-        } catch { throw .io(file: path, reason: "cannot append: \(error.localizedDescription)") }
-    }
-
     func appendLog(_ row: TrainingLogRow) throws(TrainingError) {
-        try append(row.csv + "\n", to: "log.csv", header: TrainingLogRow.header)
-    }
-
-    func appendEval(loss: Double, tokens: Int) throws(TrainingError) {
-        try append("\(step),\(tokensSeen),\(String(format: "%.8g", loss)),\(tokens)\n", to: "eval.csv", header: "step,tokens,eval_loss,eval_tokens")
-    }
-
-    /// Removes half-written step folders (`.step{N}.tmp-*`) a kill during a save left behind.
-    func removeStaleTemporaryFolders() {
-        let fm = FileManager.default
-        for e in (try? fm.contentsOfDirectory(atPath: outputFolder)) ?? [] where e.hasPrefix(".step") && e.contains(".tmp-") {
-            try? fm.removeItem(atPath: outputFolder + "/" + e)
-        }
-    }
-
-    /// Drops rows after `step` from the CSV logs (written before a kill), atomically.
-    func truncateLog(after step: Int) throws(TrainingError) {
-        for name in ["log.csv", "analysis.csv", "eval.csv"] {
-            let path = outputFolder + "/" + name
-            guard let d = FileManager.default.contents(atPath: path) else { continue }
-            let lines = String(decoding: d, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
-            guard let header = lines.first else { continue }
-            let kept = lines.dropFirst().filter { line in
-                guard let s = Int(line.prefix(while: { $0 != "," })) else { return false }
-                return s <= step
-            }
-            let text = ([header] + kept).joined(separator: "\n") + "\n"
-            do { try AtomicOutput.write(text, to: path) } catch { throw .io(file: path, reason: error.description) }
-        }
+        try folder().append(.log, [row.fields])
     }
 }
 
@@ -380,9 +376,35 @@ extension FileManager {
 }
 
 extension Trainer {
-    /// The model config of a saved run (`DIR` or `DIR/step{N}`), for reading its data first.
-    public static func savedConfig(_ folder: String) throws(TrainingError) -> OlmoeConfig {
-        let step = try TrainerState.resolve(folder)
-        return try OlmoeConfig(contentsOf: step + "/config.json")
+    /// What a saved run (`DIR` or `DIR/step{N}`) needs to be continued: its model config, its
+    /// data files and its run folder.
+    public struct SavedRun: Sendable {
+        /// The model's hyper-parameters.
+        public var config: OlmoeConfig
+        /// The training data the run was saved with.
+        public var dataPath: String
+        /// The held-out data of the run, if any.
+        public var evalDataPath: String?
+        /// The run folder that holds the step folder.
+        public var runFolder: String
+        /// The step the run continues from.
+        public var step: Int
+    }
+
+    /// The saved run at `folder` (`DIR` or `DIR/step{N}`).
+    public static func savedRun(_ folder: String) throws(TrainingError) -> SavedRun {
+        let stepFolder = try TrainerState.resolve(folder)
+        let state = try TrainerState.read(folder: stepFolder)
+        try state.validate(folder: stepFolder)
+        return SavedRun(config: try OlmoeConfig(contentsOf: stepFolder + "/config.json"), dataPath: state.dataPath,
+                        evalDataPath: state.evalDataPath, runFolder: (stepFolder as NSString).deletingLastPathComponent, step: state.step)
+    }
+}
+
+extension Trainer {
+    /// Checks the bytes of a `trainer_state.json` as resume would (for fuzzing and tools).
+    /// - Throws: `TrainingError.state` naming the file and what is wrong.
+    public static func checkState(_ data: Data, folder: String) throws(TrainingError) {
+        _ = try TrainerState.parse(data, folder: folder)
     }
 }

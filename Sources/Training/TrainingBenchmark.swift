@@ -65,7 +65,7 @@ public enum TrainingBenchmark {
         let path = folder + "/tokens.bin"
         do { try raw.write(to: URL(fileURLWithPath: path)) } catch { throw .io(file: path, reason: "\(error)") }
         let data = try TokenData(path: path, vocabularySize: config.vocabularySize, binaryDType: .uint16)
-        let model = OlmoeModel(config: config)
+        let model = OlmoeNetwork(config: config)
         var ig = SeededGenerator(seed: 2)
         model.initialize(generator: &ig)
         var o = TrainingOptions()

@@ -1,3 +1,4 @@
+import Checkpoints
 /// What went wrong setting up or running training; always names the file or option at fault.
 public enum TrainingError: Error, CustomStringConvertible, Sendable {
     /// A `config.json` that does not describe a trainable OLMoE model.
@@ -16,6 +17,8 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable {
     case io(file: String, reason: String)
     /// The loss or the gradient became NaN or infinite.
     case nonFinite(step: Int, what: String)
+    /// A file of the checkpoint layer could not be read or written; its error names the file.
+    case files(CheckpointError)
 
     public var description: String {
         // reasons passed up from the checkpoint layer already start with the file
@@ -29,7 +32,8 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable {
         case let .state(f, r): return named(f, r)
         case let .invalidOption(r): return r
         case let .io(f, r): return named(f, r)
-        case let .nonFinite(s, w): return "step \(s): \(w) is not finite (NaN or infinity); lower the learning rate or clip gradients"
+        case let .nonFinite(s, w): return "step \(s): \(w) is not finite (NaN or infinity); the learning rate may be too high, or the weights or data hold extreme values"
+        case let .files(e): return e.description
         }
     }
 }

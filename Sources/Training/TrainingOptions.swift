@@ -50,6 +50,10 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var trainGroups: [ParameterGroup] = ParameterGroup.allCases
     /// Batches of held-out data evaluated at each save.
     public var evalBatches = 8
+    /// The step at which the cosine schedule reaches `minimumLearningRate` (nil: `steps`). A run
+    /// resumed to more steps keeps its schedule: the rate stays at the minimum past this step
+    /// instead of jumping back up.
+    public var scheduleSteps: Int?
 
     public init() {}
 

@@ -16,24 +16,28 @@ struct MoEInspect: ParsableCommand {
         See docs/guide.md for a worked example of every command.
         """,
         version: version,
-        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, TSNECommand.self, Train.self, Convert.self, Synth.self, Tokenize.self])
+        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, TSNECommand.self, Train.self, Convert.self, Synth.self, RoutingCommand.self, Tokenize.self])
 
-    /// Runs the command; library errors become one line `moe-inspect: error: ...` and exit code 1.
+    /// Parses and runs the command. The errors of this tool and its library (`ToolError`) become
+    /// one line `moe-inspect: error: ...` and exit code 1; ArgumentParser's own (usage, help,
+    /// validation) are printed as it prints them.
     static func main() {
         useTunedBLASKernels()
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { MoEInspect.exit(withError: error) }
         do {
-            var command = try parseAsRoot()
             try command.run()
-        } catch let e as ExitCode {
-            Foundation.exit(e.rawValue)
-        } catch let e as CleanExit {
-            MoEInspect.exit(withError: e)
-        } catch let e as CustomStringConvertible & Error where !(e is ValidationError) && isLibraryError(e) {
-            FileHandle.standardError.write(Data("moe-inspect: error: \(e.description)\n".utf8))
-            Foundation.exit(1)
+        } catch let e as ToolError {
+            fail(e.description)
         } catch {
             MoEInspect.exit(withError: error)
         }
+    }
+
+    /// Prints `message` as `moe-inspect: error: message` on stderr and exits 1.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("moe-inspect: error: \(message)\n".utf8))
+        Foundation.exit(1)
     }
 
     /// Restarts the process with `OPENBLAS_CORETYPE` set when OpenBLAS picked generic kernels on
@@ -44,9 +48,5 @@ struct MoEInspect: ParsableCommand {
         setenv("OPENBLAS_CORETYPE", core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returns only on failure: carry on with the kernels we have.
-    }
-
-    static func isLibraryError(_ e: Error) -> Bool {
-        !(String(reflecting: type(of: e)).hasPrefix("ArgumentParser."))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Analysis
 import Checkpoints
 import MoELayout
@@ -22,7 +23,7 @@ import Tensors
         let expected = try #require(try loadJSON("erc/expected.json")["models"] as? [String: [String: Any]])
         let layers = try #require(expected[name]?["layers"] as? [String: [String: Any]])
         let ref = try Checkpoint.open(fixtures + "/erc/\(name).safetensors")
-        let model = try MoEModel(try Checkpoint.open(fixtures + "/" + name))
+        let model = try MoECheckpoint(try Checkpoint.open(fixtures + "/" + name))
         #expect(Set(model.moeLayers.map { String($0.index) }) == Set(layers.keys))
         let clean = CouplingAnalysis.analyze(model, options: CouplingOptions(alphas: [1, 0.5], noise: false))
         for l in model.moeLayers {
@@ -37,7 +38,7 @@ import Tensors
             let mClean = try ref.tensor("layer\(l.index).M_clean")
             #expect(relativeError(try #require(result.activation).storage, mClean.storage) < 1e-5)
             let alphas = try #require(e["alphas"] as? [String: [String: [String: Double]]])
-            for r in result.alphas {
+            for r in result.ercLosses {
                 let w = try #require(alphas[String(r.alpha)]?["clean"])
                 #expect(close(r.loss.mean, w["loss"]!), "\(name) layer \(l.index) alpha \(r.alpha)")
                 #expect(close(r.specialization.mean, w["specialization"]!))
@@ -99,14 +100,14 @@ import Tensors
     }
 
     @Test func noiseIsSeededAndSamplesAverage() throws {
-        let model = try MoEModel(try Checkpoint.open(fixtures + "/olmoe-tiny"))
+        let model = try MoECheckpoint(try Checkpoint.open(fixtures + "/olmoe-tiny"))
         let o = CouplingOptions(alphas: [1], noise: true, samples: 4, seed: 9)
         let a = CouplingAnalysis.analyze(model, options: o)
         let b = CouplingAnalysis.analyze(model, options: o)
-        #expect(a.map { $0.alphas[0].loss.mean } == b.map { $0.alphas[0].loss.mean })
-        #expect(a.allSatisfy { $0.alphas[0].loss.std > 0 })
+        #expect(a.map { $0.ercLosses[0].loss.mean } == b.map { $0.ercLosses[0].loss.mean })
+        #expect(a.allSatisfy { $0.ercLosses[0].loss.std > 0 })
         var other = o; other.seed = 10
-        #expect(CouplingAnalysis.analyze(model, options: other).map { $0.alphas[0].loss.mean } != a.map { $0.alphas[0].loss.mean })
+        #expect(CouplingAnalysis.analyze(model, options: other).map { $0.ercLosses[0].loss.mean } != a.map { $0.ercLosses[0].loss.mean })
         // Delta stays within its bound.
         let eps = [0.1, 0.3]
         let delta = NoiseBound.sampleNoise(eps: eps, dimension: 1000, generator: SeededGenerator(seed: 1))
@@ -151,7 +152,7 @@ import Tensors
         let r = Tensor(shape: [3, 4], storage: [1, 0, 0, 0, 0, 1, 0, 0, .nan, 0, 0, 1])
         let w = Tensor(shape: [3, 2, 4], repeating: 0.5)
         let res = CouplingAnalysis.analyze(layer: 4, router: r, stack: ExpertStack(gate: w, experts: 3, intermediate: 2, hidden: 4), options: CouplingOptions())
-        #expect(res.status.contains("NaN"))
+        #expect(res.status.description.contains("NaN"))
         let zero = Tensor(shape: [2, 2], storage: [0, 0, 1, 1])
         #expect(throws: AnalysisError.self) { try NoiseBound.compute(router: zero) }
         #expect(throws: AnalysisError.self) { try NoiseBound.compute(router: Tensor(shape: [1, 2], storage: [1, 1])) }

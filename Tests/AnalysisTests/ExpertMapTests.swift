@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Analysis
 import Checkpoints
 import Embedding
@@ -10,7 +11,7 @@ import Tensors
 @Suite struct ExpertMapTests {
     /// An OLMoE-layout checkpoint with n experts whose W_g rows lie near their router row
     /// (`coupled`) or are independent noise.
-    static func checkpoint(coupled: Bool) throws -> MoEModel {
+    static func checkpoint(coupled: Bool) throws -> MoECheckpoint {
         let n = 6, d = 24, D = 20
         var g = SeededGenerator(seed: coupled ? 1 : 2)
         func normal(_ c: Int) -> [Float] { (0..<c).map { _ in Float(g.nextNormal()) } }
@@ -31,7 +32,7 @@ import Tensors
         let dir = NSTemporaryDirectory() + "moe-map-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try SafetensorsWriter.write(tensors, to: dir + "/model.safetensors")
-        return try MoEModel(try Checkpoint.open(dir), layout: LayoutSpec(family: "test", router: "model.layers.{layer}.mlp.gate.weight",
+        return try MoECheckpoint(try Checkpoint.open(dir), layout: LayoutSpec(family: "test", router: "model.layers.{layer}.mlp.gate.weight",
                                                                             expertGate: "model.layers.{layer}.mlp.experts.{expert}.gate_proj.weight", topK: 2))
     }
 
@@ -39,8 +40,8 @@ import Tensors
         var tsne = TSNE(perplexity: 10, method: .exact, iterations: 750, seed: 0)
         tsne.threads = 1
         let coupled = try Self.checkpoint(coupled: true), plain = try Self.checkpoint(coupled: false)
-        let a = try ExpertMap.make(try ExpertPoints.neurons(coupled, layer: coupled.moeLayers[0], perExpert: nil, seed: 0), tsne: tsne, labelBy: "expert")
-        let b = try ExpertMap.make(try ExpertPoints.neurons(plain, layer: plain.moeLayers[0], perExpert: nil, seed: 0), tsne: tsne, labelBy: "expert")
+        let a = try ExpertMap.make(try ExpertPoints.neurons(coupled, layer: coupled.moeLayers[0], perExpert: nil, seed: 0), tsne: tsne, labelBy: .expert)
+        let b = try ExpertMap.make(try ExpertPoints.neurons(plain, layer: plain.moeLayers[0], perExpert: nil, seed: 0), tsne: tsne, labelBy: .expert)
         #expect(a.points.data.rows == 6 * 20 + 6)
         #expect(a.points.kinds.filter { $0 == .router }.count == 6)
         // Coupled experts: tight clusters in weight space and in the map; independent noise: none.

@@ -3,22 +3,6 @@ import Testing
 
 /// `moe-inspect tokenize` and hub-cache names, end to end on the built binary.
 extension CLITests {
-    /// Runs the binary with extra environment variables.
-    func run(_ args: [String], environment extra: [String: String]) throws -> Run {
-        let bin = try #require(CLITests.binary, "build moe-inspect first (make test does)")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
-
     static let tokenizers = fixtures + "/tokenizers"
 
     /// Texts and ids written by tokenizers (fixtures/tokenizers/make_tokenizer_fixtures.py).

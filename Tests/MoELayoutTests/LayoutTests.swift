@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoints
 @testable import MoELayout
 import Tensors
@@ -16,7 +17,7 @@ import Tensors
     func summaryMatchesTransformersConfig(_ folder: String, _ family: String) throws {
         let all = try #require(try loadJSON("expected/models.json")["models"] as? [String: [String: Any]])
         let e = try #require(all[folder])
-        let model = try MoEModel(try Checkpoint.open(fixtures + "/" + folder))
+        let model = try MoECheckpoint(try Checkpoint.open(fixtures + "/" + folder))
         let s = ModelSummary(model)
         #expect(s.family == family)
         #expect(s.layerCount == e["num_layers"] as? Int)
@@ -44,20 +45,20 @@ import Tensors
     }
 
     @Test func sharedExpertsDenseLayersAndBias() throws {
-        let ds = try MoEModel(try Checkpoint.open(fixtures + "/deepseek-v3-tiny"))
-        #expect(ds.scoring == "sigmoid")
+        let ds = try MoECheckpoint(try Checkpoint.open(fixtures + "/deepseek-v3-tiny"))
+        #expect(ds.scoring == .sigmoid)
         for l in ds.moeLayers {
             #expect(l.shared?.gate == "model.layers.\(l.index).mlp.shared_experts.gate_proj.weight")
             #expect(l.scoreCorrectionBias == "model.layers.\(l.index).mlp.gate.e_score_correction_bias")
         }
-        let qw = try MoEModel(try Checkpoint.open(fixtures + "/qwen2-moe-tiny"))
+        let qw = try MoECheckpoint(try Checkpoint.open(fixtures + "/qwen2-moe-tiny"))
         #expect(qw.layers[1] == .dense(index: 1))
         #expect(qw.moeLayers.allSatisfy { $0.sharedExpertGate == "model.layers.\($0.index).mlp.shared_expert_gate.weight" })
     }
 
     @Test func fusedLayoutGivesTheSameExperts() throws {
-        let per = try MoEModel(try Checkpoint.open(fixtures + "/olmoe-tiny"))
-        let fused = try MoEModel(try Checkpoint.open(fixtures + "/olmoe-tiny-fused"))
+        let per = try MoECheckpoint(try Checkpoint.open(fixtures + "/olmoe-tiny"))
+        let fused = try MoECheckpoint(try Checkpoint.open(fixtures + "/olmoe-tiny-fused"))
         for (a, b) in zip(per.moeLayers, fused.moeLayers) {
             if case .fused = b.experts {} else { Issue.record("layer \(b.index) not read as fused") }
             for p in Projection.allCases {
@@ -81,7 +82,7 @@ import Tensors
         }
         let ckpt = try Checkpoint.open(dir + "/model.safetensors")
         do {
-            _ = try MoEModel(ckpt)
+            _ = try MoECheckpoint(ckpt)
             Issue.record("unknown naming was accepted")
         } catch {
             #expect("\(error)".contains("transformer.blocks.0.moe.router.weight") || "\(error)".contains("moe.expert_"), "\(error)")
@@ -95,11 +96,11 @@ import Tensors
          "expertDown": "transformer.blocks.{layer}.moe.expert_{expert}.down_proj.weight", "topK": 2}
         """
         try layoutJSON.write(toFile: dir + "/layout.json", atomically: true, encoding: .utf8)
-        let model = try MoEModel(ckpt, layout: try LayoutSpec.load(dir + "/layout.json"))
+        let model = try MoECheckpoint(ckpt, layout: try LayoutSpec.load(dir + "/layout.json"))
         #expect(model.family == "custom")
         #expect(model.moeLayers.map(\.index) == [0, 1])
         #expect(model.topK == 2)
-        let ref = try MoEModel(src)
+        let ref = try MoECheckpoint(src)
         #expect(try model.expertWeights(model.moeLayers[1], .down) == ref.expertWeights(ref.moeLayers[1], .down))
     }
 
@@ -114,7 +115,7 @@ import Tensors
             try src.copyRawBytes(spec.name, into: out)
             if spec.name == "model.layers.0.mlp.gate.weight" { out.storeBytes(of: Float.nan, toByteOffset: 8, as: Float.self) }
         }
-        let model = try MoEModel(try Checkpoint.open(dir))
+        let model = try MoECheckpoint(try Checkpoint.open(dir))
         let s = ModelSummary(model)
         #expect(s.problems.contains { $0.contains("layer 1") && $0.contains("3") && $0.contains("missing") }, "\(s.problems)")
         #expect(s.problems.contains { $0.contains("layer 0") && $0.contains("NaN") }, "\(s.problems)")
@@ -129,7 +130,7 @@ import Tensors
         let a = try Checkpoint.open(dir + "/a"), b = try Checkpoint.open(dir + "/b")
         #expect(a.files.count > 1)
         for t in a.tensors { #expect(try a.rawBytes(t.name) == b.rawBytes(t.name)) }
-        let s = ModelSummary(try MoEModel(a))
+        let s = ModelSummary(try MoECheckpoint(a))
         #expect(s.family == "olmoe" && s.moeLayers == [0, 1, 2] && s.topK == 2 && s.expertCounts == [8])
         let w = try a.tensor("model.layers.0.mlp.experts.0.gate_proj.weight").storage
         let mean = w.reduce(0, +) / Float(w.count)
@@ -144,5 +145,38 @@ import Tensors
         #expect(p.match("model.layers.12.mlp.experts.x.w1.weight") == nil)
         #expect(p.match("model.layers.12.mlp.experts.7.w1.weight.extra") == nil)
         #expect(p.name(layer: 3, expert: 4) == "model.layers.3.mlp.experts.4.w1.weight")
+    }
+}
+
+/// Layout files are validated before use (issue 10, item 11).
+@Suite struct LayoutFileValidationTests {
+    func load(_ json: String) throws -> LayoutSpec {
+        let p = NSTemporaryDirectory() + "layout-\(UUID().uuidString).json"
+        try json.write(toFile: p, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        return try LayoutSpec.load(p)
+    }
+
+    @Test(arguments: [
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.experts.gate"}"#, "{expert} exactly once"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.gate","expertGate":"m.{layer}.e.{expert}.w"}"#, "{layer} exactly once"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.{expert}.gate","expertGate":"m.{layer}.e.{expert}.w"}"#, "must not contain {expert}"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{exprt}.w"}"#, "unknown field '{exprt}'"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate"}"#, "needs 'expertGate'"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{expert}.w","scoring":"relu"}"#, "softmax or sigmoid"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","expertGate":"m.{layer}.e.{expert}.w"}"#, "missing key 'router'"),
+    ])
+    func badLayoutFilesAreRefused(_ json: String, _ words: String) {
+        do {
+            _ = try load(json)
+            Issue.record("accepted: \(json)")
+        } catch {
+            #expect("\(error)".contains(words), "\("\(error)")")
+        }
+    }
+
+    @Test func aGoodLayoutFileLoads() throws {
+        let s = try load(#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{expert}.w"}"#)
+        #expect(s.router.text == "m.{layer}.gate")
     }
 }

@@ -24,7 +24,7 @@ import Testing
         let dir = NSTemporaryDirectory() + "moe-report-" + UUID().uuidString
         let runs = [CheckpointCoupling(checkpoint: "a/step100", step: 100, layers: Self.layers()),
                     CheckpointCoupling(checkpoint: "a/step200", step: 200, layers: Self.layers())]
-        let report = CouplingReport(FigureSettings(formats: ["png", "svg"], dpi: 72, provenance: ["moe-inspect:checkpoint": "a"]))
+        let report = CouplingReport(FigureSettings(formats: [.png, .svg], dpi: 72, provenance: ["moe-inspect:checkpoint": "a"]))
         let figures = try report.write(runs, options: CouplingOptions(alphas: [1], noise: false), to: dir)
         let stems = Set(figures.map(\.stem))
         for s in ["series_erc_loss", "series_epsilon", "series_coupling_alpha", "coupling_alpha", "erc_by_layer", "coupling_profile",

@@ -175,7 +175,7 @@ import Testing
     /// The whole model's gradient against differences of its total loss, on the clip fixture
     /// (a few coordinates per tensor, steps small enough that routing and clipping do not flip).
     @Test func wholeModelSpotCheck() throws {
-        let (model, _) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (model, _) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let B = 2, L = 6
         let ws = ModelWorkspace(model.config, batch: B, length: L)
         var g = SeededGenerator(seed: 6)

@@ -45,14 +45,14 @@ enum Fixtures {
 /// Runs one forward + backward of a fixture model on its fixed tokens (transformers' labels=x
 /// shift: the last position of each row has no target).
 struct FixtureRun {
-    let model: OlmoeModel
+    let model: OlmoeNetwork
     let losses: LossBreakdown
     let logits: [Float]
     let gradients: FloatBuffer
     let workspace: ModelWorkspace
 
     init(_ folder: String, lbWeight: Double = 0.01, zWeight: Double = 0.001) throws {
-        let (model, _) = try ModelCheckpoint.load(Fixtures.path(folder))
+        let (model, _) = try NetworkCheckpoint.load(Fixtures.path(folder))
         let tokens = try Fixtures.tensor(folder + "/expected_outputs.safetensors", "tokens")
         let B = tokens.shape[0], L = tokens.shape[1]
         let ws = ModelWorkspace(model.config, batch: B, length: L)

@@ -26,7 +26,7 @@ import Testing
     /// Two micro-batches of 2 rows accumulate the gradient of one batch of 4 rows (LM loss,
     /// equal target counts per micro-batch).
     @Test func accumulationAveragesMicroBatches() throws {
-        let (model, _) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (model, _) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let L = 6
         var g = SeededGenerator(seed: 10)
         let tokens = (0..<(4 * L)).map { _ in Int32(g.next() % 64) }
@@ -50,10 +50,10 @@ import Testing
     @Test func fusedExpertCheckpointsRoundTrip() throws {
         let dir = temporaryFolder("fused")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (model, format) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (model, format) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         var fused = format
         fused.fusedExperts = true
-        try ModelCheckpoint.save(model, format: fused, dtype: nil, to: dir)
+        try NetworkCheckpoint.save(model, format: fused, dtype: nil, to: dir)
         let written = try Checkpoint.open(dir)
         #expect(written.info("model.layers.0.mlp.experts.gate_up_proj")?.shape == [8, 32, 32])
         #expect(written.info("model.layers.1.mlp.experts.down_proj")?.shape == [8, 32, 16])
@@ -63,7 +63,7 @@ import Testing
         let original = try Checkpoint.open(Fixtures.path("olmoe-grad"))
         let up3 = try original.tensor("model.layers.0.mlp.experts.3.up_proj.weight")
         #expect(Array(gu.storage[(3 * 32 * 32 + 16 * 32)..<(4 * 32 * 32)]) == up3.storage)
-        let (back, backFormat) = try ModelCheckpoint.load(dir)
+        let (back, backFormat) = try NetworkCheckpoint.load(dir)
         #expect(backFormat.fusedExperts)
         #expect(back.parameters.array == model.parameters.array)
     }

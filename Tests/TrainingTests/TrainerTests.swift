@@ -55,11 +55,11 @@ func temporaryFolder(_ name: String) -> String {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = try Self.corpus(dir)
         // straight through
-        let (m1, f1) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (m1, f1) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let straight = try Trainer(model: m1, format: f1, data: data, options: Self.options(), outputFolder: dir + "/a")
         try straight.run()
         // to step 3 (saved), one more step that is never saved, then a "kill"
-        let (m2, f2) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (m2, f2) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let first = try Trainer(model: m2, format: f2, data: data, options: Self.options(), outputFolder: dir + "/b")
         try FileManager.default.createDirectoryOrThrow(dir + "/b")
         for _ in 0..<3 { try first.appendLog(try first.trainStep()) }
@@ -77,15 +77,15 @@ func temporaryFolder(_ name: String) -> String {
             try String(contentsOfFile: p, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").dropLast().joined(separator: ",") }
         }
         #expect(try rows(dir + "/a/log.csv") == rows(dir + "/b/log.csv"))
-        let saved = try ModelCheckpoint.load(dir + "/b/step6").0
+        let saved = try NetworkCheckpoint.load(dir + "/b/step6").0
         #expect(saved.parameters.array == straight.model.parameters.array)
     }
 
     @Test func saveReloadKeepsNamesDtypesAndValues() throws {
         let dir = temporaryFolder("save")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (model, format) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad-clip"))
-        try ModelCheckpoint.save(model, format: format, dtype: nil, to: dir)
+        let (model, format) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad-clip"))
+        try NetworkCheckpoint.save(model, format: format, dtype: nil, to: dir)
         let original = try Checkpoint.open(Fixtures.path("olmoe-grad-clip"))
         let written = try Checkpoint.open(dir)
         #expect(Set(original.tensors.map(\.name)) == Set(written.tensors.map(\.name)))
@@ -97,8 +97,8 @@ func temporaryFolder(_ name: String) -> String {
         // BF16 on request: values rounded, names kept
         let bdir = dir + "/bf16"
         try FileManager.default.createDirectoryOrThrow(bdir)
-        try ModelCheckpoint.save(model, format: format, dtype: .bf16, to: bdir)
-        let (back, bformat) = try ModelCheckpoint.load(bdir)
+        try NetworkCheckpoint.save(model, format: format, dtype: .bf16, to: bdir)
+        let (back, bformat) = try NetworkCheckpoint.load(bdir)
         #expect(bformat.dtypes.values.allSatisfy { $0 == .bf16 })
         var rounded = model.parameters.array
         Conversion.roundTrip(&rounded, through: .bf16)
@@ -115,10 +115,10 @@ func temporaryFolder(_ name: String) -> String {
         o.schedule = .constant
         o.steps = 4
         o.saveEvery = 2
-        let (m1, f1) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (m1, f1) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let straight = try Trainer(model: m1, format: f1, data: data, options: o, outputFolder: dir + "/a")
         try straight.run()
-        let (m2, f2) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (m2, f2) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         var o2 = o
         o2.steps = 2
         let part = try Trainer(model: m2, format: f2, data: data, options: o2, outputFolder: dir + "/b")
@@ -144,9 +144,9 @@ func temporaryFolder(_ name: String) -> String {
         o.schedule = .constant
         o.trainGroups = [.router, .gateProjection]
         o.weightDecay = 0.1
-        let (m, f) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (m, f) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let before = m.parameters.array
-        let t = try Trainer(model: m, format: f, data: data, options: o, outputFolder: dir)
+        let t = try Trainer(model: m, format: f, data: data, options: o, outputFolder: dir + "/run")
         try t.run()
         let after = m.parameters.array
         for tensor in m.layout.tensors {
@@ -227,7 +227,7 @@ func temporaryFolder(_ name: String) -> String {
         let data = try TokenData(path: dir + "/t.npy", vocabularySize: 64)
         var o = TrainingOptions()
         o.batchSize = 2; o.sequenceLength = 5; o.dataOrder = .sequential; o.steps = 3
-        let (m, f) = try ModelCheckpoint.load(Fixtures.path("olmoe-grad"))
+        let (m, f) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let t = try Trainer(model: m, format: f, data: data, options: o, outputFolder: dir + "/out")
         _ = try t.trainStep()
         t.loadBatch(micro: 0)  // step 1

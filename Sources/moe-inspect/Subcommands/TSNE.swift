@@ -5,6 +5,9 @@ import Foundation
 import MoELayout
 import Reports
 
+extension MapPoints: ExpressibleByArgument {}
+extension MapLabel: ExpressibleByArgument {}
+
 extension MoEInspect {
     struct TSNECommand: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -16,7 +19,7 @@ extension MoEInspect {
         var checkpoint: String
 
         @Option(help: ArgumentHelp("experts (one point per expert) or neurons (W_g rows and router rows).", valueName: "kind"))
-        var points: String = "experts"
+        var points: MapPoints = .experts
 
         @Option(help: "Decoder layer (default: all MoE layers for experts, the first MoE layer for neurons).")
         var layer: Int?
@@ -28,7 +31,7 @@ extension MoEInspect {
         var allProjections = false
 
         @Option(help: ArgumentHelp("Colour and silhouette label: expert or layer (default: layer when several layers, else expert).", valueName: "label"))
-        var colorBy: String?
+        var colorBy: MapLabel?
 
         @Option(help: "Perplexity (default 30; must be below the number of points).")
         var perplexity: Double = 30
@@ -57,36 +60,26 @@ extension MoEInspect {
         var quiet = false
 
         func validate() throws {
-            guard ["experts", "neurons"].contains(points) else { throw ValidationError("--points must be experts or neurons") }
-            if let c = colorBy, !["expert", "layer"].contains(c) { throw ValidationError("--color-by must be expert or layer") }
             guard perExpert >= 0 else { throw ValidationError("--per-expert must be 0 (all) or positive") }
             guard iterations >= 250 else { throw ValidationError("--iterations must be at least 250 (the early-exaggeration phase)") }
-            if let f = figure, !["png", "pdf", "svg"].contains((f as NSString).pathExtension.lowercased()) { throw ValidationError("--figure must end in .png, .pdf or .svg") }
+            if let f = figure { _ = try figureFormat(f, option: "--figure") }
         }
 
         func run() throws {
+            try protectInputs([csv, figure], from: [checkpoint] + [layoutOptions.layout].compactMap { $0 })
             let progress = Progress(quiet: quiet)
             let start = Date()
             let model = try layoutOptions.open(checkpoint)
-            let moe = model.moeLayers
-            guard !moe.isEmpty else { throw CommandError("\(checkpoint): no MoE layer found") }
-            var selected = moe
-            if let l = layer {
-                guard let m = moe.first(where: { $0.index == l }) else {
-                    throw CommandError("\(checkpoint): layer \(l) is not an MoE layer (MoE layers: \(moe.map { String($0.index) }.joined(separator: ", ")))")
-                }
-                selected = [m]
-            } else if points == "neurons" {
-                selected = [moe[0]]
-            }
-            let pts: ExpertPoints = points == "neurons"
+            var selected = try model.moeLayers(in: layer.flatMap { LayerSelection([$0]) })
+            if points == .neurons { selected = Array(selected.prefix(1)) }
+            let pts: ExpertPoints = points == .neurons
                 ? try ExpertPoints.neurons(model, layer: selected[0], perExpert: perExpert == 0 ? nil : perExpert, seed: seed)
                 : try ExpertPoints.experts(model, layers: selected, allProjections: allProjections, seed: seed)
             let readTime = Date().timeIntervalSince(start)
             progress.say(String(format: "%d points of %d dimensions (%@), read in %.1f s", pts.data.rows, pts.data.columns, pts.note, readTime))
             var tsne = TSNE(perplexity: perplexity, method: exact ? .exact : .barnesHut, iterations: iterations, seed: seed)
             if pts.data.columns > 50 { tsne.reducedDimensions = min(50, pts.data.rows) }
-            let label = colorBy ?? (points == "experts" && selected.count > 1 ? "layer" : "expert")
+            let label = colorBy ?? (points == .experts && selected.count > 1 ? .layer : .expert)
             let map = try ExpertMap.make(pts, tsne: tsne, labelBy: label) { p in
                 if p.iteration % 250 == 0 || p.iteration == p.iterations {
                     progress.say(String(format: "iteration %d/%d, KL %.4f", p.iteration, p.iterations, p.klDivergence))
@@ -101,22 +94,64 @@ extension MoEInspect {
                 try t.writeCSV(to: csv)
             }
             if let figure {
-                let what = points == "neurons" ? "W_g rows and router rows, layer \(selected[0].index)" : (selected.count == 1 ? "experts of layer \(selected[0].index)" : "experts of \(selected.count) layers")
+                let what = points == .neurons ? "W_g rows and router rows, layer \(selected[0].index)" : (selected.count == 1 ? "experts of layer \(selected[0].index)" : "experts of \(selected.count) layers")
                 let f = try TSNEFigures.map(map, title: "t-SNE of \(what)")
-                _ = try f.save(to: figure, provenance: ["Software": "moe-inspect \(MoEInspect.version)", "moe-inspect:command": CommandLine.arguments.joined(separator: " "), "moe-inspect:checkpoint": checkpoint])
+                _ = try f.save(to: figure, provenance: provenance(checkpoints: [checkpoint]))
             }
-            let summary: [(String, String)] = [
-                ("points", String(pts.data.rows)), ("dimensions", String(pts.data.columns)), ("label", label),
-                ("kl_divergence", String(format: "%.5f", map.klDivergence)),
-                ("silhouette_2d", map.silhouette2D.map { String(format: "%.4f", $0) } ?? "n/a"),
-                ("silhouette_original", map.silhouetteOriginal.map { String(format: "%.4f", $0) } ?? "n/a"),
-                ("seconds", String(format: "%.2f", seconds)),
-            ]
+            let summary = TSNESummary(points: pts.data.rows, dimensions: pts.data.columns, label: label.rawValue,
+                                      klDivergence: map.klDivergence, silhouette2D: map.silhouette2D,
+                                      silhouetteOriginal: map.silhouetteOriginal, seconds: seconds)
             if json {
-                print("{" + summary.map { "\"\($0.0)\": " + (Double($0.1) != nil ? $0.1 : "\"\($0.1)\"") }.joined(separator: ", ") + "}")
+                print(try summary.json())
             } else {
-                for (k, v) in summary { print(k.padding(toLength: 22, withPad: " ", startingAt: 0) + v) }
+                print(summary.aligned())
             }
         }
+    }
+}
+
+/// What `tsne` prints: sizes, the final KL divergence and the silhouette scores.
+struct TSNESummary: Encodable {
+    var points: Int
+    var dimensions: Int
+    var label: String
+    var klDivergence: Double
+    var silhouette2D: Double?
+    var silhouetteOriginal: Double?
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case points, dimensions, label, seconds
+        case klDivergence = "kl_divergence", silhouette2D = "silhouette_2d", silhouetteOriginal = "silhouette_original"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(points, forKey: .points)
+        try c.encode(dimensions, forKey: .dimensions)
+        try c.encode(label, forKey: .label)
+        // JSON has no NaN: a value that is not finite is written as null.
+        try c.encode(klDivergence.isFinite ? klDivergence : nil, forKey: .klDivergence)
+        try c.encode(silhouette2D.flatMap { $0.isFinite ? $0 : nil }, forKey: .silhouette2D)
+        try c.encode(silhouetteOriginal.flatMap { $0.isFinite ? $0 : nil }, forKey: .silhouetteOriginal)
+        try c.encode(seconds, forKey: .seconds)
+    }
+
+    /// One JSON object, keys in a stable order.
+    func json() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+
+    /// One `name value` line each, as the text output.
+    func aligned() -> String {
+        let f = { (v: Double?, fmt: String) in v.map { String(format: fmt, $0) } ?? "n/a" }
+        let rows: [(String, String)] = [
+            ("points", String(points)), ("dimensions", String(dimensions)), ("label", label),
+            ("kl_divergence", f(klDivergence, "%.5f")), ("silhouette_2d", f(silhouette2D, "%.4f")),
+            ("silhouette_original", f(silhouetteOriginal, "%.4f")), ("seconds", String(format: "%.2f", seconds)),
+        ]
+        return rows.map { $0.0.padding(toLength: 22, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
     }
 }

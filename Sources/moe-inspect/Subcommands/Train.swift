@@ -3,6 +3,11 @@ import Foundation
 import Tensors
 import Training
 
+extension ScheduleKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension DataOrder: ExpressibleByArgument {}
+extension TokenDType: ExpressibleByArgument {}
+
 extension MoEInspect {
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -22,24 +27,24 @@ extension MoEInspect {
         @Option(name: .customLong("init"), help: ArgumentHelp("Start from a new model of this config.json (transformers OlmoeConfig keys), initialised as transformers does.", valueName: "CONFIG.json"))
         var initConfig: String?
 
-        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (bytes).", valueName: "FILE"))
-        var data: String
+        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (bytes). With --resume: default the run's own.", valueName: "FILE"))
+        var data: String?
 
         @Option(help: ArgumentHelp("Element type of a raw .bin token file: uint8, uint16 (default), uint32, int32, int64.", valueName: "dtype"))
-        var dataDtype: String?
+        var dataDtype: TokenDType?
 
-        @Option(help: ArgumentHelp("Run folder: log.csv, analysis.csv, eval.csv and step{N}/ checkpoints.", valueName: "DIR"))
-        var out: String
+        @Option(help: ArgumentHelp("Run folder: log.csv, analysis.csv, eval.csv and step{N}/ checkpoints (a new or empty folder; with --resume: default the run's own).", valueName: "DIR"))
+        var out: String?
 
         @Option(help: "Optimizer steps to reach (default 100; with --resume, the step to continue to).") var steps: Int?
         @Option(help: "Sequences (windows) per micro-batch.") var batchSize: Int = 8
         @Option(help: "Tokens per sequence fed to the model; each window is seq-len + 1 tokens.") var seqLen: Int = 256
         @Option(help: "Micro-batches averaged into one step.") var gradAccum: Int = 1
         @Option(help: "Peak learning rate (per step, after warm-up).") var lr: Double = 1e-3
-        @Option(help: ArgumentHelp("Learning-rate schedule: constant (default) or cosine (decays to --min-lr at the last step).", valueName: "kind")) var schedule: String = "constant"
+        @Option(help: ArgumentHelp("Learning-rate schedule: constant (default) or cosine (decays to --min-lr at the last step).", valueName: "kind")) var schedule: ScheduleKind = .constant
         @Option(help: "Linear warm-up steps (learning rate ramps from peak/warmup to peak).") var warmup: Int = 0
         @Option(help: "Final learning rate of the cosine schedule.") var minLr: Double = 0
-        @Option(help: ArgumentHelp("adamw (default) or sgd (plain: no momentum, no weight decay).", valueName: "name")) var optimizer: String = "adamw"
+        @Option(help: ArgumentHelp("adamw (default) or sgd (plain: no momentum, no weight decay).", valueName: "name")) var optimizer: OptimizerKind = .adamw
         @Option(help: "AdamW beta1.") var beta1: Double = 0.9
         @Option(help: "AdamW beta2.") var beta2: Double = 0.95
         @Option(help: "AdamW epsilon.") var adamEps: Double = 1e-8
@@ -51,7 +56,7 @@ extension MoEInspect {
         @Option(help: "Load-balancing loss weight (default: the config's router_aux_loss_coef).") var lbWeight: Double?
         @Option(help: "Router z-loss weight (OLMoE trained with 0.001).") var zWeight: Double = 0
         @Option(help: "Seed of initialisation, data order and ERC noise.") var seed: UInt64 = 0
-        @Option(help: ArgumentHelp("random (a seeded permutation of the windows per pass) or sequential (row b of step s starts at token (s*B+b)*(seq-len+1)).", valueName: "order")) var dataOrder: String = "random"
+        @Option(help: ArgumentHelp("random (a seeded permutation of the windows per pass) or sequential (row b of step s starts at token (s*B+b)*(seq-len+1)).", valueName: "order")) var dataOrder: DataOrder = .random
         @Option(help: "Save DIR/step{N}/ every N steps; 0 saves only at the last step.") var saveEvery: Int = 0
         @Option(help: ArgumentHelp("Saved weight dtype: bf16, f16 or f32 (default: the input's; f32 with --init).", valueName: "dtype")) var saveDtype: String?
         @Option(help: ArgumentHelp("Parameter groups to train, comma-separated: embed, attention, norm, router, gate_proj, up_proj, down_proj, lm_head, experts, all.", valueName: "groups")) var train: String = "all"
@@ -64,12 +69,9 @@ extension MoEInspect {
             let sources = [checkpoint != nil, initConfig != nil, resume != nil].filter { $0 }.count
             if sources == 0 { throw ValidationError("give a checkpoint CKPT, --init CONFIG.json or --resume DIR") }
             if sources > 1 { throw ValidationError("CKPT, --init and --resume exclude each other") }
-            if ScheduleKind(rawValue: schedule) == nil { throw ValidationError("--schedule must be constant or cosine, not '\(schedule)'") }
-            if OptimizerKind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adamw or sgd, not '\(optimizer)'") }
-            if DataOrder(rawValue: dataOrder) == nil { throw ValidationError("--data-order must be random or sequential, not '\(dataOrder)'") }
-            if let d = dataDtype, TokenDType(rawValue: d) == nil { throw ValidationError("--data-dtype must be one of \(TokenDType.allCases.map(\.rawValue).joined(separator: ", "))") }
+            if resume == nil && data == nil { throw ValidationError("--data FILE is needed (only --resume can take the run's own)") }
+            if resume == nil && out == nil { throw ValidationError("--out DIR is needed (only --resume can take the run's own)") }
             if let s = saveDtype, DType(userSpelling: s).map({ [.bf16, .f16, .f32].contains($0) }) != true { throw ValidationError("--save-dtype must be bf16, f16 or f32") }
-            if optimizer == "sgd" && weightDecay > 0 { throw ValidationError("--weight-decay does not apply to --optimizer sgd (plain SGD has no weight decay)") }
             do {
                 _ = try ParameterGroup.parseList(train)
                 try options().validate()
@@ -85,10 +87,10 @@ extension MoEInspect {
             o.sequenceLength = seqLen
             o.accumulation = gradAccum
             o.learningRate = lr
-            o.schedule = ScheduleKind(rawValue: schedule) ?? .constant
+            o.schedule = schedule
             o.warmupSteps = warmup
             o.minimumLearningRate = minLr
-            o.optimizer = OptimizerKind(rawValue: optimizer) ?? .adamw
+            o.optimizer = optimizer
             o.beta1 = beta1; o.beta2 = beta2; o.adamEpsilon = adamEps
             o.weightDecay = weightDecay
             o.clipGradNorm = clipGradNorm
@@ -98,7 +100,7 @@ extension MoEInspect {
             o.lbWeight = lbWeight
             o.zWeight = zWeight
             o.seed = seed
-            o.dataOrder = DataOrder(rawValue: dataOrder) ?? .random
+            o.dataOrder = dataOrder
             o.saveEvery = saveEvery
             o.saveDType = saveDtype.flatMap { DType(userSpelling: $0) }
             o.trainGroups = ParameterGroup.allCases.filter { (try? ParameterGroup.parseList(train))?.contains($0) == true }
@@ -107,27 +109,39 @@ extension MoEInspect {
         }
 
         func run() throws {
-            let binary = dataDtype.flatMap { TokenDType(rawValue: $0) }
+            let binary = dataDtype
             let trainer: Trainer
+            let out: String
             if let resume {
-                let state = try Trainer.savedConfig(resume)
-                let train = try TokenData(path: data, vocabularySize: state.vocabularySize, binaryDType: binary)
-                let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: state.vocabularySize, binaryDType: binary) }
+                let saved = try Trainer.savedRun(resume)
+                out = self.out ?? saved.runFolder
+                let V = saved.config.vocabularySize
+                let train = try TokenData(path: data ?? saved.dataPath, vocabularySize: V, binaryDType: binary)
+                let evalPath = evalData ?? saved.evalDataPath
+                let eval = try evalPath.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary) }
                 trainer = try Trainer.resume(from: resume, data: train, evalData: eval, outputFolder: out, steps: steps,
                                              saveEvery: saveEvery > 0 ? saveEvery : nil)
-            } else {
-                if FileManager.default.fileExists(atPath: out + "/log.csv") {
-                    throw CommandError("\(out) already holds a run (log.csv); continue it with --resume \(out) or choose another --out")
+                let changed = [data.map { "--data \($0)" }, evalData.map { "--eval-data \($0)" }, steps.map { "--steps \($0)" },
+                               saveEvery > 0 ? "--save-every \(saveEvery)" : nil].compactMap { $0 }
+                var note = ""
+                if trainer.options.schedule == .cosine, let end = trainer.options.scheduleSteps, end < trainer.options.steps {
+                    note = String(format: "; the cosine schedule still ends at step %d, steps after it run at --min-lr %g", end, trainer.options.minimumLearningRate)
                 }
-                let model: OlmoeModel, format: StoredFormat
+                if !quiet {
+                    FileHandle.standardError.write(Data("resuming \(saved.runFolder) at step \(saved.step) with the run's own settings\(changed.isEmpty ? "" : "; changed: " + changed.joined(separator: ", "))\(note)\n".utf8))
+                }
+            } else {
+                out = self.out ?? ""
+                let data = self.data ?? ""
+                let model: OlmoeNetwork, format: StoredFormat
                 if let initConfig {
                     let config = try OlmoeConfig(contentsOf: initConfig)
-                    model = OlmoeModel(config: config)
+                    model = OlmoeNetwork(config: config)
                     var g = SeededGenerator(seed: seed)
                     model.initialize(generator: &g)
                     format = .float32
                 } else {
-                    (model, format) = try ModelCheckpoint.load(checkpoint ?? "")
+                    (model, format) = try NetworkCheckpoint.load(checkpoint ?? "")
                 }
                 let V = model.config.vocabularySize
                 let train = try TokenData(path: data, vocabularySize: V, binaryDType: binary)
