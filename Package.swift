@@ -38,9 +38,9 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: kernels),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"]),
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"]),
-        // tokenizer.json readers (untrusted input: keeps the checks of -O)
+        // tokenizer.json readers; Unicode normalization through the ICU inside the toolchain
+        // (Foundation's NFKC is wrong on Linux).
         .target(name: "Tokenizers", dependencies: ["Checkpoints"],
-                // Unicode normalization through the ICU inside the toolchain (Foundation's NFKC is wrong on Linux).
                 linkerSettings: [.linkedLibrary("_FoundationICU", .when(platforms: [.linux]))]),
 
         // MARK: - Analyses and training
@@ -70,8 +70,8 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Tensors",
                                                            .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "MoELayoutTests", dependencies: ["TestSupport", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Checkpoints"]),
+        .testTarget(name: "MoELayoutTests", dependencies: ["TestSupport", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "MoELayout", "Checkpoints", "Tensors"]),

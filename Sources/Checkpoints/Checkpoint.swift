@@ -35,7 +35,7 @@ public final class Checkpoint: @unchecked Sendable {
     public static func open(_ path: String, includeOptimizerState: Bool = false) throws(CheckpointError) -> Checkpoint {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            if let snapshot = try HubCache.resolve(path) { return try open(snapshot) }  // org/name[@revision]
+            if let snapshot = try HubCache.resolve(path) { return try open(snapshot, includeOptimizerState: includeOptimizerState) }  // org/name[@revision]
             throw .io(file: path, reason: "no such file or folder")
         }
         if OLMoCoreCheckpoint.locate(path) != nil {

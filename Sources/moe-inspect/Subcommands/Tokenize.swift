@@ -86,3 +86,5 @@ extension MoEInspect {
         }
     }
 }
+
+extension TokenizerError: ToolError {}
