@@ -90,11 +90,16 @@ public struct LatentAttentionSpec: Sendable, Equatable {
     public var valueDim: Int
     /// `attention_bias`: biases on `q_a_proj`, `kv_a_proj_with_mqa` and `o_proj`.
     public var bias: Bool
+    /// With scaled RoPE, the softmax scale `1 / sqrt(queryKeyDim)` is multiplied by this twice
+    /// (DeepSeek's yarn `mscale` of `mscale_all_dim`; 1 otherwise).
+    public var softmaxMScale: Double = 1
     /// Query/key dimensions per head: nope + rope.
     public var queryKeyDim: Int { noPositionDim + ropeDim }
+    /// The softmax scale of the attention scores, as transformers computes it in Float64.
+    var softmaxScale: Float { Float(Foundation.pow(Double(queryKeyDim), -0.5) * softmaxMScale * softmaxMScale) }
 }
 
-/// Rotary position embedding (`rope_type: default`).
+/// Rotary position embedding.
 public struct RopeSpec: Sendable, Equatable {
     /// Base theta.
     public var theta: Double
@@ -102,6 +107,8 @@ public struct RopeSpec: Sendable, Equatable {
     public var dim: Int
     /// Pairs (x0, x1), (x2, x3), ... rotate together (DeepSeek); else the two halves (`rotate_half`).
     public var interleaved: Bool
+    /// The frequency scaling (`rope_type`), `.none` for the default rotary embedding.
+    public var scaling: RopeScaling = .none
 }
 
 /// A decoder layer's feed-forward block.
@@ -196,6 +203,7 @@ extension Architecture {
             }
             if let r = a.queryRank, r <= 0 { throw fail("q_lora_rank must be positive or null") }
             guard rope.dim == a.ropeDim else { throw fail("rotary dimension \(rope.dim) differs from qk_rope_head_dim \(a.ropeDim)") }
+            guard a.softmaxMScale > 0, a.softmaxMScale.isFinite else { throw fail("the RoPE scaling gives a softmax mscale of \(a.softmaxMScale)") }
         }
         for w in slidingWindow { if let w, w <= 0 { throw fail("sliding_window must be positive") } }
         for f in feedForward {

@@ -134,7 +134,7 @@ public final class CausalModel: @unchecked Sendable {
                 for t in 0..<T { (x.pointer + t * d).update(from: eb + Int(tokens[t]) * d, count: d) }
             }
         }
-        let rope = RotaryTable(theta: a.rope.theta, dim: a.rope.dim, length: windowLength)
+        let rope = RotaryTable(a.rope, length: windowLength)
         // scratch covers one chunk of whole windows; only x and h span all T tokens
         let chunkWindows = max(1, chunkTokens / windowLength)
         let chunks = stride(from: 0, to: batch, by: chunkWindows).map { w0 in (w0 * windowLength)..<(min(batch, w0 + chunkWindows) * windowLength) }

@@ -22,6 +22,10 @@ enum Reference {
         ("models-deepseek-v3", "routing/models/deepseek-v3"),
         ("models-deepseek-v3-noninterleaved", "routing/models/deepseek-v3-noninterleaved"),
         ("models-deepseek-v2", "routing/models/deepseek-v2"),
+        // scaled RoPE
+        ("models-deepseek-v3-yarn", "routing/models/deepseek-v3-yarn"), ("models-deepseek-v2-yarn", "routing/models/deepseek-v2-yarn"),
+        ("models-mixtral-linear", "routing/models/mixtral-linear"), ("models-qwen3-moe-llama3", "routing/models/qwen3-moe-llama3"),
+        ("models-qwen2-moe-dynamic", "routing/models/qwen2-moe-dynamic"), ("models-olmoe-longrope", "routing/models/olmoe-longrope"),
     ]
 
     static func expected(_ name: String) throws -> [String: Tensor] {
