@@ -6,10 +6,22 @@ import MoELayout
 /// (`Olmoe.swift`, `Mixtral.swift`, ...) decodes its Hugging Face config and describes itself
 /// with these values; the shared kernels do the rest.
 ///
-/// Every family here has the same block: `x += Attention(RMSNorm(x))`, then
-/// `x += FeedForward(RMSNorm(x))`, the feed-forward being a dense SwiGLU MLP or a sparse MoE.
+/// Every family here has the same block, `x += Attention(RMSNorm(x))` then
+/// `x += FeedForward(RMSNorm(x))` (the feed-forward a dense SwiGLU MLP or a sparse MoE), or
+/// with the norms after the sublayers (`normPlacement`, FlexOlmo).
 public struct Architecture: Sendable {
-    /// `model_type` of the config (`olmoe`, `mixtral`, `qwen2_moe`, `qwen3_moe`, `deepseek_v2`, `deepseek_v3`).
+    /// Where a decoder block's two RMSNorms sit.
+    public enum NormPlacement: Sendable, Equatable {
+        /// Before each sublayer (`input_layernorm`, `post_attention_layernorm`):
+        /// `x += f(RMSNorm(x))`.
+        case beforeSublayer
+        /// After each sublayer, on its output (`post_attention_layernorm`,
+        /// `post_feedforward_layernorm`; OLMo-2, FlexOlmo, OLMo-core's `moe_reordered_norm`):
+        /// `x += RMSNorm(f(x))`.
+        case afterSublayer
+    }
+
+    /// `model_type` of the config (`olmoe`, `mixtral`, `qwen2_moe`, `qwen3_moe`, `deepseek_v2`, `deepseek_v3`, `flex_olmo`).
     public var family: String
     /// Vocabulary size V.
     public var vocabularySize: Int
@@ -29,6 +41,8 @@ public struct Architecture: Sendable {
     public var slidingWindow: [Int?]
     /// The LM head is the embedding matrix.
     public var tieWordEmbeddings: Bool
+    /// Where the block norms sit.
+    public var normPlacement: NormPlacement = .beforeSublayer
     /// The element type the config declares (`dtype` in transformers v5, `torch_dtype` in v4);
     /// informational: weights are decoded from their stored type to Float32 whatever it says.
     public var declaredDType: String? = nil

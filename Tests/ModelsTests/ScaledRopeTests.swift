@@ -114,3 +114,59 @@ struct ScaledRopeTests {
         }
     }
 }
+
+@Suite("OLMo-core checkpoints as FlexOlmo")
+struct OLMoCoreModelTests {
+    static let configPath = RoutingFixtures.root + "/olmo-core/dropless/step3/config.json"
+
+    /// The run config of the dropless fixture with `edit` applied to its text.
+    func run(_ edit: (String) -> String) throws -> OLMoCoreModelConfig {
+        let text = try String(contentsOfFile: Self.configPath, encoding: .utf8)
+        let c = try ModelConfig(text: edit(text), source: "config.json")
+        return try #require(try OLMoCoreModelConfig(json: c.json, source: "config.json"))
+    }
+
+    @Test("the run checkpoint is FlexOlmo with the norms after the sublayers")
+    func architecture() throws {
+        let a = try RoutingFixtures.model("olmo-core/dropless/step3").architecture
+        let hf = try RoutingFixtures.model("olmo-core/dropless-hf").architecture
+        #expect(a.family == "olmo_core" && hf.family == "flex_olmo")
+        #expect(a.normPlacement == .afterSublayer && hf.normPlacement == .afterSublayer)
+        #expect(a.attention == hf.attention && a.rope == hf.rope && a.feedForward == hf.feedForward && a.rmsNormEpsilon == hf.rmsNormEpsilon)
+    }
+
+    @Test("router options: normalize_expert_weights 1 is norm_topk_prob; what FlexOlmo cannot run is refused by name")
+    func routerOptions() throws {
+        let router = #""gating_function": "softmax""#
+        let normalized = try OLMoCoreModel.architecture(run { $0.replacingOccurrences(of: router, with: router + #", "normalize_expert_weights": 1.0"#) }, dtype: .f32)
+        guard case let .moe(m) = normalized.feedForward[0] else { Issue.record("not MoE"); return }
+        #expect(m.router.normalizeTopK)
+        let plain = try OLMoCoreModel.architecture(run { $0 }, dtype: .f32)
+        guard case let .moe(p) = plain.feedForward[0] else { Issue.record("not MoE"); return }
+        #expect(!p.router.normalizeTopK)
+        for (edit, mentions) in [
+            ({ (s: String) in s.replacingOccurrences(of: router, with: router + #", "bias_gamma": 0.001"#) }, "bias_gamma"),
+            ({ (s: String) in s.replacingOccurrences(of: router, with: router + #", "normalize_expert_weights": 2.0"#) }, "normalize_expert_weights"),
+            ({ (s: String) in s.replacingOccurrences(of: #""uniform_expert_assignment": false"#, with: #""uniform_expert_assignment": true"#) }, "uniform_expert_assignment"),
+            ({ (s: String) in s.replacingOccurrences(of: #""partial_rotary_factor": 1.0"#, with: #""partial_rotary_factor": 1.0, "scaling": {"new_theta": 8000000}"#) }, "RoPE scaling"),
+            ({ (s: String) in s.replacingOccurrences(of: #""gating_function": "softmax""#, with: #""gating_function": "sigmoid""#) }, "sigmoid"),
+            ({ (s: String) in s.replacingOccurrences(of: #""name": "moe_reordered_norm""#, with: #""name": "moe""#) }, "block type"),
+        ] {
+            do {
+                _ = try OLMoCoreModel.architecture(run(edit), dtype: .f32)
+                Issue.record("accepted a run config with \(mentions)")
+            } catch {
+                #expect(String(describing: error).contains(mentions), "\(error)")
+            }
+        }
+    }
+
+    @Test("OLMo-core names for the Hugging Face names the executor asks for")
+    func names() {
+        #expect(OLMoCoreModel.storedName("model.embed_tokens.weight") == "embeddings.weight")
+        #expect(OLMoCoreModel.storedName("model.layers.3.self_attn.o_proj.weight") == "blocks.3.attention.w_out.weight")
+        #expect(OLMoCoreModel.storedName("model.layers.0.post_feedforward_layernorm.weight") == "blocks.0.feed_forward_norm.weight")
+        #expect(OLMoCoreModel.storedName("lm_head.weight") == "lm_head.w_out.weight")
+        #expect(OLMoCoreModel.storedName("blocks.1.feed_forward_moe.router.weight") == "blocks.1.feed_forward_moe.router.weight")
+    }
+}
