@@ -150,7 +150,8 @@ public struct RopeParameters: Sendable, Equatable {
             }
         }
         self.theta = try theta ?? c.first(Double.self, "rope_theta") ?? defaultTheta
-        maxPositions = try c.value("max_position_embeddings", default: defaultMaxPositions)
+        // a number of any spelling (4096, 4096.0); one out of range fails where a scaling uses it
+        maxPositions = try c.first(Double.self, "max_position_embeddings").map { $0.isFinite && abs($0) <= 1e12 ? Int($0) : -1 } ?? defaultMaxPositions
         topLevelOriginal = try c.first(Double.self, "original_max_position_embeddings")
         topLevelPartial = try c.first(Double.self, "partial_rotary_factor")
     }

@@ -85,6 +85,8 @@ struct ScaledRopeTests {
         #expect(fallback.rope.scaling == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 131_072))
         let empty = try decodeArchitecture(config("mixtral", #""rope_scaling":{},"rope_parameters":{"rope_type":"linear","factor":3,"rope_theta":100}"#)).get()
         #expect(empty.rope.scaling == .linear(factor: 3) && empty.rope.theta == 100)
+        let dynamic = try decodeArchitecture(config("mixtral", #""max_position_embeddings":16.0,"rope_parameters":{"rope_type":"dynamic","factor":2}"#)).get()
+        #expect(dynamic.rope.scaling == .dynamic(factor: 2, maxPositions: 16))
         // DeepSeek: the MLA softmax mscale comes from mscale_all_dim, for any scaled type
         let ds = try decodeArchitecture(config("deepseek_v3", #""rope_scaling":{"type":"yarn","factor":40,"mscale":1,"mscale_all_dim":1,"original_max_position_embeddings":16}"#)).get()
         let noAll = try decodeArchitecture(config("deepseek_v3", #""rope_scaling":{"type":"yarn","factor":40,"mscale":1,"original_max_position_embeddings":16}"#)).get()
