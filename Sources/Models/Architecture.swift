@@ -6,10 +6,22 @@ import MoELayout
 /// (`Olmoe.swift`, `Mixtral.swift`, ...) decodes its Hugging Face config and describes itself
 /// with these values; the shared kernels do the rest.
 ///
-/// Every family here has the same block: `x += Attention(RMSNorm(x))`, then
-/// `x += FeedForward(RMSNorm(x))`, the feed-forward being a dense SwiGLU MLP or a sparse MoE.
+/// Every family here has the same block, `x += Attention(RMSNorm(x))` then
+/// `x += FeedForward(RMSNorm(x))` (the feed-forward a dense SwiGLU MLP or a sparse MoE), or
+/// with the norms after the sublayers (`normPlacement`, FlexOlmo).
 public struct Architecture: Sendable {
-    /// `model_type` of the config (`olmoe`, `mixtral`, `qwen2_moe`, `qwen3_moe`, `deepseek_v2`, `deepseek_v3`).
+    /// Where a decoder block's two RMSNorms sit.
+    public enum NormPlacement: Sendable, Equatable {
+        /// Before each sublayer (`input_layernorm`, `post_attention_layernorm`):
+        /// `x += f(RMSNorm(x))`.
+        case beforeSublayer
+        /// After each sublayer, on its output (`post_attention_layernorm`,
+        /// `post_feedforward_layernorm`; OLMo-2, FlexOlmo, OLMo-core's `moe_reordered_norm`):
+        /// `x += RMSNorm(f(x))`.
+        case afterSublayer
+    }
+
+    /// `model_type` of the config (`olmoe`, `mixtral`, `qwen2_moe`, `qwen3_moe`, `deepseek_v2`, `deepseek_v3`, `flex_olmo`).
     public var family: String
     /// Vocabulary size V.
     public var vocabularySize: Int
@@ -29,6 +41,8 @@ public struct Architecture: Sendable {
     public var slidingWindow: [Int?]
     /// The LM head is the embedding matrix.
     public var tieWordEmbeddings: Bool
+    /// Where the block norms sit.
+    public var normPlacement: NormPlacement = .beforeSublayer
     /// The element type the config declares (`dtype` in transformers v5, `torch_dtype` in v4);
     /// informational: weights are decoded from their stored type to Float32 whatever it says.
     public var declaredDType: String? = nil
@@ -90,11 +104,16 @@ public struct LatentAttentionSpec: Sendable, Equatable {
     public var valueDim: Int
     /// `attention_bias`: biases on `q_a_proj`, `kv_a_proj_with_mqa` and `o_proj`.
     public var bias: Bool
+    /// With scaled RoPE, the softmax scale `1 / sqrt(queryKeyDim)` is multiplied by this twice
+    /// (DeepSeek's yarn `mscale` of `mscale_all_dim`; 1 otherwise).
+    public var softmaxMScale: Double = 1
     /// Query/key dimensions per head: nope + rope.
     public var queryKeyDim: Int { noPositionDim + ropeDim }
+    /// The softmax scale of the attention scores, as transformers computes it in Float64.
+    var softmaxScale: Float { Float(Foundation.pow(Double(queryKeyDim), -0.5) * softmaxMScale * softmaxMScale) }
 }
 
-/// Rotary position embedding (`rope_type: default`).
+/// Rotary position embedding.
 public struct RopeSpec: Sendable, Equatable {
     /// Base theta.
     public var theta: Double
@@ -102,6 +121,8 @@ public struct RopeSpec: Sendable, Equatable {
     public var dim: Int
     /// Pairs (x0, x1), (x2, x3), ... rotate together (DeepSeek); else the two halves (`rotate_half`).
     public var interleaved: Bool
+    /// The frequency scaling (`rope_type`), `.none` for the default rotary embedding.
+    public var scaling: RopeScaling = .none
 }
 
 /// A decoder layer's feed-forward block.
@@ -196,6 +217,7 @@ extension Architecture {
             }
             if let r = a.queryRank, r <= 0 { throw fail("q_lora_rank must be positive or null") }
             guard rope.dim == a.ropeDim else { throw fail("rotary dimension \(rope.dim) differs from qk_rope_head_dim \(a.ropeDim)") }
+            guard a.softmaxMScale > 0, a.softmaxMScale.isFinite else { throw fail("the RoPE scaling gives a softmax mscale of \(a.softmaxMScale)") }
         }
         for w in slidingWindow { if let w, w <= 0 { throw fail("sliding_window must be positive") } }
         for f in feedForward {

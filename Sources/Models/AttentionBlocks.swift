@@ -109,7 +109,7 @@ extension LatentAttentionWeights {
             }
         }
         let attention = CausalAttention(batch: c.batch, length: c.length, heads: H, keyValueHeads: H, queryKeyDim: dqk, valueDim: dv,
-                                        scale: Float(Foundation.pow(Double(dqk), -0.5)), window: nil)
+                                        scale: a.softmaxScale, window: nil)
         attention.forward(query: q, qStride: qd, key: k, kStride: qd, value: v, vStride: H * dv, output: o, outStride: H * dv, scratch: S(.scores, attention.scratchCount))
         withPointers([self.output]) { w in
             ParallelGEMM.gemm(transB: true, m: T, n: d, k: H * dv, a: o, lda: H * dv, b: w[0], ldb: H * dv, c: output, ldc: d)

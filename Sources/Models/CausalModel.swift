@@ -40,8 +40,9 @@ public struct ForwardOutput: Sendable {
 /// activations [T, d] of all windows held.
 ///
 /// The family comes from the config's `model_type` (OLMoE, Mixtral, Qwen2-MoE, Qwen3-MoE,
-/// DeepSeek-V2/V3; see the family files); the MoE tensors from the checkpoint's layout, which a
-/// user's layout file may describe. Results match transformers' Float32 forward to rounding.
+/// DeepSeek-V2/V3, FlexOlmo; see the family files), or is FlexOlmo for an OLMo-core run
+/// checkpoint (`OLMoCore.swift`); the MoE tensors from the checkpoint's layout, which a user's
+/// layout file may describe. Results match transformers' Float32 forward to rounding.
 public final class CausalModel: @unchecked Sendable {
     /// The checkpoint seen as an MoE model (where the routers and experts are).
     public let layout: MoECheckpoint
@@ -54,18 +55,17 @@ public final class CausalModel: @unchecked Sendable {
     public init(_ layout: MoECheckpoint) throws(ModelsError) {
         self.layout = layout
         let ck = layout.checkpoint
-        guard let config = ck.config else { throw .config(file: ck.path, reason: "no config.json: the forward pass needs the model's hyper-parameters") }
-        let source = ck.configSource ?? ck.path
-        let type = config.modelType ?? layout.family
-        let arch: Architecture
-        switch type {
-        case "olmoe": arch = try decodeConfig(OlmoeConfiguration.self, from: config, source: source).architecture(source: source)
-        case "mixtral": arch = try decodeConfig(MixtralConfiguration.self, from: config, source: source).architecture(source: source)
-        case "qwen2_moe": arch = try decodeConfig(Qwen2MoeConfiguration.self, from: config, source: source).architecture(source: source)
-        case "qwen3_moe": arch = try decodeConfig(Qwen3MoeConfiguration.self, from: config, source: source).architecture(source: source)
-        case "deepseek_v2", "deepseek_v3": arch = try decodeConfig(DeepseekConfiguration.self, from: config, source: source).architecture(source: source)
-        default:
-            throw .unsupported(file: source, reason: "model_type '\(type)' has no forward pass here (olmoe, mixtral, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3)")
+        var arch: Architecture
+        let source: String
+        if let run = layout.olmoCoreConfig {
+            source = run.source
+            arch = try OLMoCoreModel.architecture(run, dtype: layout.moeLayers.first?.dtype ?? .f32)
+            storedName = OLMoCoreModel.storedName
+        } else {
+            guard let config = ck.config else { throw .config(file: ck.path, reason: "no config.json: the forward pass needs the model's hyper-parameters") }
+            source = ck.configSource ?? ck.path
+            arch = try CausalModel.huggingFaceArchitecture(config, type: config.modelType ?? layout.family, source: source)
+            storedName = { $0 }
         }
         try arch.validate(source: source)
         // the config and the checkpoint must agree on which layers are MoE
@@ -82,6 +82,25 @@ public final class CausalModel: @unchecked Sendable {
             throw .weights(file: ck.path, reason: "the checkpoint has an MoE layer \(extra) beyond the config's \(arch.layerCount) layers")
         }
         architecture = arch
+    }
+
+    /// The checkpoint's name of a Hugging Face tensor name (OLMo-core's names for its run checkpoints).
+    let storedName: @Sendable (String) -> String
+
+    /// The architecture of a Hugging Face config of `type`.
+    static func huggingFaceArchitecture(_ config: ModelConfig, type: String, source: String) throws(ModelsError) -> Architecture {
+        let arch: Architecture
+        switch type {
+        case "olmoe": arch = try decodeConfig(OlmoeConfiguration.self, from: config, source: source).architecture(source: source)
+        case "mixtral": arch = try decodeConfig(MixtralConfiguration.self, from: config, source: source).architecture(source: source)
+        case "qwen2_moe": arch = try decodeConfig(Qwen2MoeConfiguration.self, from: config, source: source).architecture(source: source)
+        case "qwen3_moe": arch = try decodeConfig(Qwen3MoeConfiguration.self, from: config, source: source).architecture(source: source)
+        case "deepseek_v2", "deepseek_v3": arch = try decodeConfig(DeepseekConfiguration.self, from: config, source: source).architecture(source: source)
+        case "flex_olmo": arch = try decodeConfig(FlexOlmoConfiguration.self, from: config, source: source).architecture(source: source)
+        default:
+            throw .unsupported(file: source, reason: "model_type '\(type)' has no forward pass here (olmoe, mixtral, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3, flex_olmo)")
+        }
+        return arch
     }
 
     /// The MoE layers of the checkpoint by decoder index.
@@ -121,7 +140,7 @@ public final class CausalModel: @unchecked Sendable {
             throw .input(reason: String(format: "%d tokens need %.1f GB of activations, more than half of this machine's %.1f GB: run fewer tokens (--max-tokens)",
                                         T, activationBytes / 1e9, memory / 1e9))
         }
-        let reader = WeightReader(checkpoint: layout.checkpoint)
+        let reader = WeightReader(checkpoint: layout.checkpoint, storedName: storedName)
         let path = layout.checkpoint.path
         BLAS.setThreads(1)  // the kernels split work across the cores themselves, in fixed blocks
 
@@ -134,7 +153,7 @@ public final class CausalModel: @unchecked Sendable {
                 for t in 0..<T { (x.pointer + t * d).update(from: eb + Int(tokens[t]) * d, count: d) }
             }
         }
-        let rope = RotaryTable(theta: a.rope.theta, dim: a.rope.dim, length: windowLength)
+        let rope = RotaryTable(a.rope, length: windowLength)
         // scratch covers one chunk of whole windows; only x and h span all T tokens
         let chunkWindows = max(1, chunkTokens / windowLength)
         let chunks = stride(from: 0, to: batch, by: chunkWindows).map { w0 in (w0 * windowLength)..<(min(batch, w0 + chunkWindows) * windowLength) }
@@ -145,11 +164,28 @@ public final class CausalModel: @unchecked Sendable {
         for l in 0..<a.layerCount {
             let t0 = Date()
             let p = "model.layers.\(l)."
-            let inputNorm = try reader.read(p + "input_layernorm.weight", [d])
-            let postNorm = try reader.read(p + "post_attention_layernorm.weight", [d])
-            withPointers([inputNorm]) { w in
-                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+            // before the sublayers: h = RMSNorm(x) is their input; after: h = x, and their outputs are normalised
+            let after = a.normPlacement == .afterSublayer
+            let attentionNorm = try reader.read(p + (after ? "post_attention_layernorm.weight" : "input_layernorm.weight"), [d])
+            let feedForwardNorm = try reader.read(p + (after ? "post_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), [d])
+            /// The sublayer's input h from the residual stream x.
+            func sublayerInput(_ norm: Tensor) {
+                if after { h.pointer.update(from: x.pointer, count: T * d); return }
+                withPointers([norm]) { w in
+                    RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
+                }
             }
+            /// x += the sublayer's output y of `rows` (normalised first when the norms come after).
+            let outputNorm: Tensor? = after ? feedForwardNorm : nil
+            func addOutput(_ rows: Range<Int>, norm: Tensor?) {
+                if let norm {
+                    withPointers([norm]) { w in
+                        RMSNorm.forward(x: y.pointer, xStride: d, rows: rows.count, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: y.pointer, yStride: d)
+                    }
+                }
+                addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
+            }
+            sublayerInput(attentionNorm)
             let attention: (Range<Int>) -> Void
             switch a.attention {
             case let .standard(spec):
@@ -167,11 +203,9 @@ public final class CausalModel: @unchecked Sendable {
             }
             for rows in chunks {
                 attention(rows)
-                addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
+                addOutput(rows, norm: after ? attentionNorm : nil)
             }
-            withPointers([postNorm]) { w in
-                RMSNorm.forward(x: x.pointer, xStride: d, rows: T, dim: d, weight: w[0], eps: a.rmsNormEpsilon, y: h.pointer, yStride: d)
-            }
+            sublayerInput(feedForwardNorm)
             switch a.feedForward[l] {
             case let .dense(D):
                 let w = try SwiGLUWeights(reader, gate: p + "mlp.gate_proj.weight", up: p + "mlp.up_proj.weight", down: p + "mlp.down_proj.weight",
@@ -180,14 +214,15 @@ public final class CausalModel: @unchecked Sendable {
                     for rows in chunks {
                         FeedForward.swiglu(input: h.pointer + rows.lowerBound * d, rows: rows.count, hidden: d, intermediate: D,
                                            gate: wp[0], up: wp[1], down: wp[2], output: y.pointer, scratch: scratch)
-                        addInPlace(x.pointer + rows.lowerBound * d, y.pointer, count: rows.count * d)
+                        addOutput(rows, norm: outputNorm)
                     }
                 }
             case let .moe(spec):
                 guard let layer = moeLayers[l] else { throw .weights(file: path, reason: "layer \(l): no MoE block in the checkpoint") }
                 let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d, reuse: &expertBuffers)
                 defer { expertBuffers = [.gate: w.gate, .up: w.up, .down: w.down] }
-                runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, residual: x, scratch: scratch, onMoELayer: onMoELayer)
+                runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, scratch: scratch, onMoELayer: onMoELayer,
+                       addOutput: { addOutput($0, norm: outputNorm) })
             }
             releaseFreedMemory()
             layerDone(l, Date().timeIntervalSince(t0))
@@ -200,7 +235,7 @@ public final class CausalModel: @unchecked Sendable {
         }
         if keepFinalHidden { out.finalHidden = Tensor(shape: [T, d], storage: h.array) }
         if !logitRows.isEmpty {
-            let headName = a.tieWordEmbeddings || !layout.checkpoint.contains("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight"
+            let headName = a.tieWordEmbeddings || !reader.contains("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight"
             let head = try reader.read(headName, [V, d])
             let rows = Buffer(count: logitRows.count * d)
             for (i, r) in logitRows.enumerated() { (rows.pointer + i * d).update(from: h.pointer + r * d, count: d) }
@@ -220,9 +255,10 @@ public final class CausalModel: @unchecked Sendable {
     public static let defaultChunkTokens = 4096
 
     /// One sparse MoE block: route every token, hand the routing out, then run routed and shared
-    /// experts chunk by chunk, adding their output to the residual stream `residual`.
+    /// experts chunk by chunk into `y`, handing each chunk's rows to `addOutput` (which adds them
+    /// to the residual stream).
     private func runMoE(_ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, chunks: [Range<Int>],
-                        output y: Buffer, residual x: Buffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void) {
+                        output y: Buffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void, addOutput: (Range<Int>) -> Void) {
         let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
         let routing = RouterActivations(tokens: T, experts: n, topK: k)
         withPointers([w.router] + (w.correctionBias.map { [$0] } ?? [])) { rp in
@@ -265,7 +301,7 @@ public final class CausalModel: @unchecked Sendable {
                 }
                 addInPlace(y.pointer, sh, count: m * d)
             }
-            addInPlace(x.pointer + r0 * d, y.pointer, count: m * d)
+            addOutput(rows)
         }
     }
 }

@@ -39,30 +39,6 @@ extension KeyedDecodingContainer where Key == ConfigKey {
     }
 }
 
-/// The rotary embedding settings: transformers v4 writes `rope_theta` (and `rope_scaling`) at
-/// the top level, v5 writes `rope_parameters: {rope_theta, rope_type, ...}`.
-public struct RopeParameters: Sendable, Equatable {
-    /// The base theta.
-    public var theta: Double
-    /// `default`, or a scaled variant (`linear`, `dynamic`, `yarn`, `llama3`, ...).
-    public var type: String
-
-    /// Reads both spellings from a config container.
-    init(_ c: KeyedDecodingContainer<ConfigKey>, defaultTheta: Double) throws {
-        var theta: Double? = try c.first(Double.self, "rope_theta")
-        var type = "default"
-        for k in ["rope_parameters", "rope_scaling"] {
-            let key = ConfigKey(k)
-            guard c.contains(key), try !c.decodeNil(forKey: key) else { continue }
-            let p = try c.nestedContainer(keyedBy: ConfigKey.self, forKey: key)
-            if theta == nil { theta = try p.first(Double.self, "rope_theta") }
-            if let t = try p.first(String.self, "rope_type", "type") { type = t }
-        }
-        self.theta = theta ?? defaultTheta
-        self.type = type
-    }
-}
-
 /// Decodes a family's config struct from a checkpoint's `config.json` object.
 func decodeConfig<T: Decodable>(_ type: T.Type, from config: ModelConfig, source: String) throws(ModelsError) -> T {
     let data = Data(config.json.serialized().utf8)

@@ -70,7 +70,7 @@ struct DeepseekConfiguration: FamilyConfig {
         ropeInterleave = try c.value("rope_interleave", default: true)
         attentionBias = try c.value("attention_bias", default: false)
         rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-6)
-        rope = try RopeParameters(c, defaultTheta: 10_000)
+        rope = try RopeParameters(c, defaultTheta: 10_000, defaultMaxPositions: (version == 2 ? 2048 : 4096))
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
         dtype = try c.first(String.self, "dtype", "torch_dtype")
@@ -78,10 +78,10 @@ struct DeepseekConfiguration: FamilyConfig {
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
         try requireSiLU(hiddenAct, source: source)
-        try requireDefaultRope(rope, source: source)
+        let ropeSpec = try rope.spec(dim: ropeDim, interleaved: version == 2 || ropeInterleave, source: source)
         guard sharedExperts >= 0 else { throw .config(file: source, reason: "n_shared_experts must not be negative") }
         let attention = LatentAttentionSpec(heads: heads, queryRank: queryRank, keyValueRank: keyValueRank, noPositionDim: noPositionDim,
-                                            ropeDim: ropeDim, valueDim: valueDim, bias: attentionBias)
+                                            ropeDim: ropeDim, valueDim: valueDim, bias: attentionBias, softmaxMScale: rope.latentSoftmaxMScale)
         let selection: RouterSpec.Selection
         let router: RouterSpec
         if version == 2 {
@@ -106,7 +106,7 @@ struct DeepseekConfiguration: FamilyConfig {
         let ffn: [FeedForwardSpec] = (0..<L).map { $0 >= firstDenseLayers ? .moe(moe) : .dense(intermediate: intermediateSize) }
         var arch = Architecture(family: version == 2 ? "deepseek_v2" : "deepseek_v3", vocabularySize: vocabularySize, hiddenSize: hiddenSize,
                             layerCount: layerCount, rmsNormEpsilon: Float(rmsNormEpsilon), attention: .latent(attention),
-                            rope: RopeSpec(theta: rope.theta, dim: ropeDim, interleaved: version == 2 || ropeInterleave),
+                            rope: ropeSpec,
                             feedForward: ffn, slidingWindow: Array(repeating: nil, count: L), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         return arch

@@ -32,7 +32,7 @@ struct MixtralConfiguration: FamilyConfig {
         experts = try c.value("num_local_experts", "num_experts", default: 8)
         topK = try c.value("num_experts_per_tok", default: 2)
         rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-5)
-        rope = try RopeParameters(c, defaultTheta: 1e6)
+        rope = try RopeParameters(c, defaultTheta: 1e6, defaultMaxPositions: 131_072)
         slidingWindow = try c.first(Int.self, "sliding_window")
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
@@ -42,8 +42,8 @@ struct MixtralConfiguration: FamilyConfig {
     func architecture(source: String) throws(ModelsError) -> Architecture {
         guard heads > 0 else { throw .config(file: source, reason: "num_attention_heads must be positive") }
         try requireSiLU(hiddenAct, source: source)
-        try requireDefaultRope(rope, source: source)
         let hd = headDim ?? hiddenSize / heads
+        let ropeSpec = try rope.spec(dim: hd, interleaved: false, source: source)
         let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: false,
                                               outputBias: false, qkNorm: .none, clip: nil)
         let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
@@ -51,7 +51,7 @@ struct MixtralConfiguration: FamilyConfig {
         let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
         var arch = Architecture(family: "mixtral", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-                            rope: RopeSpec(theta: rope.theta, dim: hd, interleaved: false),
+                            rope: ropeSpec,
                             feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
                             slidingWindow: Array(repeating: slidingWindow, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype

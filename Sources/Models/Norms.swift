@@ -18,25 +18,27 @@ enum RMSNorm {
     }
 }
 
-/// Rotary position embeddings for `rope_type: default`: `inv_freq[i] = 1 / theta^(2i / dim)`
-/// (Float32, as transformers computes it), angle = position * inv_freq, and each pair
-/// `(a, b) -> (a cos - b sin, b cos + a sin)`. The pairs are the two halves of the rotated
-/// dimensions (`rotate_half`), or adjacent elements (DeepSeek's interleaved layout).
+/// Rotary position embeddings: angle = position * inv_freq[i] (Float32, as transformers
+/// computes it; `inv_freq` from the `RopeSpec`, scaled or not), cos and sin times the scaling's
+/// attention factor, and each pair `(a, b) -> (a cos - b sin, b cos + a sin)`. The pairs are the
+/// two halves of the rotated dimensions (`rotate_half`), or adjacent elements (DeepSeek's
+/// interleaved layout).
 struct RotaryTable: Sendable {
     let length: Int, half: Int
     let cos: [Float], sin: [Float]
 
-    init(theta: Double, dim: Int, length: Int) {
-        half = dim / 2
+    /// The table of `spec` for windows of `length` positions (dynamic and longrope scaling
+    /// depend on it).
+    init(_ spec: RopeSpec, length: Int) {
+        half = spec.dim / 2
         self.length = length
+        let (invFreq, attentionFactor) = spec.frequencies(sequenceLength: length)
         var c = [Float](repeating: 0, count: length * half), s = c
         for i in 0..<half {
-            let exponent = Float(2 * i) / Float(dim)
-            let invFreq: Float = 1 / Foundation.pow(Float(theta), exponent)
             for p in 0..<length {
-                let angle = Float(p) * invFreq
-                c[p * half + i] = Foundation.cos(angle)
-                s[p * half + i] = Foundation.sin(angle)
+                let angle = Float(p) * invFreq[i]
+                c[p * half + i] = Foundation.cos(angle) * attentionFactor
+                s[p * half + i] = Foundation.sin(angle) * attentionFactor
             }
         }
         cos = c; sin = s

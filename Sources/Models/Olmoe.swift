@@ -34,7 +34,7 @@ struct OlmoeConfiguration: FamilyConfig {
         topK = try c.value("num_experts_per_tok", default: 8)
         normalizeTopK = try c.value("norm_topk_prob", default: false)
         rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-5)
-        rope = try RopeParameters(c, defaultTheta: 10_000)
+        rope = try RopeParameters(c, defaultTheta: 10_000, defaultMaxPositions: 4096)
         clip = try c.first(Double.self, "clip_qkv")
         attentionBias = try c.value("attention_bias", default: false)
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
@@ -45,8 +45,8 @@ struct OlmoeConfiguration: FamilyConfig {
     func architecture(source: String) throws(ModelsError) -> Architecture {
         guard heads > 0, hiddenSize % heads == 0 else { throw .config(file: source, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(heads)") }
         try requireSiLU(hiddenAct, source: source)
-        try requireDefaultRope(rope, source: source)
         let headDim = hiddenSize / heads
+        let ropeSpec = try rope.spec(dim: headDim, interleaved: false, source: source)
         let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: headDim, qkvBias: attentionBias,
                                               outputBias: attentionBias, qkNorm: .wholeProjection, clip: clip.map(Float.init))
         let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
@@ -54,7 +54,7 @@ struct OlmoeConfiguration: FamilyConfig {
         let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
         var arch = Architecture(family: "olmoe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-                            rope: RopeSpec(theta: rope.theta, dim: headDim, interleaved: false),
+                            rope: ropeSpec,
                             feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
                             slidingWindow: Array(repeating: nil, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
@@ -65,11 +65,4 @@ struct OlmoeConfiguration: FamilyConfig {
 /// Only SwiGLU experts are implemented.
 func requireSiLU(_ act: String, source: String) throws(ModelsError) {
     guard act == "silu" || act == "swish" else { throw .unsupported(file: source, reason: "hidden_act '\(act)' is not supported (only silu)") }
-}
-
-/// Only the default rotary embedding is implemented.
-func requireDefaultRope(_ r: RopeParameters, source: String) throws(ModelsError) {
-    guard r.type == "default" else {
-        throw .unsupported(file: source, reason: "rope_type '\(r.type)' is not supported yet (only the default rotary embedding)")
-    }
 }

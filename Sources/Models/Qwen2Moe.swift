@@ -50,7 +50,7 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         mlpOnlyLayers = try c.value("mlp_only_layers", default: [])
         qkvBias = try c.value("qkv_bias", default: true)
         rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-6)
-        rope = try RopeParameters(c, defaultTheta: 10_000)
+        rope = try RopeParameters(c, defaultTheta: 10_000, defaultMaxPositions: 32_768)
         useSlidingWindow = try c.value("use_sliding_window", default: false)
         slidingWindow = try c.first(Int.self, "sliding_window")
         maxWindowLayers = try c.value("max_window_layers", default: 28)
@@ -64,8 +64,8 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         guard heads > 0 else { throw .config(file: source, reason: "num_attention_heads must be positive") }
         guard decoderSparseStep > 0 else { throw .config(file: source, reason: "decoder_sparse_step must be positive") }
         try requireSiLU(hiddenAct, source: source)
-        try requireDefaultRope(rope, source: source)
         let hd = headDim ?? hiddenSize / heads
+        let ropeSpec = try rope.spec(dim: hd, interleaved: false, source: source)
         let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: qkvBias,
                                               outputBias: false, qkNorm: .none, clip: nil)
         let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
@@ -85,7 +85,7 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         let windows: [Int?] = types.map { $0 == "sliding_attention" ? window : nil }
         var arch = Architecture(family: "qwen2_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-                            rope: RopeSpec(theta: rope.theta, dim: hd, interleaved: false),
+                            rope: ropeSpec,
                             feedForward: ffn, slidingWindow: windows, tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         return arch

@@ -43,7 +43,7 @@ struct Qwen3MoeConfiguration: FamilyConfig {
         mlpOnlyLayers = try c.value("mlp_only_layers", default: [])
         attentionBias = try c.value("attention_bias", default: false)
         rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-6)
-        rope = try RopeParameters(c, defaultTheta: 10_000)
+        rope = try RopeParameters(c, defaultTheta: 10_000, defaultMaxPositions: 32_768)
         useSlidingWindow = try c.value("use_sliding_window", default: false)
         slidingWindow = try c.first(Int.self, "sliding_window")
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
@@ -55,8 +55,8 @@ struct Qwen3MoeConfiguration: FamilyConfig {
         guard heads > 0 else { throw .config(file: source, reason: "num_attention_heads must be positive") }
         guard decoderSparseStep > 0 else { throw .config(file: source, reason: "decoder_sparse_step must be positive") }
         try requireSiLU(hiddenAct, source: source)
-        try requireDefaultRope(rope, source: source)
         let hd = headDim ?? hiddenSize / heads
+        let ropeSpec = try rope.spec(dim: hd, interleaved: false, source: source)
         let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: attentionBias,
                                               outputBias: attentionBias, qkNorm: .perHead, clip: nil)
         let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
@@ -69,7 +69,7 @@ struct Qwen3MoeConfiguration: FamilyConfig {
         let window = useSlidingWindow ? slidingWindow : nil
         var arch = Architecture(family: "qwen3_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
                             rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-                            rope: RopeSpec(theta: rope.theta, dim: hd, interleaved: false),
+                            rope: ropeSpec,
                             feedForward: ffn, slidingWindow: Array(repeating: window, count: L), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         return arch

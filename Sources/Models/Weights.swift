@@ -4,23 +4,35 @@ import MoELayout
 import Tensors
 
 /// Reads one decoder layer's tensors as Float32, checking each shape against the architecture.
+/// The executor asks for Hugging Face names; `storedName` maps them onto the checkpoint's own
+/// (OLMo-core's, for its run checkpoints).
 struct WeightReader {
     let checkpoint: Checkpoint
+    var storedName: @Sendable (String) -> String = { $0 }
 
     var path: String { checkpoint.path }
 
-    /// Tensor `name` of exactly `shape`.
-    func read(_ name: String, _ shape: [Int]) throws(ModelsError) -> Tensor {
-        guard let info = checkpoint.info(name) else { throw .weights(file: path, reason: "missing tensor '\(name)'") }
-        guard info.shape == shape else {
-            throw .weights(file: path, reason: "'\(name)' has shape \(info.shape), expected \(shape)")
+    /// Tensor `name` of exactly `shape`; with `flatAllowed`, also stored flat as one dimension
+    /// of the same size (OLMo-core's routers [n * d]).
+    func read(_ name: String, _ shape: [Int], flatAllowed: Bool = false) throws(ModelsError) -> Tensor {
+        let stored = storedName(name)
+        guard let info = checkpoint.info(stored) else { throw .weights(file: path, reason: "missing tensor '\(stored)'") }
+        let flat = flatAllowed && shape.count > 1 && info.shape == [shape.reduce(1, *)]
+        guard info.shape == shape || flat else {
+            throw .weights(file: path, reason: "'\(stored)' has shape \(info.shape), expected \(shape)")
         }
-        do { return try checkpoint.tensor(name) } catch { throw .weights(file: path, reason: error.description) }
+        do {
+            let t = try checkpoint.tensor(stored)
+            return flat ? t.reshaped(shape) : t
+        } catch { throw .weights(file: path, reason: error.description) }
     }
+
+    /// Whether the checkpoint holds tensor `name`.
+    func contains(_ name: String) -> Bool { checkpoint.contains(storedName(name)) }
 
     /// Tensor `name` of `shape` if the checkpoint holds it, else nil (a present tensor of the wrong shape throws).
     func optional(_ name: String, _ shape: [Int]) throws(ModelsError) -> Tensor? {
-        checkpoint.contains(name) ? try read(name, shape) : nil
+        contains(name) ? try read(name, shape) : nil
     }
 }
 
@@ -119,7 +131,7 @@ public struct MoEWeights: Sendable {
         guard layer.expertCount == m.experts, layer.hiddenSize == d, layer.intermediateSize == m.intermediate else {
             throw .weights(file: file, reason: "layer \(layer.index): the checkpoint holds \(layer.expertCount) experts of [\(layer.intermediateSize), \(layer.hiddenSize)], the config says \(m.experts) of [\(m.intermediate), \(d)]")
         }
-        router = try r.read(layer.router, [m.experts, d])
+        router = try r.read(layer.router, [m.experts, d], flatAllowed: true)
         if m.router.correctionBias {
             guard let b = layer.scoreCorrectionBias else { throw .weights(file: file, reason: "layer \(layer.index): the router's e_score_correction_bias is missing") }
             correctionBias = try r.read(b, [m.experts])

@@ -22,6 +22,16 @@ enum RoutingFixtures {
         ("models-deepseek-v3", "routing/models/deepseek-v3"),
         ("models-deepseek-v3-noninterleaved", "routing/models/deepseek-v3-noninterleaved"),
         ("models-deepseek-v2", "routing/models/deepseek-v2"),
+        // scaled RoPE
+        ("models-deepseek-v3-yarn", "routing/models/deepseek-v3-yarn"), ("models-deepseek-v2-yarn", "routing/models/deepseek-v2-yarn"),
+        ("models-mixtral-linear", "routing/models/mixtral-linear"), ("models-qwen3-moe-llama3", "routing/models/qwen3-moe-llama3"),
+        ("models-qwen2-moe-dynamic", "routing/models/qwen2-moe-dynamic"), ("models-olmoe-longrope", "routing/models/olmoe-longrope"),
+        // FlexOlmo, OLMo-core's Hugging Face exports, and the OLMo-core checkpoints they were made
+        // from (training checkpoints and an unsharded export with OLMo-core's names) against them
+        ("models-flex-olmo", "routing/models/flex-olmo"),
+        ("olmo-core-dropless-hf", "olmo-core/dropless-hf"), ("olmo-core-default-hf", "olmo-core/default-hf"),
+        ("olmo-core-dropless-hf", "olmo-core/dropless/step3"), ("olmo-core-default-hf", "olmo-core/default/step2"),
+        ("olmo-core-dropless-hf", "olmo-core/dropless-unsharded"),
     ]
 
     static let windowLength = 32
@@ -130,7 +140,10 @@ struct ForwardTests {
         }
         let yarn = #"{"model_type":"deepseek_v3","vocab_size":16,"hidden_size":8,"intermediate_size":4,"moe_intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"n_routed_experts":4,"num_experts_per_tok":2,"kv_lora_rank":4,"qk_rope_head_dim":2,"qk_nope_head_dim":2,"v_head_dim":2,"rope_scaling":{"type":"yarn","factor":40}}"#
         let c = try ModelConfig(text: yarn, source: "config.json")
-        #expect(throws: ModelsError.self) { try decodeConfig(DeepseekConfiguration.self, from: c, source: "config.json").architecture(source: "config.json") }
+        let a = try decodeConfig(DeepseekConfiguration.self, from: c, source: "config.json").architecture(source: "config.json")
+        // yarn without original_max_position_embeddings falls back to max_position_embeddings (DeepSeek-V3: 4096)
+        guard case let .yarn(factor, original, _, _, _, _) = a.rope.scaling else { Issue.record("not yarn: \(a.rope.scaling)"); return }
+        #expect(factor == 40 && original == 4096)
         let missing = try ModelConfig(text: #"{"model_type":"mixtral","vocab_size":16}"#, source: "config.json")
         do {
             _ = try decodeConfig(MixtralConfiguration.self, from: missing, source: "config.json")

@@ -22,6 +22,16 @@ enum Reference {
         ("models-deepseek-v3", "routing/models/deepseek-v3"),
         ("models-deepseek-v3-noninterleaved", "routing/models/deepseek-v3-noninterleaved"),
         ("models-deepseek-v2", "routing/models/deepseek-v2"),
+        // scaled RoPE
+        ("models-deepseek-v3-yarn", "routing/models/deepseek-v3-yarn"), ("models-deepseek-v2-yarn", "routing/models/deepseek-v2-yarn"),
+        ("models-mixtral-linear", "routing/models/mixtral-linear"), ("models-qwen3-moe-llama3", "routing/models/qwen3-moe-llama3"),
+        ("models-qwen2-moe-dynamic", "routing/models/qwen2-moe-dynamic"), ("models-olmoe-longrope", "routing/models/olmoe-longrope"),
+        // FlexOlmo, OLMo-core's Hugging Face exports, and the OLMo-core checkpoints they were made
+        // from (training checkpoints and an unsharded export with OLMo-core's names) against them
+        ("models-flex-olmo", "routing/models/flex-olmo"),
+        ("olmo-core-dropless-hf", "olmo-core/dropless-hf"), ("olmo-core-default-hf", "olmo-core/default-hf"),
+        ("olmo-core-dropless-hf", "olmo-core/dropless/step3"), ("olmo-core-default-hf", "olmo-core/default/step2"),
+        ("olmo-core-dropless-hf", "olmo-core/dropless-unsharded"),
     ]
 
     static func expected(_ name: String) throws -> [String: Tensor] {
