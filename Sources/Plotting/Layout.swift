@@ -701,6 +701,8 @@ struct Extent {
             return (stickyLo ? lo : lo / f)...(stickyHi ? hi : hi * f)
         }
         if lo == hi {
+            // All zero on an axis that holds 0 as its floor (a loss that vanished): 0 to 1, not -0.5 to 0.5.
+            if lo == 0 && stickyLo { return 0...1 }
             let d = lo == 0 ? 0.5 : abs(lo) * 0.1
             return (lo - d)...(hi + d)
         }
