@@ -109,30 +109,40 @@ public enum CouplingAnalysis {
             let n = router.rows, d = router.columns
             let samples = options.noise ? max(1, options.samples) : 0
             // One GEMM for the clean proxies and all noise samples: X = [R; delta_1*R; ...].
+            // The gate and up features are linear in R: the proxies use R scaled by a power of
+            // two to unit magnitude, so that routers of extreme (finite) magnitude neither
+            // overflow nor lose precision in Float32, and M is scaled back in Double.
+            let scale = options.feature.isLinearInRouter ? RouterGeometry.powerOfTwoScale(router) : 1
+            let scaled = scale == 1 ? router : Tensor(shape: router.shape, storage: router.storage.map { Float(Double($0) * scale) })
             var x = Tensor(shape: [(samples + 1) * n, d])
-            x.storage.replaceSubrange(0..<(n * d), with: router.storage)
+            x.storage.replaceSubrange(0..<(n * d), with: scaled.storage)
             let root = SeededGenerator(seed: options.seed).split(UInt64(layer))
             for s in 0..<samples {
                 let delta = NoiseBound.sampleNoise(eps: eps, dimension: d, generator: root.split(UInt64(s)))
                 let off = (s + 1) * n * d
-                for k in 0..<(n * d) { x.storage[off + k] = router.storage[k] * delta.storage[k] }
+                for k in 0..<(n * d) { x.storage[off + k] = scaled.storage[k] * delta.storage[k] }
             }
             let all = try ActivationMatrix.compute(proxies: x, stack: stack, feature: options.feature)
+            if all.hasNonFinite {
+                throw .nonFinite(layer: layer, what: "M (the weights' magnitudes overflow Float32 in the \(options.feature.rawValue) feature)")
+            }
             let clean = all.rows(0..<n)
-            r.activation = clean
-            r.couplingAlpha = ERCLoss.couplingThreshold(clean)
+            let unscale = 1 / scale  // M of the true router, in Double
+            r.activation = scale == 1 ? clean : Tensor(shape: clean.shape, storage: clean.storage.map { Float(Double($0) * unscale) })
+            r.couplingAlpha = ERCLoss.couplingThreshold(clean)  // a ratio: the same for any scale
             let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
-            r.mDiagonalMean = Estimate(used.map { m in (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
+            r.mDiagonalMean = Estimate(used.map { m in unscale * (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
             r.mOffDiagonalMean = Estimate(used.map { m in
                 var s = 0.0
                 for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
-                return s / Double(n * (n - 1))
+                return unscale * s / Double(n * (n - 1))
             })
+            // The loss is homogeneous of degree 1 in M.
             r.ercLosses = options.alphas.map { a in
                 let losses = used.map { ERCLoss(activation: $0, alpha: a) }
-                return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total }),
-                                   specialization: Estimate(losses.map { $0.specialization }),
-                                   precision: Estimate(losses.map { $0.precision }))
+                return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
+                                   specialization: Estimate(losses.map { $0.specialization * unscale }),
+                                   precision: Estimate(losses.map { $0.precision * unscale }))
             }
         } catch {
             r.status = .failed(error)

@@ -136,10 +136,15 @@ enum ReportPage {
         return h
     }
 
+    /// A page whose body is ready-made HTML (the routing report): no verdict, the body as one section.
+    static func page(title: String, lede: String, body: String, figures: [ReportFigure], info: PageInfo = PageInfo()) -> String {
+        page(title: title, lede: lede, verdict: [], sections: [PageSection(id: "results", title: "Results", html: body)], figures: figures, info: info)
+    }
+
     /// A whole page: title, lede, verdict, sections, figures with their readings, glossary, provenance.
     static func page(title: String, lede: String, verdict: [String], sections: [PageSection], figures: [ReportFigure],
                      info: PageInfo) -> String {
-        var all = [PageSection(id: "verdict", title: "Verdict", html: "<ul class=\"verdict\">" + verdict.map { "<li>\(escape($0))</li>" }.joined() + "</ul>\n")]
+        var all: [PageSection] = verdict.isEmpty ? [] : [PageSection(id: "verdict", title: "Verdict", html: "<ul class=\"verdict\">" + verdict.map { "<li>\(escape($0))</li>" }.joined() + "</ul>\n")]
         all += sections
         var figs = ""
         if !figures.isEmpty {

@@ -17,7 +17,7 @@ struct MoEInspect: ParsableCommand {
         """,
         // The commit is looked up (running git) only when the version is asked for.
         version: CommandLine.arguments.contains("--version") ? versionLine : version,
-        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, Watch.self, TSNECommand.self, Train.self, Convert.self, Synth.self])
+        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, Watch.self, TSNECommand.self, Train.self, Convert.self, Synth.self, RoutingCommand.self])
 
     /// `0.1.0 (commit v0.1-3-gabc1234: git describe of the checkout holding the binary, read at run time)`.
     static var versionLine: String {

@@ -88,10 +88,10 @@ import Testing
         try FileManager.default.copyItem(atPath: ckpt + "/config.json", toPath: root + "/in/config.json")
         try "moe-inspect report\n".write(toFile: root + "/in/.moe-inspect-report", atomically: true, encoding: .utf8)
         let onInput = try cli.run(["report", root + "/in", "--out", root + "/in", "--overwrite"] + base)
-        #expect(onInput.status == 1 && onInput.stderr.contains("never replaces its inputs"), "\(onInput.stderr)")
+        #expect(onInput.status == 1 && onInput.stderr.contains("input"), "\(onInput.stderr)")
         #expect(FileManager.default.fileExists(atPath: root + "/in/model.safetensors"))
         let csvOnInput = try cli.run(["erc", root + "/in", "--csv", root + "/in/model.safetensors", "-q"])
-        #expect(csvOnInput.status == 1 && csvOnInput.stderr.contains("never replaces an input"), "\(csvOnInput.stderr)")
+        #expect(csvOnInput.status == 1 && csvOnInput.stderr.contains("read from the input"), "\(csvOnInput.stderr)")
     }
 
     /// `--out .` and `./` used to crash (Foundation traps on `"."` in deletingLastPathComponent).

@@ -53,6 +53,8 @@ extension MoEInspect {
         }
 
         func run() throws {
+            try protectInputs([out], from: checkpoints + [layoutOptions.layout].compactMap { $0 }
+                + (logs?.split(separator: ",").map(String.init) ?? []))
             let start = Date()
             let progress = Progress(quiet: quiet)
             let inputs = checkpoints.map(ResolvedInput.resolve)

@@ -27,7 +27,7 @@ extension MoEInspect {
         var quiet = false
 
         func run() throws {
-            try refuseOverwritingInputs([output.csv, matrices].compactMap { $0 }, inputs: checkpoints)
+            try protectInputs([output.csv, matrices], from: checkpoints + [layoutOptions.layout].compactMap { $0 })
             let options = analysis.options
             let series = try analyseSeries(checkpoints, runs: runs, layout: layoutOptions, options: options, quiet: quiet)
             let results = series.results

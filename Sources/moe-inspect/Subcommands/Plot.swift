@@ -39,7 +39,7 @@ extension MoEInspect {
         }
 
         func run() throws {
-            try refuseOverwritingInputs([out], inputs: logs)
+            try protectInputs([out], from: logs)
             let names = parseList(labels) ?? RunGrouping.distinctLabels(logs.map(Self.runPath))
             var runs: [RunCurves] = []
             for (k, path) in logs.enumerated() {

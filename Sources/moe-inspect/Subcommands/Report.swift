@@ -46,6 +46,7 @@ extension MoEInspect {
         }
 
         func run() throws {
+            try protectInputs([out], from: checkpoints + [tables, layoutOptions.layout].compactMap { $0 })
             let start = Date()
             let progress = Progress(quiet: quiet)
             if let dir = tables {

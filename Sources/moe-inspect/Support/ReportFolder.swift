@@ -78,16 +78,12 @@ struct ReportDestination {
     }
 }
 
-/// Refuses to write any of `outputs` over one of `inputs` (the same file, or a file inside an input folder).
-func refuseOverwritingInputs(_ outputs: [String], inputs: [String]) throws {
-    for o in outputs where o != "-" {
-        let out = ReportDestination.resolved(AtomicOutput.absolute(o))
-        for i in inputs {
-            let input = ReportDestination.resolved(AtomicOutput.absolute(i))
-            // A new file inside a checkpoint folder is fine; the folder's own files are not.
-            if out == input || (out.hasPrefix(input + "/") && FileManager.default.fileExists(atPath: out)) {
-                throw CommandError("\(o): is \(out == input ? "" : "a file of ")the input \(i); an output never replaces an input: choose another name")
-            }
-        }
+/// Writes a report folder (see `ReportDestination`): `body` fills a temporary folder, which then
+/// replaces `dir` whole; the folder gets the report marker. For commands that check nothing earlier.
+func writeReportFolder(_ dir: String, overwrite: Bool, kind: String = "report", _ body: (String) throws -> Void) throws {
+    let dest = try ReportDestination.check(dir, overwrite: overwrite, inputs: [])
+    try dest.write { tmp in
+        try body(tmp)
+        try ReportMarker.write(into: tmp, kind: kind)
     }
 }
