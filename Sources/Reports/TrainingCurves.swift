@@ -94,7 +94,7 @@ public enum TrainingCurves {
         ("eps_mean", "noise bound ε", "mean over experts and layers"), ("lb_loss", "load-balancing loss", "n Σ f_e P_e"),
         ("lr", "learning rate", "lr"), ("tokens_per_s", "throughput", "tokens / s"),
     ]
-    /// Panels that `--log-y` puts on a logarithmic axis (losses).
+    /// Panels that `--log-y` puts on a logarithmic axis (losses spanning a factor of 3 or more).
     static let lossPanels: Set<String> = ["lm_loss", "erc_loss", "lb_loss", "eval_loss"]
 
     /// The exponential moving average of `y` with weight `w` on the past (TensorBoard's smoothing,
@@ -142,7 +142,14 @@ public enum TrainingCurves {
             ax.title = key == "lm_loss" && heldOut ? "LM loss (dashed: held-out)" : title
             ax.x.label = "step"
             ax.y.label = yLabel
-            if logY && lossPanels.contains(key) { ax.y.scale = .logarithmic }
+            if logY && lossPanels.contains(key) {
+                // Only where the values span a factor of 3 or more: a log axis over 2.0 to 2.2 has no
+                // tick to label (the load-balancing loss sits near k).
+                let values = runs.flatMap { r -> [Double] in
+                    (key == "eval_loss" ? [] : (r.log?.columns[key] ?? [])) + (key == "lm_loss" || key == "eval_loss" ? (r.eval?.columns["eval_loss"] ?? []) : [])
+                }.filter { $0.isFinite && $0 > 0 }
+                if let lo = values.min(), let hi = values.max(), hi >= 3 * lo { ax.y.scale = .logarithmic }
+            }
             for (i, r) in runs.enumerated() {
                 let color = CategoricalPalette.color(i)
                 if key != "eval_loss", let log = r.log {
