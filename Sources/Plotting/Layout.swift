@@ -246,7 +246,7 @@ final class LayoutEngine {
             let rich = RichText(markup: title)
             var font = Font(size: style.axesTitleSize)
             let w = canvas.measure(rich, font).width
-            if w > plan.box.width { font.size = max(8, font.size * plan.box.width / w) }
+            if w > plan.box.width { font.size = max(min(8, style.axesTitleSize), font.size * plan.box.width / w) }
             d.texts.append(place(rich, font, role: .axesTitle, at: Point(x: frame.center.x, y: frame.minY - 6),
                                  anchor: TextAnchor(horizontal: .center, vertical: .bottom)))
         }

@@ -84,14 +84,14 @@ public struct ComparisonReport {
         let diff = try Self.differences(pairs, alphas: options.alphas)
         var tables = ["tables/differences.csv", "tables/erc.csv"]
         if let by {
-            try sink.add("by_\(CouplingReport.fileName(by))", try ByParameterFigures.figure(items, name: by, alphas: options.alphas),
+            try sink.add("by_\(CouplingReport.fileName(by))", try ByParameterFigures.figure(items, name: by, alphas: options.alphas, maxColumns: settings.maxColumns(3)),
                          reading: ByParameterFigures.reading(items, name: by, alphas: options.alphas))
         }
         let curves = items.compactMap(\.curves)
         if curves.count == items.count && !curves.isEmpty {
-            try sink.add("training_curves", try TrainingCurves.figure(curves), reading: TrainingCurves.reading(curves))
+            try sink.add("training_curves", try TrainingCurves.figure(curves, maxColumns: settings.maxColumns(3)), reading: TrainingCurves.reading(curves))
         }
-        try ComparisonFigures.add(to: sink, items: items.map { ($0.label, $0.numbers, $0.coupling) }, alphas: options.alphas)
+        try ComparisonFigures.add(to: sink, items: items.map { ($0.label, $0.numbers, $0.coupling) }, alphas: options.alphas, maxColumns: settings.maxColumns(4))
 
         try diff.writeCSV(to: folder + "/tables/differences.csv")
         try CouplingTables.erc(items.map(\.numbers), alphas: options.alphas).writeCSV(to: folder + "/tables/erc.csv")
@@ -130,10 +130,10 @@ public struct ComparisonReport {
 /// Figures that put several checkpoints on shared scales.
 public enum ComparisonFigures {
     /// Columns of a grid of `count` panels: at most four.
-    static func columns(_ count: Int) -> Int { min(4, max(1, count)) }
+    static func columns(_ count: Int, max most: Int = 4) -> Int { min(most, max(1, count)) }
 
     /// Adds the comparison figures of `items` (label, numbers, full analysis if at hand) to `sink`.
-    static func add(to sink: FigureSink, items: [(label: String, numbers: CheckpointNumbers, full: CheckpointCoupling?)], alphas: [Double]) throws {
+    static func add(to sink: FigureSink, items: [(label: String, numbers: CheckpointNumbers, full: CheckpointCoupling?)], alphas: [Double], maxColumns: Int = 4) throws {
         let labels = items.map(\.label)
         let numbers = items.map(\.numbers)
         var perLayer: [(String, String, String, Bool, (LayerNumbers) -> Double?)] = alphas.enumerated().map { k, a in
@@ -150,7 +150,7 @@ public enum ComparisonFigures {
         }
         let full = items.compactMap(\.full)
         guard full.count == items.count else { return }
-        try sink.add("coupling_profile", try profiles(full, labels: labels),
+        try sink.add("coupling_profile", try profiles(full, labels: labels, maxColumns: maxColumns),
                      reading: "Each panel is one checkpoint, on the same axes; a diamond marks each layer's α*: lines that reach zero at smaller α belong to more tightly coupled layers.")
         let layers = Array(Set(full.flatMap { $0.layers.filter(\.isOK).map(\.layer) })).sorted()
         for layer in layers {
@@ -159,7 +159,7 @@ public enum ComparisonFigures {
                     guard let l = r.layers.first(where: { $0.layer == layer && $0.isOK }), let t = cosine ? l.geometry?.cosine : l.activation else { return nil }
                     return (k, CouplingFigures.matrix(t))
                 }
-                try sink.add((cosine ? "router_cosine_layer" : "activation_layer") + "\(layer)", try sideBySide(full, labels: labels, layer: layer, cosine: cosine),
+                try sink.add((cosine ? "router_cosine_layer" : "activation_layer") + "\(layer)", try sideBySide(full, labels: labels, layer: layer, cosine: cosine, maxColumns: maxColumns),
                              reading: cosine ? "Layer \(layer): router cosine similarity of each checkpoint, on the same diverging scale."
                                              : "Layer \(layer): M of each checkpoint on one colour scale; a brighter diagonal against its row and column is tighter coupling.",
                              hover: mats.map { k, m in .heatmap(axes: k, values: m, rowName: cosine ? "expert" : "proxy", columnName: "expert", valueName: cosine ? "cos" : "M", title: labels[k]) })
@@ -200,8 +200,8 @@ public enum ComparisonFigures {
     }
 
     /// Coupling profiles of each checkpoint in its own panel, shared axes, alpha* marked.
-    public static func profiles(_ runs: [CheckpointCoupling], labels: [String]) throws -> Figure? {
-        let cols = columns(runs.count), rows = (runs.count + cols - 1) / cols
+    public static func profiles(_ runs: [CheckpointCoupling], labels: [String], maxColumns: Int = 4) throws -> Figure? {
+        let cols = columns(runs.count, max: maxColumns), rows = (runs.count + cols - 1) / cols
         let f = Figure(width: 3.9 * Double(cols) + 0.8, height: 3.6 * Double(rows) + 0.5, rows: rows, columns: cols)
         f.title = "Coupling profile: ERC loss against α"
         f.sharesY = true
@@ -220,7 +220,7 @@ public enum ComparisonFigures {
     }
 
     /// One layer's M (or router cosine) of each checkpoint side by side on one colour scale.
-    public static func sideBySide(_ runs: [CheckpointCoupling], labels: [String], layer: Int, cosine: Bool) throws -> Figure? {
+    public static func sideBySide(_ runs: [CheckpointCoupling], labels: [String], layer: Int, cosine: Bool, maxColumns: Int = 4) throws -> Figure? {
         let mats: [[[Double]]?] = runs.map { r in
             guard let l = r.layers.first(where: { $0.layer == layer && $0.isOK }) else { return nil }
             let t = cosine ? l.geometry?.cosine : l.activation
@@ -228,7 +228,7 @@ public enum ComparisonFigures {
         }
         let present = mats.compactMap { $0 }
         guard !present.isEmpty else { return nil }
-        let cols = columns(runs.count), rows = (runs.count + cols - 1) / cols
+        let cols = columns(runs.count, max: maxColumns), rows = (runs.count + cols - 1) / cols
         let f = Figure(width: 3.6 * Double(cols) + 1.3, height: 3.7 * Double(rows) + 0.4, rows: rows, columns: cols)
         f.title = cosine ? "Router cosine similarity, layer \(layer)" : "Activation matrix M, layer \(layer)"
         let scale = cosine ? ColorScale.symmetric(limit: 1) : ColorScale.fitting(present.flatMap { $0.joined() }, colormap: .viridis)
@@ -269,9 +269,9 @@ public enum ByParameterFigures {
     }
 
     /// The figure: one panel per quantity against `name`.
-    public static func figure(_ items: [ComparisonItem], name: String, alphas: [Double]) throws -> Figure? {
+    public static func figure(_ items: [ComparisonItem], name: String, alphas: [Double], maxColumns: Int = 3) throws -> Figure? {
         let ps = panels(items, alphas: alphas)
-        let cols = ps.count == 4 ? 2 : min(3, ps.count), rows = (ps.count + cols - 1) / cols
+        let cols = ps.count == 4 ? min(2, maxColumns) : min(maxColumns, ps.count), rows = (ps.count + cols - 1) / cols
         let f = Figure(width: 4.0 * Double(cols), height: 3.3 * Double(rows) + 0.5, rows: rows, columns: cols)
         f.title = "Against \(name)"
         var any = false

@@ -115,26 +115,26 @@ public struct CouplingReport {
         // Series over training come first: they answer "is coupling improving?".
         if SeriesFigures.isSeries(series) {
             let erc = alphas.map { SeriesMetric.ercLoss($0) }
-            try sink.add("series_erc_loss", try SeriesFigures.overRuns(series, title: "ERC loss over training", panels: erc),
+            try sink.add("series_erc_loss", try SeriesFigures.overRuns(series, title: "ERC loss over training", panels: erc, maxColumns: settings.maxColumns(3)),
                          reading: erc.map { Readings.series(series, $0) }.joined(separator: " "), hover: seriesHover(series, erc))
-            try sink.add("series_erc_loss_by_layer", try SeriesFigures.byLayer(series, title: "ERC loss over training, each layer", panels: erc),
+            try sink.add("series_erc_loss_by_layer", try SeriesFigures.byLayer(series, title: "ERC loss over training, each layer", panels: erc, maxColumns: settings.maxColumns(3)),
                          reading: "Each panel is one run" + (alphas.count > 1 ? " and α" : "") + ", one line per layer, on one y scale.")
             for m in [SeriesMetric.epsilon, .couplingAlpha, .routerCosine] {
-                try sink.add(m.stem, try SeriesFigures.overRuns(series, title: m.title, panels: [m]), reading: Readings.series(series, m),
+                try sink.add(m.stem, try SeriesFigures.overRuns(series, title: m.title, panels: [m], maxColumns: settings.maxColumns(3)), reading: Readings.series(series, m),
                              hover: seriesHover(series, [m]))
-                try sink.add(m.stem + "_by_layer", try SeriesFigures.byLayer(series, title: m.title + ", each layer", panels: [m]),
+                try sink.add(m.stem + "_by_layer", try SeriesFigures.byLayer(series, title: m.title + ", each layer", panels: [m], maxColumns: settings.maxColumns(3)),
                              reading: "Each panel is one run, one line per layer, on one y scale.")
             }
         }
         if !curves.isEmpty {
-            try sink.add("training_curves", try TrainingCurves.figure(curves), reading: TrainingCurves.reading(curves))
+            try sink.add("training_curves", try TrainingCurves.figure(curves, maxColumns: settings.maxColumns(3)), reading: TrainingCurves.reading(curves))
         }
 
         // The latest checkpoint of each run.
         if latest.count == 1, let last = latest.first {
             try addSingle(sink, last.numbers, full: full[last.numbers.checkpoint])
         } else if latest.count > 1 {
-            try ComparisonFigures.add(to: sink, items: latest.map { ($0.label, $0.numbers, full[$0.numbers.checkpoint]) }, alphas: alphas)
+            try ComparisonFigures.add(to: sink, items: latest.map { ($0.label, $0.numbers, full[$0.numbers.checkpoint]) }, alphas: alphas, maxColumns: settings.maxColumns(4))
         }
         for m in maps {
             try sink.add(m.name, try TSNEFigures.map(m.map, title: m.title), reading: TSNEFigures.reading(m.map), hover: [TSNEFigures.hover(m.map)])

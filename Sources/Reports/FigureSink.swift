@@ -45,24 +45,63 @@ public struct FigureSettings {
         self.provenance = provenance; self.progress = progress
     }
 
+    /// The most panels a figure puts side by side at this width: 2 below 5 inches, else `wide`.
+    public func maxColumns(_ wide: Int) -> Int { (width ?? 99) < 5 ? min(2, wide) : wide }
+
     /// Named widths: `paper` a single journal column (3.3 in), `wide` a full page width (6.9 in).
     public static let presetWidths: [String: Double] = ["paper": 3.3, "wide": 6.9]
 
     /// Gives `figure` the width asked (height in proportion, at least 1.7 in per row of panels),
-    /// the dpi, and fonts scaled by `fontScale`.
+    /// the dpi, and fonts scaled by `fontScale`; below 5 inches legends move from the right to
+    /// below, and text wider than the figure shrinks to fit (to 60 % at most).
     public func fit(_ figure: Figure) {
         figure.dpi = dpi
         if let w = width, w > 0, w != figure.width {
             let s = w / figure.width
-            figure.height = max(figure.height * s, 1.7 * Double(figure.rows) + 0.4)
+            // A map drawn with equal axes needs its height; other panels at least 1.7 in a row.
+            let square = figure.axes.contains { $0.aspect == .equal }
+            figure.height = max(figure.height * s, 1.7 * Double(figure.rows) + 0.4, square ? 1.3 * w : 0)
             figure.width = w
+            // Panels side by side in a narrow figure: smaller text (to 60 %), or nothing fits.
+            let perPanel = w / Double(figure.columns)
+            if perPanel < 2.4 { Self.scaleFonts(figure, max(0.6, perPanel / 2.4)) }
         }
-        if fontScale != 1 {
-            var st = figure.style
-            st.titleSize *= fontScale; st.axesTitleSize *= fontScale; st.labelSize *= fontScale
-            st.tickLabelSize *= fontScale; st.legendSize *= fontScale
-            figure.style = st
+        if fontScale != 1 { Self.scaleFonts(figure, fontScale) }
+        guard width != nil else { return }
+        // A narrow figure: legends that went to the right go below, and text wider than the
+        // figure is made smaller (down to 60 %) rather than cut off.
+        if figure.width < 5 {
+            let l = figure.layout()
+            for (k, a) in l.axes.enumerated() where a.legend?.placement == .outsideRight {
+                // (A map with equal axes keeps its legend inside: below it, the map shrank to a stamp.)
+                figure.axes[k].legend = figure.axes[k].aspect == .equal ? .best : .outsideBottom
+            }
+            if figure.legend == .right { figure.legend = .bottom }
         }
+        // Titles wider than their panel's share of the width (or than the figure) shrink every text.
+        var l = figure.layout()
+        if figure.width < 5 {
+            // A long subtitle over a map with equal axes squeezes the map to nothing in the layout;
+            // the caption carries the same numbers.
+            for (k, ax) in figure.axes.enumerated() where ax.aspect == .equal && (l.axes[k].frame.width < 0.5 * l.width / Double(figure.columns)) {
+                ax.title = nil
+            }
+            l = figure.layout()
+        }
+        let share = l.width / Double(figure.columns)
+        var factor = 1.0
+        for t in l.texts {
+            if t.role == .axesTitle && t.frame.width > 0.95 * share { factor = min(factor, 0.95 * share / t.frame.width) }
+            if t.role == .figureTitle && t.frame.width > 0.95 * l.width { factor = min(factor, 0.95 * l.width / t.frame.width) }
+        }
+        if factor < 1 { Self.scaleFonts(figure, max(0.55, factor)) }
+    }
+
+    static func scaleFonts(_ figure: Figure, _ f: Double) {
+        var st = figure.style
+        st.titleSize *= f; st.axesTitleSize *= f; st.labelSize *= f
+        st.tickLabelSize *= f; st.legendSize *= f
+        figure.style = st
     }
 }
 

@@ -60,9 +60,9 @@ public enum SeriesFigures {
     /// `metrics` over training in panels side by side (one per metric, e.g. one per alpha), each
     /// run one line: the mean over its layers, with a band from the smallest to the largest layer.
     /// - Returns: nil when no run has two checkpoints or nothing was measured.
-    public static func overRuns(_ runs: [RunSeries], title: String, panels metrics: [SeriesMetric]) throws -> Figure? {
+    public static func overRuns(_ runs: [RunSeries], title: String, panels metrics: [SeriesMetric], maxColumns: Int = 3) throws -> Figure? {
         guard isSeries(runs), !metrics.isEmpty else { return nil }
-        let cols = min(3, metrics.count), rows = (metrics.count + cols - 1) / cols
+        let cols = min(maxColumns, metrics.count), rows = (metrics.count + cols - 1) / cols
         let f = Figure(width: cols == 1 ? 6.4 : 4.2 * Double(cols), height: 3.9 * Double(rows) + 0.3, rows: rows, columns: cols)
         f.title = title
         var any = false
@@ -88,13 +88,13 @@ public enum SeriesFigures {
 
     /// One panel per run (and per metric), one line per layer, all on the same y scale.
     /// - Returns: nil when no run has two checkpoints, or every checkpoint has one layer.
-    public static func byLayer(_ runs: [RunSeries], title: String, panels metrics: [SeriesMetric]) throws -> Figure? {
+    public static func byLayer(_ runs: [RunSeries], title: String, panels metrics: [SeriesMetric], maxColumns: Int = 3) throws -> Figure? {
         guard isSeries(runs), !metrics.isEmpty else { return nil }
         let layers = Array(Set(runs.flatMap { $0.checkpoints.flatMap { $0.okLayers.map(\.layer) } })).sorted()
         guard layers.count > 1 else { return nil }
         let shown = runs.filter { $0.checkpoints.count >= 1 }
         let count = shown.count * metrics.count
-        let cols = metrics.count > 1 ? metrics.count : min(3, count), rows = (count + cols - 1) / cols
+        let cols = metrics.count > 1 && metrics.count <= maxColumns ? metrics.count : min(maxColumns, count), rows = (count + cols - 1) / cols
         let f = Figure(width: cols == 1 ? 6.4 : 4.0 * Double(cols) + 1.2, height: 3.4 * Double(rows) + 0.5, rows: rows, columns: cols)
         f.title = title
         f.sharesY = metrics.count == 1
@@ -103,9 +103,11 @@ public enum SeriesFigures {
         for (r, run) in shown.enumerated() {
             for (m, metric) in metrics.enumerated() {
                 let ax = f.axes[r * metrics.count + m]
+                let index = r * metrics.count + m
                 ax.title = metrics.count > 1 ? "\(run.label), \(metric.name)" : run.label
                 ax.x.label = xLabel(runs)
-                ax.y.label = metric.name
+                // The title names the metric; the y axis says it once per row.
+                ax.y.label = index % cols == 0 ? metric.name : nil
                 ax.y.includesZero = metric.fromZero
                 for (i, l) in layers.enumerated() {
                     var xs: [Double] = [], ys: [Double] = []

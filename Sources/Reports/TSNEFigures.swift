@@ -46,7 +46,7 @@ public enum TSNEFigures {
                 try ax.scatter(ScatterSeries.highlighted(x: [Double(m.embedding[r, 0])], y: [Double(m.embedding[r, 1])], label: nil,
                                                          color: CategoricalPalette.color(labels[r])))
             }
-            try ax.scatter(ScatterSeries.highlighted(x: [], y: [], label: "router row R[i] (in its expert's colour)", color: .white))
+            try ax.scatter(ScatterSeries.highlighted(x: [], y: [], label: "router row R[i]", color: .white))
         }
         var sub = String(format: "KL %.3f", m.klDivergence)
         if let s = m.silhouette2D { sub += String(format: " · silhouette by %@: %.3f in the map, %.3f in weight space", m.labelKind.rawValue, s, m.silhouetteOriginal ?? .nan) }

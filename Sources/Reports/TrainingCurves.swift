@@ -128,12 +128,12 @@ public enum TrainingCurves {
 
     /// The curves of `runs`; `smooth` (0..<1) draws an exponential moving average over the faint
     /// raw training curves, `logY` puts the losses on a logarithmic axis.
-    public static func figure(_ runs: [RunCurves], smooth: Double = 0, logY: Bool = false) throws -> Figure {
+    public static func figure(_ runs: [RunCurves], smooth: Double = 0, logY: Bool = false, maxColumns: Int = 3) throws -> Figure {
         let logs = runs.compactMap(\.log)
         var shown = panels.filter { p in logs.contains { ($0.columns[p.0] ?? []).contains { $0.isFinite } } }
         let heldOut = runs.contains { ($0.eval?.columns["eval_loss"] ?? []).contains { $0.isFinite } }
         if heldOut && !shown.contains(where: { $0.0 == "lm_loss" }) { shown.insert(("eval_loss", "held-out loss", "cross-entropy (nats)"), at: 0) }
-        let cols = min(3, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)
+        let cols = min(maxColumns, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)
         let f = Figure(width: shown.count == 1 ? 6.4 : 4.0 * Double(cols), height: (shown.count == 1 ? 4.0 : 3.2 * Double(rows)) + 0.6, rows: rows, columns: cols)
         f.title = "Training curves"
         f.legend = runs.count > 1 || heldOut ? .bottom : nil

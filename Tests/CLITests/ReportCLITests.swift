@@ -154,6 +154,9 @@ import Testing
             #expect(p.status == 0, "\(args): \(p.stderr)")
             #expect(p.stderr.isEmpty, "\(p.stderr)")
         }
+        // The last one asked for --width paper: 3.3 inches at 150 dpi.
+        let png = try Data(contentsOf: URL(fileURLWithPath: root + "/p.png"))
+        #expect(png.count > 24 && png[16..<20].reduce(0) { $0 << 8 | Int($1) } == 495)
         // An erc table and analysis.csv are said to be what they are, not drawn empty.
         #expect(try cli.run(["erc", CLITests.fixtures + "/olmoe-tiny", "--csv", root + "/erc.csv", "-q"]).status == 0)
         let erc = try cli.run(["plot", root + "/erc.csv", "--out", root + "/q.png"])

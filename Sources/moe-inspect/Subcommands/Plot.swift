@@ -63,8 +63,9 @@ extension MoEInspect {
                     throw CommandError("\(path): is \(what)")
                 }
             }
-            let f = try TrainingCurves.figure(runs, smooth: smooth, logY: logY)
-            FigureSettings(dpi: dpi, width: size.width, fontScale: size.fontScale).fit(f)
+            let settings = FigureSettings(dpi: dpi, width: size.width, fontScale: size.fontScale)
+            let f = try TrainingCurves.figure(runs, smooth: smooth, logY: logY, maxColumns: settings.maxColumns(3))
+            settings.fit(f)
             _ = try f.save(to: out, provenance: provenance(checkpoints: []))
             Progress(quiet: quiet).say("plot: \(runs.count) run(s) drawn")
             print(out)
