@@ -25,6 +25,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // MARK: - System libraries
@@ -63,7 +64,8 @@ let package = Package(
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Tensors"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Tensors",
+                                                           .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "MoELayoutTests", dependencies: ["TestSupport", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),

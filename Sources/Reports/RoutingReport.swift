@@ -76,20 +76,25 @@ public enum RoutingFigures {
         return f
     }
 
-    /// Agreement of the router's top-k with the experts that respond most, per layer, beside chance.
-    public static func agreement(_ c: CheckpointRouting) throws -> Figure? {
-        let ok = c.layers.filter { $0.coupling != nil }
-        guard !ok.isEmpty else { return nil }
-        let f = Figure(width: 6.4, height: 4)
+    /// Agreement of the router's top-k with the experts that respond most, per layer, for every
+    /// checkpoint, beside chance.
+    public static func agreement(_ runs: [CheckpointRouting]) throws -> Figure? {
+        guard let first = runs.first(where: { $0.layers.contains { $0.coupling != nil } }) else { return nil }
+        let ok = first.layers.filter { $0.coupling != nil }
+        let f = Figure(width: runs.count > 2 ? 7.6 : 6.4, height: 4)
         f.title = "Agreement of router and expert response, per layer"
         let ax = f.axes[0]
         ax.x.label = "layer"
         ax.y.label = "|TopK_{router} ∩ TopK_a| / k"
         ax.y.includesZero = true
-        try ax.bars(categories: ok.map { String($0.layer) }, series: [
-            BarSeries(values: ok.map { $0.coupling?.agreement ?? .nan }, label: "agreement"),
-            BarSeries(values: ok.map { Double($0.topK) / Double($0.experts) }, label: "chance k/n"),
-        ])
+        // Labels: the last two path parts (run/stepN), enough to tell checkpoints apart.
+        let labels = runs.map { r in r.checkpoint.split(separator: "/").suffix(2).joined(separator: "/") }
+        var series = zip(runs, labels).map { r, label in
+            BarSeries(values: ok.map { l in r.layers.first { $0.layer == l.layer }?.coupling?.agreement ?? .nan },
+                      label: runs.count == 1 ? "agreement" : label)
+        }
+        series.append(BarSeries(values: ok.map { Double($0.topK) / Double($0.experts) }, label: "chance k/n"))
+        try ax.bars(categories: ok.map { String($0.layer) }, series: series)
         return f
     }
 
@@ -137,8 +142,8 @@ public enum RoutingReport {
         try sink.add("expert_load", try RoutingFigures.loadHeatmap(last),
                      reading: String(format: "Top-k selections per expert over the balanced T k / n; max/mean averaged over layers %.2f.",
                                      last.layers.map(\.load.maxOverMean).reduce(0, +) / Double(max(last.layers.count, 1))))
-        try sink.add("agreement", try RoutingFigures.agreement(last),
-                     reading: agreementReading(a))
+        try sink.add("agreement", try RoutingFigures.agreement(runs),
+                     reading: (runs.count > 1 ? "\(last.checkpoint.split(separator: "/").suffix(2).joined(separator: "/")): " : "") + agreementReading(a))
         for l in last.layers {
             if let c = l.coupling {
                 try sink.add("m_data_layer\(l.layer)", try RoutingFigures.mData(l),

@@ -103,9 +103,38 @@ public enum RoutingAnalysis {
     /// Meaningful for checkpoints of one run; a layer that cannot be compared with the last
     /// checkpoint's (other layers, experts or top-k: another model) gets none and a note.
     public static func addSaturation(_ results: inout [CheckpointRouting]) {
-        guard results.count >= 2, let last = results.last else { return }
+        addSaturation(ordered: Array(results.indices), &results)
+    }
+
+    /// Saturation within runs: checkpoints are grouped by the folder that holds their `stepN`
+    /// folder, and each run is compared with its own latest step, never with another run's (two
+    /// runs route the same tokens differently whatever their saturation). A checkpoint alone in
+    /// its run gets none and a note.
+    public static func addSaturationByRun(_ results: inout [CheckpointRouting]) {
+        let groups = Dictionary(grouping: results.indices, by: { (results[$0].checkpoint as NSString).deletingLastPathComponent })
+        for (_, members) in groups {
+            guard members.count >= 2 else {
+                if results.count >= 2 {
+                    for c in members { for l in results[c].layers.indices { results[c].layers[l].notes.append("no router saturation: no other checkpoint of its run") } }
+                }
+                continue
+            }
+            addSaturation(ordered: members.sorted { (stepNumber(results[$0].checkpoint) ?? Int.min) < (stepNumber(results[$1].checkpoint) ?? Int.min) }, &results)
+        }
+    }
+
+    /// The step of a `.../stepN` path.
+    static func stepNumber(_ path: String) -> Int? {
+        let last = (path as NSString).lastPathComponent
+        return last.hasPrefix("step") ? Int(last.dropFirst(4)) : nil
+    }
+
+    /// Saturation of the checkpoints `ordered` (indices into `results`) against the last of them.
+    static func addSaturation(ordered: [Int], _ results: inout [CheckpointRouting]) {
+        guard ordered.count >= 2, let lastIndex = ordered.last else { return }
+        let last = results[lastIndex]
         let reference = Dictionary(uniqueKeysWithValues: last.layers.map { ($0.layer, $0) })
-        for c in results.indices {
+        for c in ordered {
             for l in results[c].layers.indices {
                 let mine = results[c].layers[l]
                 guard let ref = reference[mine.layer], ref.topK == mine.topK, ref.tokens == mine.tokens, ref.experts == mine.experts else {

@@ -240,8 +240,8 @@ struct NpyHeader {
             space()
             let s0 = i
             while i < bytes.count, bytes[i] >= 0x30 && bytes[i] <= 0x39 { i += 1 }
-            guard i > s0, i - s0 <= 18, let v = Int(String(decoding: bytes[s0..<i], as: UTF8.self)) else {
-                throw fail("expected a dimension (a non-negative integer below 10^18) at byte \(s0)")
+            guard i > s0, i - s0 <= 19, let v = Int(String(decoding: bytes[s0..<i], as: UTF8.self)) else {
+                throw fail("expected a dimension (a non-negative 64-bit integer) at byte \(s0)")
             }
             if i < bytes.count, bytes[i] == 0x4C { i += 1 }  // Python 2's long suffix
             return v

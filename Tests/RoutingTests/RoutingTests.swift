@@ -132,6 +132,22 @@ struct RoutingStatisticsTests {
         #expect(mixed[0].layers.allSatisfy { $0.saturation == nil && $0.notes.contains { $0.contains("saturation") } })
     }
 
+    @Test("saturation by run: each run against its own latest step, never another run's")
+    func saturationByRun() throws {
+        let (_, first) = try Reference.run("olmoe-tiny", "olmoe-tiny")
+        let (_, last) = try Reference.run("models-olmoe", "routing/models/olmoe")
+        var a1 = first, a2 = last, b = first
+        a1.checkpoint = "runs/a/step100"; a2.checkpoint = "runs/a/step1000"; b.checkpoint = "runs/b/step1000"
+        var results = [a2, b, a1]  // shell-glob order, two runs
+        RoutingAnalysis.addSaturationByRun(&results)
+        let json = try JSONParser.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: Reference.root + "/routing/expected/saturation.json"))))
+        for l in results[2].layers {
+            #expect(close(try #require(l.saturation), try #require(json["overlap_with_last"]?["layer\(l.layer)"]?.doubleValue), 1e-9))
+        }
+        #expect(results[0].layers.allSatisfy { $0.saturation == 1 })
+        #expect(results[1].layers.allSatisfy { $0.saturation == nil && $0.notes.contains { $0.contains("no other checkpoint of its run") } })
+    }
+
     @Test("a coupling sample is seeded, sorted, without repeats; statistics of all tokens stay exact")
     func couplingSample() throws {
         let s = sampleRows(total: 160, count: 40, seed: 7)

@@ -24,7 +24,7 @@ extension MoEInspect {
             checkpoints of one run add router saturation (top-k overlap with the last checkpoint).
             """)
 
-        @Argument(help: "One or more checkpoints (files, indexes or folders; several of one run give router saturation).")
+        @Argument(help: "One or more checkpoints (files, indexes or folders; checkpoints of one run, stepN folders of one folder, give router saturation against its latest step).")
         var checkpoints: [String]
 
         @Option(name: .customLong("data"), help: ArgumentHelp("Tokens: .npy (1-D integer), raw .bin (see --data-dtype) or .txt (bytes, for byte-level vocabularies only); NAME=FILE names a domain. Repeat for several.", valueName: "FILE"))
@@ -133,7 +133,7 @@ extension MoEInspect {
                                     r.forwardSeconds, Double(windows.tokenCount) / max(r.forwardSeconds, 1e-9), r.couplingSeconds))
                 results.append(r)
             }
-            RoutingAnalysis.addSaturation(&results)
+            RoutingAnalysis.addSaturationByRun(&results)
             if let dir = assignments {
                 for (i, r) in results.enumerated() {
                     try RoutingTables.writeAssignments(r, to: results.count == 1 ? dir : dir + "/\(i)-" + ((r.checkpoint as NSString).lastPathComponent))
