@@ -26,7 +26,9 @@ public struct SHA256 {
         var i = 0
         if !buffer.isEmpty {
             while i < bytes.count && buffer.count < 64 { buffer.append(bytes[i]); i += 1 }
-            if buffer.count == 64 { let block = buffer; block.withUnsafeBufferPointer { if let b = $0.baseAddress { compress(b) } }; buffer.removeAll(keepingCapacity: true) }
+            if buffer.count == 64 {
+                let block = buffer; block.withUnsafeBufferPointer { if let b = $0.baseAddress { compress(b) } }; buffer.removeAll(keepingCapacity: true)
+            }
         }
         bytes.withUnsafeBufferPointer { p in
             guard let base = p.baseAddress else { return }
@@ -98,7 +100,8 @@ public struct Fingerprint: Sendable {
     public static let sampleBlocks = 64, sampleBlockSize = 64 << 10
 
     /// What is hashed, in words, for the page.
-    public static let describe = "SHA-256 over each file's name, size and bytes, files in name order; a file over 64 MiB contributes its first 1 MiB (the safetensors header and more) and 64 blocks of 64 KiB spread evenly over it instead of all its bytes"
+    public static let describe =
+        "SHA-256 over each file's name, size and bytes, files in name order; a file over 64 MiB contributes its first 1 MiB (the safetensors header and more) and 64 blocks of 64 KiB spread evenly over it instead of all its bytes"
 
     /// The fingerprint of `files` (the files of one checkpoint).
     /// - Throws: `CheckpointError.io` naming a file that cannot be read.

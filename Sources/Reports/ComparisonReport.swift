@@ -19,8 +19,10 @@ public struct ComparisonItem: Sendable {
     public var curves: RunCurves?
 
     /// An item labelled `label`.
-    public init(label: String, coupling: CheckpointCoupling, numbers: CheckpointNumbers, value: Double? = nil,
-                heldOutLoss: Double? = nil, curves: RunCurves? = nil) {
+    public init(
+        label: String, coupling: CheckpointCoupling, numbers: CheckpointNumbers, value: Double? = nil,
+        heldOutLoss: Double? = nil, curves: RunCurves? = nil
+    ) {
         self.label = label; self.coupling = coupling; self.numbers = numbers; self.value = value
         self.heldOutLoss = heldOutLoss; self.curves = curves
     }
@@ -84,14 +86,16 @@ public struct ComparisonReport {
         let diff = try Self.differences(pairs, alphas: options.alphas)
         var tables = ["tables/differences.csv", "tables/erc.csv"]
         if let by {
-            try sink.add("by_\(CouplingReport.fileName(by))", try ByParameterFigures.figure(items, name: by, alphas: options.alphas, maxColumns: settings.maxColumns(3)),
-                         reading: ByParameterFigures.reading(items, name: by, alphas: options.alphas))
+            try sink.add(
+                "by_\(CouplingReport.fileName(by))", try ByParameterFigures.figure(items, name: by, alphas: options.alphas, maxColumns: settings.maxColumns(3)),
+                reading: ByParameterFigures.reading(items, name: by, alphas: options.alphas))
         }
         let curves = items.compactMap(\.curves)
         if curves.count == items.count && !curves.isEmpty {
             try sink.add("training_curves", try TrainingCurves.figure(curves, maxColumns: settings.maxColumns(3)), reading: TrainingCurves.reading(curves))
         }
-        try ComparisonFigures.add(to: sink, items: items.map { ($0.label, $0.numbers, $0.coupling) }, alphas: options.alphas, maxColumns: settings.maxColumns(4))
+        try ComparisonFigures.add(
+            to: sink, items: items.map { ($0.label, $0.numbers, $0.coupling) }, alphas: options.alphas, maxColumns: settings.maxColumns(4))
 
         try diff.writeCSV(to: folder + "/tables/differences.csv")
         try CouplingTables.erc(items.map(\.numbers), alphas: options.alphas).writeCSV(to: folder + "/tables/erc.csv")
@@ -101,24 +105,38 @@ public struct ComparisonReport {
             let file = "tables/by_\(CouplingReport.fileName(by)).csv"
             try t.writeCSV(to: folder + "/" + file)
             tables.insert(file, at: 0)
-            sections.append(PageSection(id: "by", title: "Against \(by)", html: ReportPage.table(t, caption: "Means over the analysed layers, in order of \(ReportPage.escape(by)).")))
+            sections.append(
+                PageSection(
+                    id: "by", title: "Against \(by)",
+                    html: ReportPage.table(t, caption: "Means over the analysed layers, in order of \(ReportPage.escape(by)).")))
         }
         sections.append(PageSection(id: "differences", title: "Per layer", html: ReportPage.table(diff)))
         tables.append("summary.json")
-        sections.append(PageSection(id: "tables", title: "Tables",
-                                    html: "<p>" + tables.map { "<a href=\"\(ReportPage.escape($0))\">\(ReportPage.escape($0))</a>" }.joined(separator: " · ") + "</p>\n"))
+        sections.append(
+            PageSection(
+                id: "tables", title: "Tables",
+                html: "<p>" + tables.map { "<a href=\"\(ReportPage.escape($0))\">\(ReportPage.escape($0))</a>" }.joined(separator: " · ") + "</p>\n"))
         let title = "moe-inspect comparison: " + labels.joined(separator: " vs ")
-        let lede = ReportPage.lede(options) + " Checkpoints: " + items.map { "<b>\(ReportPage.escape($0.label))</b> = \(ReportPage.escape($0.coupling.checkpoint))" }.joined(separator: ", ") + "."
+        let lede =
+            ReportPage.lede(options) + " Checkpoints: "
+            + items.map { "<b>\(ReportPage.escape($0.label))</b> = \(ReportPage.escape($0.coupling.checkpoint))" }.joined(separator: ", ") + "."
         let verdict = Readings.verdict(pairs, alpha: options.alphas.first)
-        try AtomicOutput.write(ReportPage.page(title: title, lede: lede, verdict: verdict, sections: sections, figures: sink.figures, info: info),
-                               to: folder + "/index.html")
+        try AtomicOutput.write(
+            ReportPage.page(title: title, lede: lede, verdict: verdict, sections: sections, figures: sink.figures, info: info),
+            to: folder + "/index.html")
         let summary = JSONValue.object([
             ("tool", .string(info.version)), ("command", .string(info.command)),
             ("labels", .array(labels.map { .string($0) })),
-            ("checkpoints", .array(items.map { i in
-                .object([("label", .string(i.label)), ("checkpoint", .string(i.coupling.checkpoint)), ("step", i.numbers.step.map { .int($0) } ?? .null),
-                         (by ?? "value", i.value.map { .number($0) } ?? .null), ("held_out_loss", i.heldOutLoss.map { .number($0) } ?? .null)])
-            })),
+            (
+                "checkpoints",
+                .array(
+                    items.map { i in
+                        .object([
+                            ("label", .string(i.label)), ("checkpoint", .string(i.coupling.checkpoint)), ("step", i.numbers.step.map { .int($0) } ?? .null),
+                            (by ?? "value", i.value.map { .number($0) } ?? .null), ("held_out_loss", i.heldOutLoss.map { .number($0) } ?? .null),
+                        ])
+                    })
+            ),
             ("differences", diff.json),
         ])
         try AtomicOutput.write(summary.serialized(pretty: true) + "\n", to: folder + "/summary.json")
@@ -133,11 +151,16 @@ public enum ComparisonFigures {
     static func columns(_ count: Int, max most: Int = 4) -> Int { min(most, max(1, count)) }
 
     /// Adds the comparison figures of `items` (label, numbers, full analysis if at hand) to `sink`.
-    static func add(to sink: FigureSink, items: [(label: String, numbers: CheckpointNumbers, full: CheckpointCoupling?)], alphas: [Double], maxColumns: Int = 4) throws {
+    static func add(
+        to sink: FigureSink, items: [(label: String, numbers: CheckpointNumbers, full: CheckpointCoupling?)], alphas: [Double], maxColumns: Int = 4
+    ) throws {
         let labels = items.map(\.label)
         let numbers = items.map(\.numbers)
         var perLayer: [(String, String, String, Bool, (LayerNumbers) -> Double?)] = alphas.enumerated().map { k, a in
-            ("erc_by_layer" + (k == 0 ? "" : String(format: "_alpha%g", a)), String(format: "ERC loss per layer (α = %g)", a), "ERC loss", true, { $0.erc(at: a)?.loss })
+            (
+                "erc_by_layer" + (k == 0 ? "" : String(format: "_alpha%g", a)), String(format: "ERC loss per layer (α = %g)", a), "ERC loss", true,
+                { $0.erc(at: a)?.loss }
+            )
         }
         perLayer += [
             ("coupling_alpha", "Coupling threshold α* per layer", "α*", false, { $0.couplingAlpha }),
@@ -145,31 +168,45 @@ public enum ComparisonFigures {
             ("router_cosine_by_layer", "Router similarity per layer", "mean |cos(R[i], R[j])|", false, { $0.cosineMeanAbs }),
         ]
         for (stem, title, yLabel, fromZero, value) in perLayer {
-            try sink.add(stem, try overlaid(numbers, labels: labels, title: title, yLabel: yLabel, fromZero: fromZero, value: value),
-                         reading: reading(numbers, labels: labels, name: yLabel, value: value))
+            try sink.add(
+                stem, try overlaid(numbers, labels: labels, title: title, yLabel: yLabel, fromZero: fromZero, value: value),
+                reading: reading(numbers, labels: labels, name: yLabel, value: value))
         }
         let full = items.compactMap(\.full)
         guard full.count == items.count else { return }
-        try sink.add("coupling_profile", try profiles(full, labels: labels, maxColumns: maxColumns),
-                     reading: "Each panel is one checkpoint, on the same axes; a diamond marks each layer's α*: lines that reach zero at smaller α belong to more tightly coupled layers.")
+        try sink.add(
+            "coupling_profile", try profiles(full, labels: labels, maxColumns: maxColumns),
+            reading:
+                "Each panel is one checkpoint, on the same axes; a diamond marks each layer's α*: lines that reach zero at smaller α belong to more tightly coupled layers."
+        )
         let layers = Array(Set(full.flatMap { $0.layers.filter(\.isOK).map(\.layer) })).sorted()
         for layer in layers {
             for cosine in [false, true] {
                 let mats: [(Int, [[Double]])] = full.enumerated().compactMap { k, r in
-                    guard let l = r.layers.first(where: { $0.layer == layer && $0.isOK }), let t = cosine ? l.geometry?.cosine : l.activation else { return nil }
+                    guard let l = r.layers.first(where: { $0.layer == layer && $0.isOK }), let t = cosine ? l.geometry?.cosine : l.activation else {
+                        return nil
+                    }
                     return (k, CouplingFigures.matrix(t))
                 }
-                try sink.add((cosine ? "router_cosine_layer" : "activation_layer") + "\(layer)", try sideBySide(full, labels: labels, layer: layer, cosine: cosine, maxColumns: maxColumns),
-                             reading: cosine ? "Layer \(layer): router cosine similarity of each checkpoint, on the same diverging scale."
-                                             : "Layer \(layer): M of each checkpoint on one colour scale; a brighter diagonal against its row and column is tighter coupling.",
-                             hover: mats.map { k, m in .heatmap(axes: k, values: m, rowName: cosine ? "expert" : "proxy", columnName: "expert", valueName: cosine ? "cos" : "M", title: labels[k]) })
+                try sink.add(
+                    (cosine ? "router_cosine_layer" : "activation_layer") + "\(layer)",
+                    try sideBySide(full, labels: labels, layer: layer, cosine: cosine, maxColumns: maxColumns),
+                    reading: cosine
+                        ? "Layer \(layer): router cosine similarity of each checkpoint, on the same diverging scale."
+                        : "Layer \(layer): M of each checkpoint on one colour scale; a brighter diagonal against its row and column is tighter coupling.",
+                    hover: mats.map { k, m in
+                        .heatmap(
+                            axes: k, values: m, rowName: cosine ? "expert" : "proxy", columnName: "expert", valueName: cosine ? "cos" : "M", title: labels[k])
+                    })
             }
         }
     }
 
     /// A per-layer quantity, one line per checkpoint; 0 on the axis only for quantities whose floor it is.
-    public static func overlaid(_ items: [CheckpointNumbers], labels: [String], title: String, yLabel: String, fromZero: Bool,
-                                value: (LayerNumbers) -> Double?) throws -> Figure? {
+    public static func overlaid(
+        _ items: [CheckpointNumbers], labels: [String], title: String, yLabel: String, fromZero: Bool,
+        value: (LayerNumbers) -> Double?
+    ) throws -> Figure? {
         let f = Figure(width: 6.4, height: 4)
         f.title = title
         let ax = f.axes[0]
@@ -180,8 +217,9 @@ public enum ComparisonFigures {
             guard !pts.isEmpty else { continue }
             any = true
             allLayers.formUnion(pts.map { Int($0.0) })
-            try ax.plot(x: pts.map(\.0), y: pts.map(\.1), label: labels[k], color: CategoricalPalette.color(k),
-                        marker: SeriesFigures.markers[k % SeriesFigures.markers.count])
+            try ax.plot(
+                x: pts.map(\.0), y: pts.map(\.1), label: labels[k], color: CategoricalPalette.color(k),
+                marker: SeriesFigures.markers[k % SeriesFigures.markers.count])
         }
         guard any else { return nil }
         CouplingFigures.layerAxis(ax, allLayers.sorted())
@@ -287,9 +325,10 @@ public enum ByParameterFigures {
             guard !pts.isEmpty else { continue }
             any = true
             let banded = pts.contains { $0.1.1 != $0.1.2 }
-            try ax.plot(x: pts.map(\.0), y: pts.map(\.1.0), label: banded ? "mean over layers (band: min to max)" : nil,
-                        color: CategoricalPalette.color(0), marker: .circle,
-                        band: banded ? (lower: pts.map(\.1.1), upper: pts.map(\.1.2)) : nil)
+            try ax.plot(
+                x: pts.map(\.0), y: pts.map(\.1.0), label: banded ? "mean over layers (band: min to max)" : nil,
+                color: CategoricalPalette.color(0), marker: .circle,
+                band: banded ? (lower: pts.map(\.1.1), upper: pts.map(\.1.2)) : nil)
             let xs = Set(pts.map(\.0)).sorted()
             if xs.count <= 8 { ax.x.ticks = xs }
             // ERC at alpha drives alpha* below alpha: the identity line shows how far below.
@@ -316,13 +355,17 @@ public enum ByParameterFigures {
 
     /// One row per checkpoint: its value of `name` and the means.
     public static func table(_ items: [ComparisonItem], name: String, alphas: [Double]) -> Table {
-        var t = Table(columns: [name, "label", "checkpoint", "step", "held_out_loss", "coupling_alpha_mean", "eps_mean"]
-                      + alphas.map { String(format: "erc_loss_alpha%g_mean", $0) })
+        var t = Table(
+            columns: [name, "label", "checkpoint", "step", "held_out_loss", "coupling_alpha_mean", "eps_mean"]
+                + alphas.map { String(format: "erc_loss_alpha%g_mean", $0) })
         for i in items {
             func m(_ v: (LayerNumbers) -> Double?) -> Cell { i.numbers.mean(v).map { .number($0) } ?? .empty }
-            t.rows.append([i.value.map { .number($0) } ?? .empty, .text(i.label), .text(i.coupling.checkpoint), i.numbers.step.map { .int($0) } ?? .empty,
-                           i.heldOutLoss.map { .number($0) } ?? .empty, m { $0.couplingAlpha }, m { $0.epsMean }]
-                          + alphas.map { a in m { $0.erc(at: a)?.loss } })
+            t.rows.append(
+                [
+                    i.value.map { .number($0) } ?? .empty, .text(i.label), .text(i.coupling.checkpoint), i.numbers.step.map { .int($0) } ?? .empty,
+                    i.heldOutLoss.map { .number($0) } ?? .empty, m { $0.couplingAlpha }, m { $0.epsMean },
+                ]
+                    + alphas.map { a in m { $0.erc(at: a)?.loss } })
         }
         return t
     }

@@ -54,8 +54,9 @@ public struct LayerNumbers: Sendable, Equatable {
         self.init(layer: l.layer, experts: l.experts, status: l.status.description)
         guard l.isOK else { return }
         erc = l.ercLosses.map { a in
-            ERCNumbers(alpha: a.alpha, loss: a.loss.mean, lossStd: samples > 1 ? a.loss.std : .nan,
-                       specialization: a.specialization.mean, precision: a.precision.mean)
+            ERCNumbers(
+                alpha: a.alpha, loss: a.loss.mean, lossStd: samples > 1 ? a.loss.std : .nan,
+                specialization: a.specialization.mean, precision: a.precision.mean)
         }
         if !l.eps.isEmpty {
             epsMean = l.eps.reduce(0, +) / Double(l.eps.count)
@@ -93,8 +94,9 @@ public struct CheckpointNumbers: Sendable, Equatable {
     /// The numbers of an analysed checkpoint.
     public init(_ c: CheckpointCoupling, run: String, options: CouplingOptions) {
         let samples = options.noise ? max(1, options.samples) : 0
-        self.init(checkpoint: c.checkpoint, step: c.step, run: run, feature: options.feature.rawValue, noiseSamples: samples,
-                  layers: c.layers.map { LayerNumbers($0, samples: samples) })
+        self.init(
+            checkpoint: c.checkpoint, step: c.step, run: run, feature: options.feature.rawValue, noiseSamples: samples,
+            layers: c.layers.map { LayerNumbers($0, samples: samples) })
     }
 
     /// The layers whose measures were computed.

@@ -30,7 +30,11 @@ public enum ERCTableReader {
         var files: [String] = []
         while let rel = e.nextObject() as? String {
             let name = (rel as NSString).lastPathComponent
-            if name.hasPrefix(".") { if (try? FileManager.default.attributesOfItem(atPath: folder + "/" + rel)[.type] as? FileAttributeType) == .typeDirectory { e.skipDescendants() }; continue }
+            if name.hasPrefix(".") {
+                if (try? FileManager.default.attributesOfItem(atPath: folder + "/" + rel)[.type] as? FileAttributeType) == .typeDirectory {
+                    e.skipDescendants()
+                }; continue
+            }
             let ext = (name as NSString).pathExtension.lowercased()
             if ext == "csv" || ext == "json" { files.append(folder + "/" + rel) }
         }
@@ -62,7 +66,9 @@ public enum ERCTableReader {
                 if !missing.isEmpty { skipped.append((f, "no column " + missing.joined(separator: ", "))); continue }
                 var r: [[String: String]] = []
                 for (i, cells) in parsed.records.dropFirst().enumerated() {
-                    guard cells.count == header.count else { throw .badTable(file: f, reason: "line \(i + 2) has \(cells.count) fields, the header \(header.count)") }
+                    guard cells.count == header.count else {
+                        throw .badTable(file: f, reason: "line \(i + 2) has \(cells.count) fields, the header \(header.count)")
+                    }
                     r.append(Dictionary(zip(header, cells), uniquingKeysWith: { a, _ in a }))
                 }
                 records = r
@@ -71,7 +77,10 @@ public enum ERCTableReader {
             rows += records.map { (f, $0) }
         }
         guard !files.isEmpty else {
-            throw .badTable(file: folder, reason: "holds no table of moe-inspect erc (--csv FILE or --json)" + (skipped.isEmpty ? "" : "; skipped: " + skipped.map { ($0.file as NSString).lastPathComponent }.joined(separator: ", ")))
+            throw .badTable(
+                file: folder,
+                reason: "holds no table of moe-inspect erc (--csv FILE or --json)"
+                    + (skipped.isEmpty ? "" : "; skipped: " + skipped.map { ($0.file as NSString).lastPathComponent }.joined(separator: ", ")))
         }
         return try assemble(rows, files: files, skipped: skipped)
     }
@@ -90,9 +99,13 @@ public enum ERCTableReader {
                 case let .string(s): r[k] = s
                 case .null: r[k] = ""
                 default:
-                    if let i = value.intValue, value.doubleValue.map({ Double(i) == $0 }) ?? true { r[k] = String(i) }
-                    else if let d = value.doubleValue { r[k] = String(d) }
-                    else { throw .badTable(file: file, reason: "item \(i): '\(k)' is not a number or text") }
+                    if let i = value.intValue, value.doubleValue.map({ Double(i) == $0 }) ?? true {
+                        r[k] = String(i)
+                    } else if let d = value.doubleValue {
+                        r[k] = String(d)
+                    } else {
+                        throw .badTable(file: file, reason: "item \(i): '\(k)' is not a number or text")
+                    }
                 }
             }
             let missing = requiredColumns.filter { r[$0] == nil }
@@ -116,8 +129,10 @@ public enum ERCTableReader {
     }
 
     /// Rows to checkpoints: one per `checkpoint` value, its layers in the order met, each row one alpha.
-    static func assemble(_ rows: [(file: String, row: [String: String])], files: [String],
-                         skipped: [(file: String, reason: String)]) throws(ReportError) -> Result {
+    static func assemble(
+        _ rows: [(file: String, row: [String: String])], files: [String],
+        skipped: [(file: String, reason: String)]
+    ) throws(ReportError) -> Result {
         var order: [String] = []
         var fileOf: [String: String] = [:]
         var byCheckpoint: [String: [[String: String]]] = [:]
@@ -158,13 +173,17 @@ public enum ERCTableReader {
                 if layers[k].erc.contains(where: { $0.alpha == alpha }) {
                     throw .badTable(file: f, reason: "checkpoint \(c), layer \(layer): alpha \(alpha) appears twice")
                 }
-                layers[k].erc.append(ERCNumbers(alpha: alpha, loss: number(r["erc_loss"]), lossStd: number(r["erc_loss_std"]),
-                                                specialization: number(r["erc_specialization"]), precision: number(r["erc_precision"])))
+                layers[k].erc.append(
+                    ERCNumbers(
+                        alpha: alpha, loss: number(r["erc_loss"]), lossStd: number(r["erc_loss_std"]),
+                        specialization: number(r["erc_specialization"]), precision: number(r["erc_precision"])))
             }
             let first = rs.first ?? [:]
             let step = Int(first["step"] ?? "") ?? CouplingAnalysis.step(fromPath: c)
-            checkpoints.append(CheckpointNumbers(checkpoint: c, step: step, run: first["run"] ?? "", feature: first["feature"] ?? "gate",
-                                                 noiseSamples: Int(first["noise_samples"] ?? "") ?? 0, layers: layers))
+            checkpoints.append(
+                CheckpointNumbers(
+                    checkpoint: c, step: step, run: first["run"] ?? "", feature: first["feature"] ?? "gate",
+                    noiseSamples: Int(first["noise_samples"] ?? "") ?? 0, layers: layers))
         }
         // Runs the tables do not name come from the checkpoints' folders, as for checkpoints given directly.
         let unnamed = checkpoints.indices.filter { checkpoints[$0].run.isEmpty }

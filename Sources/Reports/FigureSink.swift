@@ -18,8 +18,9 @@ public struct ReportFigure: Sendable {
 /// What the page shows under the pointer over a figure: the cells of a heatmap or the points of a map.
 public enum Hover: Sendable {
     /// The heatmap in axes `axes`: `values[i][j]`; `title` names the panel.
-    case heatmap(axes: Int, values: [[Double]], rowName: String, columnName: String, valueName: String,
-                 rowLabels: [String]? = nil, title: String? = nil)
+    case heatmap(
+        axes: Int, values: [[Double]], rowName: String, columnName: String, valueName: String,
+        rowLabels: [String]? = nil, title: String? = nil)
     /// Points in axes `axes` at data coordinates `x`, `y`, each with its text.
     case points(axes: Int, x: [Double], y: [Double], text: [String])
 }
@@ -39,8 +40,10 @@ public struct FigureSettings {
     /// Called with each file written.
     public var progress: (String) -> Void
 
-    public init(formats: [OutputFormat] = [.png], dpi: Double = 150, width: Double? = nil, fontScale: Double = 1,
-                provenance: [String: String] = [:], progress: @escaping (String) -> Void = { _ in }) {
+    public init(
+        formats: [OutputFormat] = [.png], dpi: Double = 150, width: Double? = nil, fontScale: Double = 1,
+        provenance: [String: String] = [:], progress: @escaping (String) -> Void = { _ in }
+    ) {
         self.formats = formats; self.dpi = dpi; self.width = width; self.fontScale = fontScale
         self.provenance = provenance; self.progress = progress
     }
@@ -133,9 +136,11 @@ final class FigureSink {
             files.append(rel)
             settings.progress(rel)
         }
-        figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files,
-                                    wide: figure.width > 1.7 * figure.height,
-                                    hover: layout.flatMap { Self.hoverJSON(hover, layout: $0) }))
+        figures.append(
+            ReportFigure(
+                stem: stem, title: figure.title ?? stem, reading: reading, files: files,
+                wide: figure.width > 1.7 * figure.height,
+                hover: layout.flatMap { Self.hoverJSON(hover, layout: $0) }))
     }
 
     /// `hover` placed on the drawn figure: positions as fractions of the image's width and height.

@@ -158,8 +158,10 @@ public struct ResolvedInput: Sendable, Equatable {
     /// Whether `dir` itself holds a checkpoint (weights or a config), as opposed to `stepN` folders.
     static func holdsCheckpoint(_ dir: String) -> Bool {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return entries.contains { $0 == "config.json" || $0.hasSuffix(".safetensors") || $0.hasSuffix(".h5") || $0.hasSuffix(".hdf5")
-            || $0.hasSuffix(".index.json") || $0 == "model_and_optim" || $0 == ".metadata" }
+        return entries.contains {
+            $0 == "config.json" || $0.hasSuffix(".safetensors") || $0.hasSuffix(".h5") || $0.hasSuffix(".hdf5")
+                || $0.hasSuffix(".index.json") || $0 == "model_and_optim" || $0 == ".metadata"
+        }
     }
 
     /// The `stepN` folders in `dir`, by increasing step.
@@ -185,7 +187,9 @@ public struct ResolvedInput: Sendable, Equatable {
         let parts = RunGrouping.components(path)
         if let s = RunGrouping.stepComponent(parts), s.index > 0 {
             let folder = "/" + parts[..<s.index].joined(separator: "/")
-            if RunLog.File.allCases.contains(where: { fm.fileExists(atPath: folder + "/" + $0.rawValue) }) || fm.fileExists(atPath: folder + "/" + RunLog.marker) {
+            if RunLog.File.allCases.contains(where: { fm.fileExists(atPath: folder + "/" + $0.rawValue) })
+                || fm.fileExists(atPath: folder + "/" + RunLog.marker)
+            {
                 return ResolvedInput(given: path, checkpoint: path, runFolder: folder)
             }
         }

@@ -28,11 +28,17 @@ public struct SeriesMetric: Sendable {
     }
 
     /// Mean eps over the experts.
-    public static var epsilon: SeriesMetric { SeriesMetric(stem: "series_epsilon", title: "Noise bound ε over training", name: "ε (mean over experts)") { $0.epsMean } }
+    public static var epsilon: SeriesMetric {
+        SeriesMetric(stem: "series_epsilon", title: "Noise bound ε over training", name: "ε (mean over experts)") { $0.epsMean }
+    }
     /// alpha*.
-    public static var couplingAlpha: SeriesMetric { SeriesMetric(stem: "series_coupling_alpha", title: "Coupling threshold α* over training", name: "α*") { $0.couplingAlpha } }
+    public static var couplingAlpha: SeriesMetric {
+        SeriesMetric(stem: "series_coupling_alpha", title: "Coupling threshold α* over training", name: "α*") { $0.couplingAlpha }
+    }
     /// Mean |cos| of router rows.
-    public static var routerCosine: SeriesMetric { SeriesMetric(stem: "series_router_cosine", title: "Router similarity over training", name: "mean |cos(R[i], R[j])|") { $0.cosineMeanAbs } }
+    public static var routerCosine: SeriesMetric {
+        SeriesMetric(stem: "series_router_cosine", title: "Router similarity over training", name: "mean |cos(R[i], R[j])|") { $0.cosineMeanAbs }
+    }
 }
 
 /// Figures of quantities over training, one line per run.
@@ -78,8 +84,9 @@ public enum SeriesFigures {
                 guard !pts.x.isEmpty else { continue }
                 any = true
                 let label = runs.count > 1 ? run.label : (manyLayers ? "mean over layers (band: min to max)" : run.label)
-                try ax.plot(x: pts.x, y: pts.mean, label: label, color: CategoricalPalette.color(k), marker: markers[k % markers.count],
-                            band: manyLayers ? (lower: pts.lo, upper: pts.hi) : nil)
+                try ax.plot(
+                    x: pts.x, y: pts.mean, label: label, color: CategoricalPalette.color(k), marker: markers[k % markers.count],
+                    band: manyLayers ? (lower: pts.lo, upper: pts.hi) : nil)
             }
             ax.legend = p == 0 ? .best : .none
         }
@@ -233,8 +240,10 @@ public enum Readings {
         if let alpha {
             let losses = c.okLayers.compactMap { $0.erc(at: alpha)?.loss }.filter(\.isFinite)
             if let top = losses.max() {
-                out.append(top == 0 ? String(format: "The ERC loss at α = %g is zero in every layer.", alpha)
-                                    : String(format: "The ERC loss at α = %g is %@ to %@ over the layers.", alpha, number(losses.min() ?? 0), number(top)))
+                out.append(
+                    top == 0
+                        ? String(format: "The ERC loss at α = %g is zero in every layer.", alpha)
+                        : String(format: "The ERC loss at α = %g is %@ to %@ over the layers.", alpha, number(losses.min() ?? 0), number(top)))
             }
         }
         return out

@@ -76,8 +76,10 @@ public enum CheckpointScanner {
             guard c.files["model_and_optim/.metadata"] != nil else { return "model_and_optim/.metadata (written last) is missing" }
         } else {
             guard c.files["config.json"] != nil else { return "config.json is missing" }
-            guard c.files["model.safetensors"] != nil || c.files["model.safetensors.index.json"] != nil
-                || c.files.keys.contains(where: { $0.hasSuffix(".safetensors") || $0.hasSuffix(".h5") }) else { return "no weights yet" }
+            guard
+                c.files["model.safetensors"] != nil || c.files["model.safetensors.index.json"] != nil
+                    || c.files.keys.contains(where: { $0.hasSuffix(".safetensors") || $0.hasSuffix(".h5") })
+            else { return "no weights yet" }
         }
         // The headers say whether every tensor's bytes are there (shards named by the index,
         // data buffers as long as the headers say, distcp files named by the metadata).
@@ -129,10 +131,16 @@ public struct WatchLedger: Sendable {
     public var json: JSONValue {
         .object([
             ("run", .string(run)), ("options", .string(options)),
-            ("checkpoints", .array(entries.map { e in
-                .object([("step", .int(e.step)), ("checkpoint", .string(e.checkpoint)), ("table", .string(e.table)),
-                         ("bytes", .int(e.bytes)), ("analysed_at", .string(e.analysedAt))])
-            })),
+            (
+                "checkpoints",
+                .array(
+                    entries.map { e in
+                        .object([
+                            ("step", .int(e.step)), ("checkpoint", .string(e.checkpoint)), ("table", .string(e.table)),
+                            ("bytes", .int(e.bytes)), ("analysed_at", .string(e.analysedAt)),
+                        ])
+                    })
+            ),
         ])
     }
 

@@ -34,7 +34,9 @@ import Testing
                     inOther = false
                 } else if line == "```console" {
                     inConsole = true
-                } else { inOther = true }
+                } else {
+                    inOther = true
+                }
                 continue
             }
             guard inConsole else { continue }
@@ -123,8 +125,9 @@ import Testing
             let stdout = String(decoding: o, as: UTF8.self)
             #expect(p.terminationStatus == 0, "docs/guide.md:\(ex.line): `\(ex.command)` exited \(p.terminationStatus): \(String(decoding: e, as: UTF8.self))")
             let actual = stdout.components(separatedBy: "\n")
-            #expect(Self.matches(actual, ex.expected),
-                    "docs/guide.md:\(ex.line): `\(ex.command)` printed\n\(stdout)\nbut the guide shows\n\(ex.expected.joined(separator: "\n"))")
+            #expect(
+                Self.matches(actual, ex.expected),
+                "docs/guide.md:\(ex.line): `\(ex.command)` printed\n\(stdout)\nbut the guide shows\n\(ex.expected.joined(separator: "\n"))")
         }
     }
 }

@@ -24,8 +24,10 @@ import Testing
         let bin = try #require(Self.chromium)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=" + cli.temporaryFolder(),
-                       "--virtual-time-budget=20000", "--dump-dom", URL(fileURLWithPath: page).absoluteString]
+        p.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=" + cli.temporaryFolder(),
+            "--virtual-time-budget=20000", "--dump-dom", URL(fileURLWithPath: page).absoluteString,
+        ]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
@@ -60,7 +62,9 @@ import Testing
 
     func check(_ page: String) throws {
         let dom = try dumpDOM(page)
-        #expect(bodyAttribute(dom, "data-ready") == "ok", "\(page): images did not all load: \(bodyAttribute(dom, "data-ready") ?? "no marker: the script did not finish")")
+        #expect(
+            bodyAttribute(dom, "data-ready") == "ok",
+            "\(page): images did not all load: \(bodyAttribute(dom, "data-ready") ?? "no marker: the script did not finish")")
         #expect(bodyAttribute(dom, "data-missing-anchors") == "", "\(page): \(bodyAttribute(dom, "data-missing-anchors") ?? "")")
         #expect((Int(bodyAttribute(dom, "data-images") ?? "") ?? 0) >= 5)
         let (links, ids) = anchors(dom)
@@ -78,8 +82,10 @@ import Testing
         let r = try cli.run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", root + "/rep", "--dpi", "50", "-q"])
         #expect(r.status == 0, "\(r.stderr)")
         try check(root + "/rep/index.html")
-        let c = try cli.run(["compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/olmoe-tiny-flat", CLITests.fixtures + "/qwen3-moe-tiny",
-                             "--out", root + "/cmp", "--format", "svg", "--dpi", "50", "-q"])
+        let c = try cli.run([
+            "compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/olmoe-tiny-flat", CLITests.fixtures + "/qwen3-moe-tiny",
+            "--out", root + "/cmp", "--format", "svg", "--dpi", "50", "-q",
+        ])
         #expect(c.status == 0, "\(c.stderr)")
         try check(root + "/cmp/index.html")
         // A page whose figure is missing says so.

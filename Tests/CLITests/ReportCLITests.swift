@@ -10,10 +10,12 @@ import Testing
     /// before `step20` by name); each takes well under a second.
     static func makeRuns(_ cli: CLITests, root: String, _ runs: [(name: String, ercWeight: String, alpha: String)]) throws {
         for r in runs {
-            let t = try cli.run(["train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", CLITests.fixtures + "/corpus/kjv-train.txt",
-                                 "--eval-data", CLITests.fixtures + "/corpus/kjv-eval.txt", "--out", root + "/runs/" + r.name, "--steps", "120",
-                                 "--batch-size", "4", "--seq-len", "64", "--lr", "3e-3", "--save-every", "20", "--eval-batches", "2",
-                                 "--erc-weight", r.ercWeight, "--erc-alpha", r.alpha, "-q"])
+            let t = try cli.run([
+                "train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", CLITests.fixtures + "/corpus/kjv-train.txt",
+                "--eval-data", CLITests.fixtures + "/corpus/kjv-eval.txt", "--out", root + "/runs/" + r.name, "--steps", "120",
+                "--batch-size", "4", "--seq-len", "64", "--lr", "3e-3", "--save-every", "20", "--eval-batches", "2",
+                "--erc-weight", r.ercWeight, "--erc-alpha", r.alpha, "-q",
+            ])
             #expect(t.status == 0, "\(t.stderr)")
         }
     }
@@ -24,7 +26,9 @@ import Testing
     }
 
     func csvRows(_ path: String) throws -> [[String: String]] {
-        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
         guard let header = lines.first else { return [] }
         return lines.dropFirst().map { Dictionary(zip(header, $0), uniquingKeysWith: { a, _ in a }) }
     }
@@ -39,11 +43,15 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         // Tables: a run column, each run's checkpoints in step order.
         let rows = try csvRows(root + "/rep/tables/erc.csv").filter { $0["layer"] == "0" && $0["alpha"] == "1" }
-        #expect(rows.map { "\($0["run"] ?? "")@\($0["step"] ?? "")" } == ["vanilla@20", "vanilla@40", "vanilla@60", "vanilla@80", "vanilla@100", "vanilla@120",
-                                                                      "erc@20", "erc@40", "erc@60", "erc@80", "erc@100", "erc@120"])
+        #expect(
+            rows.map { "\($0["run"] ?? "")@\($0["step"] ?? "")" } == [
+                "vanilla@20", "vanilla@40", "vanilla@60", "vanilla@80", "vanilla@100", "vanilla@120",
+                "erc@20", "erc@40", "erc@60", "erc@80", "erc@100", "erc@120",
+            ])
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/rep/summary.json"))) as? [String: Any]
         let figures = (summary?["figures"] as? [[String: Any]]) ?? []
-        let readings = Dictionary(figures.compactMap { f in (f["name"] as? String).map { ($0, f["reading"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
+        let readings = Dictionary(
+            figures.compactMap { f in (f["name"] as? String).map { ($0, f["reading"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
         for s in ["series_erc_loss", "series_epsilon", "series_coupling_alpha", "series_router_cosine", "series_erc_loss_by_layer", "training_curves"] {
             #expect(readings[s] != nil, "\(s)")
         }
@@ -105,7 +113,9 @@ import Testing
             #expect(r.status == 0, "\(out): \(r.stderr)")
             #expect(FileManager.default.fileExists(atPath: dir + "/index.html"))
             #expect(FileManager.default.fileExists(atPath: dir + "/.moe-inspect-report"))
-            let c = try cli.run(["compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/qwen3-moe-tiny", "--out", out, "--overwrite", "--dpi", "40", "-q"], cwd: dir)
+            let c = try cli.run(
+                ["compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/qwen3-moe-tiny", "--out", out, "--overwrite", "--dpi", "40", "-q"],
+                cwd: dir)
             #expect(c.status == 0, "\(out): \(c.stderr)")
             #expect(FileManager.default.fileExists(atPath: dir + "/tables/differences.csv"))
             #expect(!FileManager.default.fileExists(atPath: dir + "/figures/tsne_experts.png"))  // the old report is gone whole
@@ -149,7 +159,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.makeRuns(cli, root: root, [("a", "1", "1")])
         let run = root + "/runs/a"
-        for args in [[run + "/log.csv"], [run + "/eval.csv"], [run], [run + "/log.csv", "--smooth", "0.9", "--log-y", "--width", "paper", "--font-scale", "0.8"]] {
+        for args in [
+            [run + "/log.csv"], [run + "/eval.csv"], [run], [run + "/log.csv", "--smooth", "0.9", "--log-y", "--width", "paper", "--font-scale", "0.8"],
+        ] {
             let p = try cli.run(["plot"] + args + ["--out", root + "/p.png", "-q"])
             #expect(p.status == 0, "\(args): \(p.stderr)")
             #expect(p.stderr.isEmpty, "\(p.stderr)")

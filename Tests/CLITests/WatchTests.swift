@@ -8,15 +8,17 @@ import Testing
 
     func ledgerSteps(_ dir: String) -> [Int] {
         guard let d = FileManager.default.contents(atPath: dir + "/ledger.json"),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-              let c = o["checkpoints"] as? [[String: Any]] else { return [] }
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let c = o["checkpoints"] as? [[String: Any]]
+        else { return [] }
         return c.compactMap { $0["step"] as? Int }
     }
 
     func ledgerTimes(_ dir: String) -> [Int: String] {
         guard let d = FileManager.default.contents(atPath: dir + "/ledger.json"),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-              let c = o["checkpoints"] as? [[String: Any]] else { return [:] }
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let c = o["checkpoints"] as? [[String: Any]]
+        else { return [:] }
         return Dictionary(c.compactMap { e in (e["step"] as? Int).map { ($0, e["analysed_at"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -67,9 +69,10 @@ import Testing
         try h.write(contentsOf: w.suffix(from: w.count / 2))
         try h.close()
         #expect(waitFor(60) { ledgerSteps(out) == [100, 200] })
-        #expect(waitFor(30) {
-            ((try? String(contentsOfFile: out + "/report/tables/erc.csv", encoding: .utf8)) ?? "").contains("/run/step200,200,")
-        })
+        #expect(
+            waitFor(30) {
+                ((try? String(contentsOfFile: out + "/report/tables/erc.csv", encoding: .utf8)) ?? "").contains("/run/step200,200,")
+            })
         let first = ledgerTimes(out)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()

@@ -2,8 +2,9 @@ import Analysis
 import Checkpoints
 import Foundation
 import Plotting
-@testable import Reports
 import Testing
+
+@testable import Reports
 
 /// Checkpoints ordered by step and grouped into runs; captions computed per run.
 @Suite struct SeriesTests {
@@ -72,8 +73,10 @@ import Testing
         func c(_ run: String, _ step: Int, _ loss: Double, _ alpha: Double) -> CheckpointNumbers {
             let layers = (0..<2).map { k -> LayerNumbers in
                 var l = LayerNumbers(layer: k, experts: 4)
-                l.erc = [ERCNumbers(alpha: 1, loss: loss * Double(k + 1) / 1.5, specialization: loss / 2, precision: loss / 2),
-                         ERCNumbers(alpha: 0.5, loss: 2 * loss, specialization: loss, precision: loss)]
+                l.erc = [
+                    ERCNumbers(alpha: 1, loss: loss * Double(k + 1) / 1.5, specialization: loss / 2, precision: loss / 2),
+                    ERCNumbers(alpha: 0.5, loss: 2 * loss, specialization: loss, precision: loss),
+                ]
                 l.couplingAlpha = alpha; l.epsMean = 0.6; l.epsMin = 0.5; l.epsMax = 0.7; l.cosineMeanAbs = 0.15
                 l.mDiagonalMean = 2; l.mOffDiagonalMean = 1
                 return l
@@ -101,8 +104,10 @@ import Testing
         let report = CouplingReport(FigureSettings(dpi: 50))
         let figures = try report.write(tables: Self.twoRuns(), alphas: [1, 0.5], to: dir)
         let stems = Set(figures.map(\.stem))
-        for s in ["series_erc_loss", "series_erc_loss_by_layer", "series_epsilon", "series_coupling_alpha", "series_router_cosine",
-                  "erc_by_layer", "erc_by_layer_alpha0.5", "coupling_alpha"] {
+        for s in [
+            "series_erc_loss", "series_erc_loss_by_layer", "series_epsilon", "series_coupling_alpha", "series_router_cosine",
+            "erc_by_layer", "erc_by_layer_alpha0.5", "coupling_alpha",
+        ] {
             #expect(stems.contains(s), "\(s)")
         }
         let erc = try #require(figures.first { $0.stem == "series_erc_loss" })

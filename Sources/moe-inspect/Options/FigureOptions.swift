@@ -8,8 +8,9 @@ extension OutputFormat: ExpressibleByArgument {}
 
 /// Options of the commands that write figures.
 struct FigureOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Figure formats, comma-separated: png, pdf, svg (default png).", valueName: "list"),
-            transform: FigureOptions.parseFormats)
+    @Option(
+        help: ArgumentHelp("Figure formats, comma-separated: png, pdf, svg (default png).", valueName: "list"),
+        transform: FigureOptions.parseFormats)
     var format: [OutputFormat] = [.png]
 
     @Option(help: "Pixels per inch of PNG figures, 36 to 1200 (default 150).")
@@ -37,15 +38,19 @@ struct FigureOptions: ParsableArguments {
     /// The settings of a report on `checkpoints`, saying each file written unless `quiet`.
     func settings(checkpoints: [String], quiet: Bool) -> FigureSettings {
         let progress = Progress(quiet: quiet)
-        return FigureSettings(formats: format, dpi: dpi, width: size.width, fontScale: size.fontScale,
-                              provenance: provenance(checkpoints: checkpoints), progress: { progress.say("wrote \($0)") })
+        return FigureSettings(
+            formats: format, dpi: dpi, width: size.width, fontScale: size.fontScale,
+            provenance: provenance(checkpoints: checkpoints), progress: { progress.say("wrote \($0)") })
     }
 }
 
 /// `--width` and `--font-scale`, for every command that draws.
 struct FigureSizeOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Figure width in inches, or paper (3.3, one journal column) or wide (6.9, a page); the height follows (default: each figure's own).", valueName: "W"),
-            transform: FigureSizeOptions.parseWidth)
+    @Option(
+        help: ArgumentHelp(
+            "Figure width in inches, or paper (3.3, one journal column) or wide (6.9, a page); the height follows (default: each figure's own).", valueName: "W"
+        ),
+        transform: FigureSizeOptions.parseWidth)
     var width: Double?
 
     @Option(help: ArgumentHelp("Factor on every font size, 0.5 to 3 (default 1).", valueName: "F"))
@@ -53,7 +58,9 @@ struct FigureSizeOptions: ParsableArguments {
 
     static func parseWidth(_ text: String) throws -> Double {
         if let w = FigureSettings.presetWidths[text.lowercased()] { return w }
-        guard let w = Double(text), w >= 1, w <= 40 else { throw ValidationError("--width takes inches from 1 to 40, paper (3.3) or wide (6.9), not '\(text)'") }
+        guard let w = Double(text), w >= 1, w <= 40 else {
+            throw ValidationError("--width takes inches from 1 to 40, paper (3.3) or wide (6.9), not '\(text)'")
+        }
         return w
     }
 
@@ -128,11 +135,14 @@ enum BuildInfo {
         for o in others {
             if let f = try? Fingerprint.of([o.path]) {
                 inputs.append(InputRecord(kind: o.kind, path: o.path, bytes: f.bytes, sha256: f.sha256, hashIsComplete: f.isComplete))
-            } else { inputs.append(InputRecord(kind: o.kind, path: o.path)) }
+            } else {
+                inputs.append(InputRecord(kind: o.kind, path: o.path))
+            }
         }
-        return PageInfo(version: "moe-inspect \(MoEInspect.version)", commit: commit.map { "\($0) (\(commitSource))" },
-                        command: CommandLine.arguments.map(shellQuoted).joined(separator: " "), date: Date(), inputs: inputs,
-                        hashNote: Fingerprint.describe, refreshSeconds: refreshSeconds)
+        return PageInfo(
+            version: "moe-inspect \(MoEInspect.version)", commit: commit.map { "\($0) (\(commitSource))" },
+            command: CommandLine.arguments.map(shellQuoted).joined(separator: " "), date: Date(), inputs: inputs,
+            hashNote: Fingerprint.describe, refreshSeconds: refreshSeconds)
     }
 
     /// `s` as a shell would need it typed.

@@ -7,14 +7,15 @@ import Reports
 extension MoEInspect {
     struct Compare: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Compare any number of checkpoints or runs (e.g. MoE vs MoE+ERC, or an alpha ablation): the coupling figures side by side on shared scales, plus a table per layer.",
+            abstract:
+                "Compare any number of checkpoints or runs (e.g. MoE vs MoE+ERC, or an alpha ablation): the coupling figures side by side on shared scales, plus a table per layer.",
             discussion: """
-            A run folder (of moe-inspect train, or any folder of stepN checkpoints) stands for its latest checkpoint, \
-            and brings its training curves and held-out loss (eval.csv). Labels come from the parts of the paths that \
-            differ (runs/vanilla/step400, runs/erc/step400 -> vanilla, erc) and are always unique. --by NAME orders the \
-            checkpoints by a value parsed from their paths (alpha0.5, erc-alpha=1, alpha_2) or labels (--labels \
-            alpha=0.5,alpha=1) and draws held-out loss, alpha*, eps and ERC loss against it.
-            """)
+                A run folder (of moe-inspect train, or any folder of stepN checkpoints) stands for its latest checkpoint, \
+                and brings its training curves and held-out loss (eval.csv). Labels come from the parts of the paths that \
+                differ (runs/vanilla/step400, runs/erc/step400 -> vanilla, erc) and are always unique. --by NAME orders the \
+                checkpoints by a value parsed from their paths (alpha0.5, erc-alpha=1, alpha_2) or labels (--labels \
+                alpha=0.5,alpha=1) and draws held-out loss, alpha*, eps and ERC loss against it.
+                """)
 
         @Argument(help: "Two or more checkpoints or run folders.")
         var checkpoints: [String]
@@ -25,10 +26,16 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Labels, comma-separated, e.g. \"MoE,MoE+ERC\" (default: the parts of the paths that differ).", valueName: "list"))
         var labels: String?
 
-        @Option(help: ArgumentHelp("Training logs of the runs, comma-separated in the same order (log.csv of moe-inspect train; default: each run folder's own).", valueName: "list"))
+        @Option(
+            help: ArgumentHelp(
+                "Training logs of the runs, comma-separated in the same order (log.csv of moe-inspect train; default: each run folder's own).",
+                valueName: "list"))
         var logs: String?
 
-        @Option(help: ArgumentHelp("Order by a parameter named in the paths or labels (e.g. alpha for runs/alpha0.5, runs/alpha1) and draw the quantities against it.", valueName: "NAME"))
+        @Option(
+            help: ArgumentHelp(
+                "Order by a parameter named in the paths or labels (e.g. alpha for runs/alpha0.5, runs/alpha1) and draw the quantities against it.",
+                valueName: "NAME"))
         var by: String?
 
         @OptionGroup var figures: FigureOptions
@@ -46,15 +53,21 @@ extension MoEInspect {
             if let l = parseList(labels) {
                 guard l.count == checkpoints.count else { throw ValidationError("--labels names \(l.count) checkpoints, but \(checkpoints.count) were given") }
                 if let e = l.firstIndex(where: \.isEmpty) { throw ValidationError("--labels: label \(e + 1) is empty") }
-                if let d = l.first(where: { x in l.filter { $0 == x }.count > 1 }) { throw ValidationError("--labels names '\(d)' twice; labels must be unique") }
+                if let d = l.first(where: { x in l.filter { $0 == x }.count > 1 }) {
+                    throw ValidationError("--labels names '\(d)' twice; labels must be unique")
+                }
             }
-            if let l = parseList(logs), l.count != checkpoints.count { throw ValidationError("--logs names \(l.count) logs, but \(checkpoints.count) checkpoints were given") }
+            if let l = parseList(logs), l.count != checkpoints.count {
+                throw ValidationError("--logs names \(l.count) logs, but \(checkpoints.count) checkpoints were given")
+            }
             if let by, by.isEmpty || by.contains(where: { $0.isWhitespace }) { throw ValidationError("--by takes a parameter name such as alpha") }
         }
 
         func run() throws {
-            try protectInputs([out], from: checkpoints + [layoutOptions.layout].compactMap { $0 }
-                + (logs?.split(separator: ",").map(String.init) ?? []))
+            try protectInputs(
+                [out],
+                from: checkpoints + [layoutOptions.layout].compactMap { $0 }
+                    + (logs?.split(separator: ",").map(String.init) ?? []))
             let start = Date()
             let progress = Progress(quiet: quiet)
             let inputs = checkpoints.map(ResolvedInput.resolve)
@@ -67,7 +80,8 @@ extension MoEInspect {
                 for (k, input) in inputs.enumerated() {
                     let texts = (labels != nil ? [names[k]] : []) + RunGrouping.components(input.given).reversed()
                     guard let v = texts.lazy.compactMap({ ByParameterFigures.value(of: by, in: $0) }).first else {
-                        throw CommandError("--by \(by): no value of \(by) in \(input.given) (name the folders like \(by)0.5 or erc-\(by)=1, or give --labels \(by)=0.5,...)")
+                        throw CommandError(
+                            "--by \(by): no value of \(by) in \(input.given) (name the folders like \(by)0.5 or erc-\(by)=1, or give --labels \(by)=0.5,...)")
                     }
                     values[k] = v
                 }
@@ -97,11 +111,14 @@ extension MoEInspect {
                     progress.say("compare: several checkpoints have \(by ?? "") = \(Readings.number(v)); they are drawn at the same place")
                 }
             }
-            let report = ComparisonReport(figures.settings(checkpoints: checkpoints, quiet: quiet),
-                                          info: BuildInfo.pageInfo(checkpoints: inputs.map(\.checkpoint), others: (logPaths ?? []).map { ("log", $0) }))
+            let report = ComparisonReport(
+                figures.settings(checkpoints: checkpoints, quiet: quiet),
+                info: BuildInfo.pageInfo(checkpoints: inputs.map(\.checkpoint), others: (logPaths ?? []).map { ("log", $0) }))
             var written: [ReportFigure] = []
             try dest.write { tmp in written = try report.write(items, options: options, by: by, to: tmp) }
-            progress.say(String(format: "compare: %d checkpoints, %d figures in %@/index.html (%.1f s)", items.count, written.count, out, Date().timeIntervalSince(start)))
+            progress.say(
+                String(
+                    format: "compare: %d checkpoints, %d figures in %@/index.html (%.1f s)", items.count, written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")
         }
     }

@@ -6,7 +6,9 @@ extension MoEInspect {
     struct Plot: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Plot training curves (LM and held-out loss, load-balancing and ERC loss, eps, learning rate, tokens/s) from training logs.",
-            discussion: "Give log.csv files of moe-inspect train (the held-out loss of eval.csv beside each is drawn with it), eval.csv files alone, or run folders. Other CSV files (erc tables, analysis.csv) are refused with what they are.")
+            discussion:
+                "Give log.csv files of moe-inspect train (the held-out loss of eval.csv beside each is drawn with it), eval.csv files alone, or run folders. Other CSV files (erc tables, analysis.csv) are refused with what they are."
+        )
 
         @Argument(help: "One or more log.csv or eval.csv files, or run folders, of `moe-inspect train` (several: overlaid).")
         var logs: [String]
@@ -17,7 +19,10 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Labels, comma-separated (default: the parts of the runs' paths that differ).", valueName: "list"))
         var labels: String?
 
-        @Option(help: ArgumentHelp("Exponential moving average of the training curves with this weight on the past, 0 to 0.999 (e.g. 0.9); the raw values stay faint behind.", valueName: "W"))
+        @Option(
+            help: ArgumentHelp(
+                "Exponential moving average of the training curves with this weight on the past, 0 to 0.999 (e.g. 0.9); the raw values stay faint behind.",
+                valueName: "W"))
         var smooth: Double = 0
 
         @Flag(help: "Losses on a logarithmic axis.")

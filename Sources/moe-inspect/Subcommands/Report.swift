@@ -8,12 +8,12 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             abstract: "Run every analysis and write figures, CSV tables, summary.json and an index.html into a folder.",
             discussion: """
-            Several checkpoints make series over training: they are ordered by the step in their paths (step1000, \
-            checkpoint-1000, ...) and grouped into runs by the folder above the step (or --runs); each run is one line. \
-            Per-layer figures show each run's latest checkpoint. With --tables DIR the report is built from the tables of \
-            `moe-inspect erc --csv/--json` alone (one job per checkpoint on a cluster), without the checkpoints. \
-            Open DIR/index.html in a browser.
-            """)
+                Several checkpoints make series over training: they are ordered by the step in their paths (step1000, \
+                checkpoint-1000, ...) and grouped into runs by the folder above the step (or --runs); each run is one line. \
+                Per-layer figures show each run's latest checkpoint. With --tables DIR the report is built from the tables of \
+                `moe-inspect erc --csv/--json` alone (one job per checkpoint on a cluster), without the checkpoints. \
+                Open DIR/index.html in a browser.
+                """)
 
         @Argument(help: "One or more checkpoints (several: series over training, by run and step).")
         var checkpoints: [String] = []
@@ -21,7 +21,9 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Output folder (new, empty, or an earlier report with --overwrite; '.' works).", valueName: "DIR"))
         var out: String
 
-        @Option(help: ArgumentHelp("Run labels, comma-separated: one per checkpoint (checkpoints sharing a label form a run) or one per run folder found.", valueName: "list"))
+        @Option(
+            help: ArgumentHelp(
+                "Run labels, comma-separated: one per checkpoint (checkpoints sharing a label form a run) or one per run folder found.", valueName: "list"))
         var runs: String?
 
         @Option(help: ArgumentHelp("Build the report from the erc tables (--csv or --json files) in DIR instead of checkpoints.", valueName: "DIR"))
@@ -53,12 +55,15 @@ extension MoEInspect {
                 let dest = try ReportDestination.check(out, overwrite: overwrite, inputs: [dir])
                 let read = try ERCTableReader.read(dir)
                 for s in read.skipped { progress.say("\(s.file): skipped: \(s.reason)") }
-                let report = CouplingReport(figures.settings(checkpoints: read.checkpoints.map(\.checkpoint), quiet: quiet),
-                                            info: BuildInfo.pageInfo(checkpoints: [], others: read.files.map { ("table", $0) }))
+                let report = CouplingReport(
+                    figures.settings(checkpoints: read.checkpoints.map(\.checkpoint), quiet: quiet),
+                    info: BuildInfo.pageInfo(checkpoints: [], others: read.files.map { ("table", $0) }))
                 var written: [ReportFigure] = []
                 try dest.write { tmp in written = try report.write(tables: read.checkpoints, alphas: read.alphas, to: tmp) }
-                progress.say(String(format: "report: %d checkpoints from %d tables, %d figures in %@/index.html (%.1f s)",
-                                    read.checkpoints.count, read.files.count, written.count, out, Date().timeIntervalSince(start)))
+                progress.say(
+                    String(
+                        format: "report: %d checkpoints from %d tables, %d figures in %@/index.html (%.1f s)",
+                        read.checkpoints.count, read.files.count, written.count, out, Date().timeIntervalSince(start)))
                 print(out + "/index.html")
                 return
             }
@@ -87,8 +92,9 @@ extension MoEInspect {
                 }
             }
             let curves = try series.groups.compactMap { g in try g.folder.flatMap { try RunCurves.read(folder: $0, label: g.label) } }
-            let report = CouplingReport(figures.settings(checkpoints: checkpoints, quiet: quiet),
-                                        info: BuildInfo.pageInfo(checkpoints: series.results.map(\.checkpoint)))
+            let report = CouplingReport(
+                figures.settings(checkpoints: checkpoints, quiet: quiet),
+                info: BuildInfo.pageInfo(checkpoints: series.results.map(\.checkpoint)))
             var written: [ReportFigure] = []
             try dest.write { tmp in
                 written = try report.write(series.results, runs: series.groups, options: options, maps: maps, curves: curves, to: tmp)

@@ -9,18 +9,20 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             abstract: "Follow a training run: analyse each new complete stepN checkpoint once and keep its series report up to date.",
             discussion: """
-            Scans RUN_DIR every --every seconds for stepN folders (Hugging Face: config.json and the weights, every \
-            shard of the index present with its whole data; OLMo-core: model_and_optim/.metadata, written last, and \
-            every .distcp it names) whose files have not changed for --settle seconds, so a checkpoint still being \
-            written is never read. Each is analysed once: REPORT_DIR/ledger.json lists them, REPORT_DIR/tables holds \
-            one erc table per checkpoint, and REPORT_DIR/report (index.html) is rebuilt whole after each, from the \
-            tables and the run's log.csv/eval.csv. Killed and started again, it continues where it stopped.
-            """)
+                Scans RUN_DIR every --every seconds for stepN folders (Hugging Face: config.json and the weights, every \
+                shard of the index present with its whole data; OLMo-core: model_and_optim/.metadata, written last, and \
+                every .distcp it names) whose files have not changed for --settle seconds, so a checkpoint still being \
+                written is never read. Each is analysed once: REPORT_DIR/ledger.json lists them, REPORT_DIR/tables holds \
+                one erc table per checkpoint, and REPORT_DIR/report (index.html) is rebuilt whole after each, from the \
+                tables and the run's log.csv/eval.csv. Killed and started again, it continues where it stopped.
+                """)
 
         @Argument(help: "The run folder to follow (where the trainer writes stepN folders).")
         var runDir: String
 
-        @Option(help: ArgumentHelp("The watch folder: ledger.json, tables/, report/index.html (new, empty, or one this command made for the same run).", valueName: "REPORT_DIR"))
+        @Option(
+            help: ArgumentHelp(
+                "The watch folder: ledger.json, tables/, report/index.html (new, empty, or one this command made for the same run).", valueName: "REPORT_DIR"))
         var out: String
 
         @Option(help: ArgumentHelp("Seconds between scans (default 60).", valueName: "SECONDS"))
@@ -47,7 +49,8 @@ extension MoEInspect {
         /// The analysis options in words, recorded in the ledger.
         var optionsText: String {
             let o = analysis.options
-            return "alpha=" + o.alphas.map { String(format: "%g", $0) }.joined(separator: ",") + " feature=\(o.feature.rawValue) noise=\(o.noise ? "on" : "off") samples=\(o.samples) seed=\(o.seed) layers=\(analysis.selection.layers.map { "\($0)" } ?? "all")"
+            return "alpha=" + o.alphas.map { String(format: "%g", $0) }.joined(separator: ",")
+                + " feature=\(o.feature.rawValue) noise=\(o.noise ? "on" : "off") samples=\(o.samples) seed=\(o.seed) layers=\(analysis.selection.layers.map { "\($0)" } ?? "all")"
         }
 
         /// Makes or reopens the watch folder; returns its ledger.
@@ -60,18 +63,23 @@ extension MoEInspect {
                 if entries.contains(WatchLedger.marker) {
                     // Leftovers of a kill: temporary files and folders of atomic writes.
                     for dir in [folder, folder + "/tables"] {
-                        for e in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where AtomicOutput.isTemporaryName(e) { try? fm.removeItem(atPath: dir + "/" + e) }
+                        for e in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where AtomicOutput.isTemporaryName(e) {
+                            try? fm.removeItem(atPath: dir + "/" + e)
+                        }
                     }
                     guard fm.fileExists(atPath: folder + "/" + WatchLedger.fileName) else { return WatchLedger(run: runPath, options: optionsText) }
                     let ledger = try WatchLedger.read(folder)
                     guard ledger.run == runPath else { throw CommandError("\(out): follows another run (\(ledger.run)); choose another REPORT_DIR") }
                     guard ledger.options == optionsText else {
-                        throw CommandError("\(out): was made with \(ledger.options), not \(optionsText); its series must keep one setting: use the same options or another REPORT_DIR")
+                        throw CommandError(
+                            "\(out): was made with \(ledger.options), not \(optionsText); its series must keep one setting: use the same options or another REPORT_DIR"
+                        )
                     }
                     return ledger
                 }
                 guard entries.isEmpty else {
-                    throw CommandError("\(out): is not empty and is not a watch folder of moe-inspect (no \(WatchLedger.marker)); choose an empty or new folder")
+                    throw CommandError(
+                        "\(out): is not empty and is not a watch folder of moe-inspect (no \(WatchLedger.marker)); choose an empty or new folder")
                 }
             }
             try AtomicOutput.makeFolder(folder + "/tables")
@@ -88,7 +96,8 @@ extension MoEInspect {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: runPath, isDirectory: &isDir), isDir.boolValue else { throw CommandError("\(runDir): no such folder") }
             if folder == runPath || runPath.hasPrefix(folder + "/") { throw CommandError("\(out): holds the run \(runDir); choose another REPORT_DIR") }
-            if CheckpointScanner.step(ofFolderName: (folder as NSString).lastPathComponent) != nil && (folder as NSString).deletingLastPathComponent == runPath {
+            if CheckpointScanner.step(ofFolderName: (folder as NSString).lastPathComponent) != nil && (folder as NSString).deletingLastPathComponent == runPath
+            {
                 throw CommandError("\(out): would be read as a checkpoint of the run; choose another name")
             }
             var ledger = try prepare(runPath: runPath, folder: folder)
@@ -110,11 +119,15 @@ extension MoEInspect {
                     let results = try runCoupling([c.path], layout: layoutOptions, options: options, quiet: true)
                     let table = "tables/step\(c.step).csv"
                     try CouplingTables.erc(results, options: options, runs: [label]).writeCSV(to: folder + "/" + table)
-                    ledger.entries.append(.init(step: c.step, checkpoint: c.path, table: table, bytes: c.files.values.reduce(0) { $0 + $1.size },
-                                                analysedAt: ISO8601DateFormatter().string(from: Date())))
+                    ledger.entries.append(
+                        .init(
+                            step: c.step, checkpoint: c.path, table: table, bytes: c.files.values.reduce(0) { $0 + $1.size },
+                            analysedAt: ISO8601DateFormatter().string(from: Date())))
                     try ledger.write(folder)
                     changed = true
-                    progress.say(String(format: "watch: step %d analysed (%d layers, %.1f s)", c.step, results.first?.layers.count ?? 0, Date().timeIntervalSince(start)))
+                    progress.say(
+                        String(format: "watch: step %d analysed (%d layers, %.1f s)", c.step, results.first?.layers.count ?? 0, Date().timeIntervalSince(start))
+                    )
                 }
                 previous = Dictionary(seen.map { ($0.step, $0) }, uniquingKeysWith: { a, _ in a })
                 if (changed || !rendered) && !ledger.entries.isEmpty {

@@ -44,7 +44,9 @@ struct ReportDestination {
         let entries = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { !AtomicOutput.isTemporaryName($0) }
         if !entries.isEmpty {
             guard entries.contains(ReportMarker.name) else {
-                throw CommandError("\(dir): is not empty and is not a report folder of moe-inspect (it has no \(ReportMarker.name)); choose an empty or new folder (--overwrite replaces only earlier reports)")
+                throw CommandError(
+                    "\(dir): is not empty and is not a report folder of moe-inspect (it has no \(ReportMarker.name)); choose an empty or new folder (--overwrite replaces only earlier reports)"
+                )
             }
             guard overwrite else {
                 throw CommandError("\(dir): holds an earlier report; pass --overwrite to replace it whole, or choose another --out")
