@@ -3,6 +3,8 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libhdf5-dev libopenblas-dev libpng-dev libcairo2-dev fonts-dejavu-core pkg-config
+# Headless Chromium opens the report pages in the tests (they skip, saying so, without it).
+TEST_APT_PACKAGES := chromium
 RELEASE_FLAGS := -c release -Xswiftc -enable-testing
 BIN          := .build/release/moe-inspect
 DEMO_OUT     ?= demo-out
@@ -26,7 +28,7 @@ PY_PACKAGES  := torch transformers pytest numpy
 all: build
 
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES) $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \

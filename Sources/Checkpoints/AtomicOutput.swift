@@ -72,6 +72,9 @@ public enum AtomicOutput {
     /// any error the temporary folder is removed and `path` is left as it was. An existing
     /// `path` is replaced only when `replace` is true, and only once the new folder is complete.
     public static func buildFolder(at path: String, replace: Bool, _ fill: (String) throws -> Void) throws {
+        // An absolute, standardized path: Foundation's path functions trap on "." and "./"
+        // (`NSString.deletingLastPathComponent`), and a relative name has no parent to build beside.
+        let path = absolute(path)
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty { try makeFolder(parent) }
         let tmp = try temporaryFolder(for: path)
@@ -80,6 +83,50 @@ public enum AtomicOutput {
             throw error
         }
         try commitFolder(tmp, to: path, replace: replace)
+    }
+
+    /// `path` made absolute (against the current folder) and standardized: no `.`, `..`, repeated
+    /// or trailing `/`.
+    public static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    /// Builds the contents of the existing folder `path` anew without renaming the folder itself
+    /// (it is the current folder of this process or of the user's shell, which a rename would
+    /// leave pointing at a removed folder): `fill` writes into a temporary folder inside `path`;
+    /// then the old entries are moved aside into another, the new ones renamed into `path`, and
+    /// the old ones removed. On an error in `fill`, `path` is left as it was.
+    public static func buildInPlace(at path: String, _ fill: (String) throws -> Void) throws {
+        let path = absolute(path)
+        let fm = FileManager.default
+        let tmp = path + "/.moe-inspect-new.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let old = path + "/.moe-inspect-old.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false) } catch {
+            throw CheckpointError.io(file: path, reason: "cannot create a folder in it: \(error.localizedDescription)")
+        }
+        do { try fill(tmp) } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw error
+        }
+        let tmpName = (tmp as NSString).lastPathComponent, oldName = (old as NSString).lastPathComponent
+        do { try fm.createDirectory(atPath: old, withIntermediateDirectories: false) } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw CheckpointError.io(file: path, reason: "cannot create a folder in it: \(error.localizedDescription)")
+        }
+        for e in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where e != tmpName && e != oldName {
+            FaultInjection.point()
+            guard rename(path + "/" + e, old + "/" + e) == 0 else {
+                throw CheckpointError.io(file: path + "/" + e, reason: "cannot move the old output aside: \(String(cString: strerror(errno)))")
+            }
+        }
+        for e in (try? fm.contentsOfDirectory(atPath: tmp)) ?? [] {
+            FaultInjection.point()
+            guard rename(tmp + "/" + e, path + "/" + e) == 0 else {
+                throw CheckpointError.io(file: path + "/" + e, reason: "cannot rename into place: \(String(cString: strerror(errno)))")
+            }
+        }
+        try? fm.removeItem(atPath: old)
+        try? fm.removeItem(atPath: tmp)
     }
 
     /// Moves the finished folder `tmp` to `path`. An existing `path` is replaced only when

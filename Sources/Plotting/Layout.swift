@@ -246,7 +246,7 @@ final class LayoutEngine {
             let rich = RichText(markup: title)
             var font = Font(size: style.axesTitleSize)
             let w = canvas.measure(rich, font).width
-            if w > plan.box.width { font.size = max(8, font.size * plan.box.width / w) }
+            if w > plan.box.width { font.size = max(min(8, style.axesTitleSize), font.size * plan.box.width / w) }
             d.texts.append(place(rich, font, role: .axesTitle, at: Point(x: frame.center.x, y: frame.minY - 6),
                                  anchor: TextAnchor(horizontal: .center, vertical: .bottom)))
         }
@@ -701,6 +701,8 @@ struct Extent {
             return (stickyLo ? lo : lo / f)...(stickyHi ? hi : hi * f)
         }
         if lo == hi {
+            // All zero on an axis that holds 0 as its floor (a loss that vanished): 0 to 1, not -0.5 to 0.5.
+            if lo == 0 && stickyLo { return 0...1 }
             let d = lo == 0 ? 0.5 : abs(lo) * 0.1
             return (lo - d)...(hi + d)
         }

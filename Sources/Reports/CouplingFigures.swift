@@ -58,29 +58,33 @@ public enum CouplingFigures {
         return f
     }
 
-    /// ERC loss per layer, one line per alpha (with the noise samples' std as a band).
-    public static func ercByLayer(_ layers: [LayerCoupling]) throws -> Figure? {
-        let ok = okLayers(layers)
-        guard let first = ok.first else { return nil }
+    /// ERC loss per layer, one line per alpha (with the noise samples' std as a band when there
+    /// are several samples).
+    public static func ercByLayer(_ layers: [LayerNumbers]) throws -> Figure? {
+        let ok = layers.filter(\.isOK)
+        guard let first = ok.first, !first.erc.isEmpty else { return nil }
         let f = Figure(width: 6.4, height: 4)
         f.title = "ERC loss per layer"
         let ax = f.axes[0]
         layerAxis(ax, ok.map(\.layer))
         ax.y.label = "ERC loss"
         ax.y.includesZero = true
-        let x = ok.map { Double($0.layer) }
-        for (k, a) in first.ercLosses.enumerated() {
-            let y = ok.map { $0.ercLosses[k].loss.mean }
-            let sd = ok.map { $0.ercLosses[k].loss.std }
-            let band = sd.contains { $0 > 0 } ? (lower: zip(y, sd).map { $0 - $1 }, upper: zip(y, sd).map { $0 + $1 }) : nil
-            try ax.plot(x: x, y: y, label: String(format: "α = %g", a.alpha), marker: .circle, band: band)
+        for (k, a) in first.erc.enumerated() {
+            let pts = ok.compactMap { l in l.erc(at: a.alpha).map { (Double(l.layer), $0) } }
+            let y = pts.map(\.1.loss), sd = pts.map(\.1.lossStd)
+            let band = sd.contains { $0.isFinite && $0 > 0 } ? (lower: zip(y, sd).map { max(0, $0 - ($1.isFinite ? $1 : 0)) }, upper: zip(y, sd).map { $0 + ($1.isFinite ? $1 : 0) }) : nil
+            try ax.plot(x: pts.map(\.0), y: y, label: String(format: "α = %g", a.alpha), color: CategoricalPalette.color(k),
+                        marker: SeriesFigures.markers[k % SeriesFigures.markers.count], band: band)
         }
+        let banded = ok.contains { $0.erc.contains { $0.lossStd.isFinite && $0.lossStd > 0 } }
+        ax.legend = first.erc.count > 1 || banded ? .best : .none
+        if first.erc.count == 1 { ax.title = String(format: "α = %g", first.erc[0].alpha) }
         return f
     }
 
     /// The coupling threshold alpha* per layer, with the paper's alpha = 1 for reference.
-    public static func couplingThreshold(_ layers: [LayerCoupling]) throws -> Figure? {
-        let ok = okLayers(layers).filter { $0.couplingAlpha.isFinite }
+    public static func couplingThreshold(_ layers: [LayerNumbers]) throws -> Figure? {
+        let ok = layers.filter { $0.isOK && $0.couplingAlpha.isFinite }
         guard !ok.isEmpty else { return nil }
         let f = Figure(width: 6.4, height: 4)
         f.title = "Coupling threshold α* per layer"
@@ -90,33 +94,63 @@ public enum CouplingFigures {
         ax.y.includesZero = true
         try ax.bars(categories: ok.map { String($0.layer) }, series: [BarSeries(values: ok.map(\.couplingAlpha), label: "α*")])
         ax.referenceLine(ReferenceLine(.horizontal, at: 1, label: "α = 1"))
+        ax.title = "dashed: α = 1 (at or below it, the α = 1 loss is zero)"
         ax.legend = .none
         return f
     }
 
-    /// The coupling profile: noise-free ERC loss as a function of alpha in [0, 3], one line per layer.
+    /// The alphas a coupling profile spans: from 0 to a little past the largest alpha* (and past 1).
+    static func profileAlphas(_ thresholds: [Double]) -> [Double] {
+        let top = max(1.2, 1.12 * (thresholds.filter(\.isFinite).max() ?? 1))
+        return (0...120).map { top * Double($0) / 120 }
+    }
+
+    /// The coupling profile: noise-free ERC loss as a function of alpha from 0 to just past the
+    /// largest alpha*, one line per layer, each layer's alpha* marked on the axis.
     public static func couplingProfile(_ layers: [LayerCoupling]) throws -> Figure? {
         let ok = okLayers(layers).filter { $0.activation != nil }
         guard !ok.isEmpty else { return nil }
-        let alphas = stride(from: 0.0, through: 3.0, by: 0.05).map { $0 }
         let f = Figure(width: 6.4, height: 4.4)
         f.title = "Coupling profile: ERC loss against α"
-        let ax = f.axes[0]
-        ax.x.label = "α"
-        ax.y.label = "ERC loss (noise-free)"
-        ax.y.includesZero = true
-        for l in ok {
-            let m = l.activation!
-            try ax.plot(x: alphas, y: alphas.map { ERCLoss(activation: m, alpha: $0).total }, label: layerLabel(l.layer),
-                        color: lineColor(ok.firstIndex { $0.layer == l.layer } ?? 0, of: ok.count))
-        }
-        ax.legend = ok.count <= 12 ? .automatic : .none
+        try drawProfile(f.axes[0], ok, alphas: profileAlphas(ok.map(\.couplingAlpha)))
+        f.axes[0].legend = ok.count <= 12 ? .best : .none
         return f
     }
 
+    /// Draws the profile lines of `layers` on `ax`, each layer's alpha* as a diamond on the zero line
+    /// (and, for up to 12 layers, a dashed vertical line in the layer's colour).
+    static func drawProfile(_ ax: Axes, _ layers: [LayerCoupling], alphas: [Double]) throws {
+        ax.x.label = "α"
+        ax.y.label = "ERC loss (noise-free)"
+        ax.y.includesZero = true
+        ax.x.includesZero = true
+        ax.x.limits = (alphas.first ?? 0)...(alphas.last ?? 1)
+        for (i, l) in layers.enumerated() {
+            guard let m = l.activation else { continue }
+            let color = lineColor(i, of: layers.count) ?? CategoricalPalette.color(0)
+            let label = layers.count <= 12 ? String(format: "layer %d (α* %.2f)", l.layer, l.couplingAlpha) : nil
+            try ax.plot(x: alphas, y: alphas.map { ERCLoss(activation: m, alpha: $0).total }, label: label, color: color)
+            if l.couplingAlpha.isFinite {
+                if layers.count <= 12 {
+                    var line = ReferenceLine(.vertical, at: l.couplingAlpha, color: color, style: .dashed)
+                    line.width = 0.8
+                    ax.referenceLine(line)
+                }
+                var s = ScatterSeries(x: [l.couplingAlpha], y: [0], label: nil, color: color)
+                s.marker = .diamond
+                s.size = 7
+                s.edgeColor = .black
+                s.edgeWidth = 0.5
+                s.zOrder = 2
+                try ax.scatter(s)
+            }
+        }
+        ax.referenceLine(ReferenceLine(.vertical, at: 1, label: "α = 1 (the paper's default)", color: RGBColor(hex: 0x888888), style: .dotted))
+    }
+
     /// eps per layer: mean with a min-max band.
-    public static func epsilonByLayer(_ layers: [LayerCoupling]) throws -> Figure? {
-        let ok = okLayers(layers)
+    public static func epsilonByLayer(_ layers: [LayerNumbers]) throws -> Figure? {
+        let ok = layers.filter { $0.isOK && $0.epsMean.isFinite }
         guard !ok.isEmpty else { return nil }
         let f = Figure(width: 6.4, height: 4)
         f.title = "Noise bound ε per layer"
@@ -124,8 +158,9 @@ public enum CouplingFigures {
         layerAxis(ax, ok.map(\.layer))
         ax.y.label = "ε_i = min_j ‖R[i]−R[j]‖ / 2‖R[i]‖"
         let x = ok.map { Double($0.layer) }
-        try ax.plot(x: x, y: ok.map { $0.eps.reduce(0, +) / Double($0.eps.count) }, label: "mean over experts (band: min to max)", marker: .circle,
-                    band: (lower: ok.map { $0.eps.min() ?? .nan }, upper: ok.map { $0.eps.max() ?? .nan }))
+        try ax.plot(x: x, y: ok.map(\.epsMean), label: "mean over experts (band: min to max)", marker: .circle,
+                    band: (lower: ok.map(\.epsMin), upper: ok.map(\.epsMax)))
+        ax.legend = .best
         return f
     }
 
@@ -182,8 +217,8 @@ public enum CouplingFigures {
     }
 
     /// Mean |cos| of router rows by layer.
-    public static func cosineByLayer(_ layers: [LayerCoupling]) throws -> Figure? {
-        let ok = okLayers(layers).filter { $0.geometry != nil }
+    public static func cosineByLayer(_ layers: [LayerNumbers]) throws -> Figure? {
+        let ok = layers.filter { $0.isOK && $0.cosineMeanAbs.isFinite }
         guard !ok.isEmpty else { return nil }
         let f = Figure(width: 6.4, height: 4)
         f.title = "Router similarity per layer"
@@ -191,33 +226,8 @@ public enum CouplingFigures {
         layerAxis(ax, ok.map(\.layer))
         ax.y.label = "mean |cos(R[i], R[j])|, i ≠ j"
         ax.y.includesZero = true
-        try ax.plot(x: ok.map { Double($0.layer) }, y: ok.map { $0.geometry?.meanAbsCosine ?? .nan }, label: "mean |cos|", marker: .circle)
+        try ax.plot(x: ok.map { Double($0.layer) }, y: ok.map(\.cosineMeanAbs), label: "mean |cos|", marker: .circle)
         ax.legend = .none
-        return f
-    }
-
-    /// A quantity over training steps (several checkpoints of one run), one line per layer.
-    public static func series(_ runs: [CheckpointCoupling], title: String, yLabel: String,
-                              value: (LayerCoupling) -> Double?) throws -> Figure? {
-        let points = runs.enumerated().map { (k, c) in (Double(c.step ?? k), c) }
-        guard points.count >= 2 else { return nil }
-        let layers = Array(Set(runs.flatMap { $0.layers.filter(\.isOK).map(\.layer) })).sorted()
-        guard !layers.isEmpty else { return nil }
-        let f = Figure(width: 6.4, height: 4.2)
-        f.title = title
-        let ax = f.axes[0]
-        ax.x.label = runs.contains { $0.step != nil } ? "training step" : "checkpoint"
-        if points.count <= 16 { ax.x.ticks = points.map(\.0) }
-        ax.y.label = yLabel
-        for (k, l) in layers.enumerated() {
-            var xs: [Double] = [], ys: [Double] = []
-            for (x, c) in points {
-                if let r = c.layers.first(where: { $0.layer == l && $0.isOK }), let v = value(r), v.isFinite { xs.append(x); ys.append(v) }
-            }
-            let color = lineColor(k, of: layers.count)
-            try ax.plot(x: xs, y: ys, label: layerLabel(l), color: color, marker: .circle)
-        }
-        ax.legend = layers.count <= 12 ? .automatic : .none
         return f
     }
 }

@@ -3,191 +3,462 @@ import Checkpoints
 import Foundation
 import Plotting
 
-/// One figure of a report: its file stem, title, and a one-line reading of what it shows.
-public struct ReportFigure: Sendable {
-    public var stem: String
-    public var title: String
-    public var reading: String
-    public var files: [String]
-    /// Wider than tall by far (side-by-side panels): the page gives it a whole row.
-    public var wide: Bool = false
+/// The marker file that says a folder is a report of moe-inspect (`report`, `compare`, `watch`):
+/// only such a folder (or an empty one) is ever replaced.
+public enum ReportMarker {
+    /// The marker's file name.
+    public static let name = ".moe-inspect-report"
+
+    /// Writes the marker into `folder` (what wrote it in its text).
+    public static func write(into folder: String, kind: String) throws {
+        try AtomicOutput.write(
+            "moe-inspect \(kind) report folder: `moe-inspect \(kind) --overwrite` may replace it whole\n",
+            to: folder + "/" + name)
+    }
 }
 
-/// How a report writes its figures.
-public struct FigureSettings {
-    /// Output formats of every figure.
-    public var formats: [OutputFormat]
-    /// Pixels per inch of PNG figures.
-    public var dpi: Double
-    /// Provenance recorded in PNG text chunks (tool version, command line, checkpoint).
-    public var provenance: [String: String]
-    /// Called with each file written.
-    public var progress: (String) -> Void
+/// A run's training logs, for the training curves of a report: `log.csv` and `eval.csv` of `moe-inspect train`.
+public struct RunCurves: Sendable {
+    /// The run's label.
+    public var label: String
+    /// Its `log.csv`, if present.
+    public var log: TrainingLog?
+    /// Its `eval.csv` (held-out loss), if present.
+    public var eval: TrainingLog?
 
-    public init(formats: [OutputFormat] = [.png], dpi: Double = 150, provenance: [String: String] = [:], progress: @escaping (String) -> Void = { _ in }) {
-        self.formats = formats; self.dpi = dpi; self.provenance = provenance; self.progress = progress
+    /// The curves of run `label`.
+    public init(label: String, log: TrainingLog?, eval: TrainingLog?) { self.label = label; self.log = log; self.eval = eval }
+
+    /// Reads `folder/log.csv` and `folder/eval.csv` where present.
+    /// - Throws: `ReportError` when a present file is not a log.
+    public static func read(folder: String, label: String) throws -> RunCurves? {
+        let fm = FileManager.default
+        let log = fm.fileExists(atPath: folder + "/" + RunLog.File.log.rawValue) ? try TrainingLog(path: folder + "/" + RunLog.File.log.rawValue) : nil
+        let eval = fm.fileExists(atPath: folder + "/" + RunLog.File.eval.rawValue) ? try TrainingLog(path: folder + "/" + RunLog.File.eval.rawValue) : nil
+        return log == nil && eval == nil ? nil : RunCurves(label: label, log: log, eval: eval)
     }
 }
 
 /// Writes the report folder of `moe-inspect report`: every figure that applies, the CSV tables,
 /// `summary.json` and a static `index.html` that shows them with a one-line reading of each.
+///
+/// Several checkpoints make series over training: each run a line. Per-layer figures show each
+/// run's latest checkpoint (several runs: side by side, as `compare` draws them).
 public struct CouplingReport {
     public var settings: FigureSettings
+    public var info: PageInfo
 
-    public init(_ settings: FigureSettings = FigureSettings()) { self.settings = settings }
+    public init(_ settings: FigureSettings = FigureSettings(), info: PageInfo = PageInfo()) { self.settings = settings; self.info = info }
 
-    /// Writes the report for `runs` (one checkpoint, or several of one run as a series) into `folder`.
+    /// Writes the report for `results`, grouped into runs by their paths.
+    @discardableResult
+    public func write(
+        _ results: [CheckpointCoupling], options: CouplingOptions, maps: [ReportMap] = [],
+        to folder: String
+    ) throws -> [ReportFigure] {
+        try write(results, runs: try RunGrouping.group(results.map(\.checkpoint)), options: options, maps: maps, to: folder)
+    }
+
+    /// Writes the report for `results` grouped as `groups` (whose members index `results`) into `folder`.
     /// - Returns: the figures written, in page order.
     @discardableResult
-    public func write(_ runs: [CheckpointCoupling], options: CouplingOptions, maps: [ReportMap] = [],
-                      to folder: String) throws -> [ReportFigure] {
-        guard let last = runs.last else { return [] }
+    public func write(
+        _ results: [CheckpointCoupling], runs groups: [RunGroup], options: CouplingOptions, maps: [ReportMap] = [],
+        curves: [RunCurves] = [], to folder: String
+    ) throws -> [ReportFigure] {
+        var numbers = results.map { CheckpointNumbers($0, run: "", options: options) }
+        var full: [String: CheckpointCoupling] = [:]
+        for g in groups { for m in g.members where m < results.count { numbers[m].run = g.label } }
+        for r in results { full[r.checkpoint] = r }
+        let series = groups.map { g in RunSeries(label: g.label, checkpoints: g.members.filter { $0 < numbers.count }.map { numbers[$0] }) }
+        return try write(series, alphas: options.alphas, lede: ReportPage.lede(options), full: full, maps: maps, curves: curves, to: folder) { tables in
+            // What only the checkpoints themselves give: per-expert eps, cosine summaries, matrices.
+            let ordered = series.flatMap { $0.checkpoints }.compactMap { full[$0.checkpoint] }
+            let runOf = series.flatMap { s in s.checkpoints.map { _ in s.label } }
+            try CouplingTables.epsilon(ordered, runs: runOf).writeCSV(to: folder + "/tables/epsilon.csv")
+            try CouplingTables.similarity(ordered, runs: runOf).writeCSV(to: folder + "/tables/similarity.csv")
+            for s in series {
+                for c in s.checkpoints {
+                    guard let r = full[c.checkpoint] else { continue }
+                    var sub = "/tables/matrices"
+                    if series.count > 1 { sub += "/" + Self.fileName(s.label) }
+                    if ordered.count > 1 { sub += "/" + Self.fileName((c.checkpoint as NSString).lastPathComponent) }
+                    try CouplingTables.writeMatrices(r, to: folder + sub)
+                }
+            }
+            tables += ["tables/epsilon.csv", "tables/similarity.csv", "tables/matrices/"]
+        }
+    }
+
+    /// Writes the report built from `erc` tables alone (`report --tables`): the series, the
+    /// per-layer line figures of each run's latest checkpoint, the table and the page.
+    @discardableResult
+    public func write(
+        tables checkpoints: [CheckpointNumbers], alphas: [Double], curves: [RunCurves] = [],
+        to folder: String
+    ) throws -> [ReportFigure] {
+        let series = RunSeries.gather(checkpoints)
+        let samples = Set(checkpoints.map(\.noiseSamples)).sorted().map(String.init).joined(separator: "/")
+        let lede =
+            "Expert-router coupling (Lv et al., ICLR 2026), from the tables of <code>moe-inspect erc</code> alone (\(checkpoints.count) checkpoint(s)): "
+            + "ERC loss at α = \(alphas.map { String(format: "%g", $0) }.joined(separator: ", ")), noise samples \(samples). "
+            + "Heatmaps, coupling profiles and t-SNE maps need the checkpoints: run <code>moe-inspect report CHECKPOINT</code> for them."
+        return try write(series, alphas: alphas, lede: lede, full: [:], maps: [], curves: curves, to: folder) { _ in }
+    }
+
+    /// A name safe as a file or folder name.
+    public static func fileName(_ s: String) -> String {
+        let safe = s.map { c -> Character in c.isLetter || c.isNumber || c == "-" || c == "_" || c == "." ? c : "_" }
+        let name = String(safe).trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        return name.isEmpty ? "_" : name
+    }
+
+    /// The common body: series, latest checkpoints, tables, summary, page; `extraTables` adds what needs the checkpoints.
+    func write(
+        _ series: [RunSeries], alphas: [Double], lede: String, full: [String: CheckpointCoupling], maps: [ReportMap],
+        curves: [RunCurves], to folder: String, extraTables: (inout [String]) throws -> Void
+    ) throws -> [ReportFigure] {
         let sink = try FigureSink(folder: folder, settings: settings)
-        func add(_ stem: String, _ figure: Figure?, reading: String) throws { try sink.add(stem, figure, reading: reading) }
-        let layers = last.layers
-        let ok = layers.filter(\.isOK)
-        let label = (last.checkpoint as NSString).lastPathComponent
+        let a0 = alphas.first
+        let latest = series.compactMap { s in s.checkpoints.last.map { (label: s.label, numbers: $0) } }
 
         // Series over training come first: they answer "is coupling improving?".
-        if runs.count >= 2 {
-            let a0 = options.alphas.first ?? 1
-            try add("series_erc_loss", try CouplingFigures.series(runs, title: String(format: "ERC loss (α = %g) over training", a0), yLabel: "ERC loss") { $0.ercLosses.first?.loss.mean },
-                    reading: seriesReading(runs, name: "ERC loss") { $0.ercLosses.first?.loss.mean })
-            try add("series_epsilon", try CouplingFigures.series(runs, title: "Noise bound ε over training", yLabel: "mean ε") { $0.eps.isEmpty ? nil : $0.eps.reduce(0, +) / Double($0.eps.count) },
-                    reading: seriesReading(runs, name: "mean ε") { $0.eps.isEmpty ? nil : $0.eps.reduce(0, +) / Double($0.eps.count) })
-            try add("series_coupling_alpha", try CouplingFigures.series(runs, title: "Coupling threshold α* over training", yLabel: "α*") { $0.couplingAlpha },
-                    reading: seriesReading(runs, name: "α*") { $0.couplingAlpha })
-            try add("series_router_cosine", try CouplingFigures.series(runs, title: "Router similarity over training", yLabel: "mean |cos|") { $0.geometry?.meanAbsCosine },
-                    reading: seriesReading(runs, name: "mean |cos|") { $0.geometry?.meanAbsCosine })
+        if SeriesFigures.isSeries(series) {
+            let erc = alphas.map { SeriesMetric.ercLoss($0) }
+            try sink.add(
+                "series_erc_loss", try SeriesFigures.overRuns(series, title: "ERC loss over training", panels: erc, maxColumns: settings.maxColumns(3)),
+                reading: erc.map { Readings.series(series, $0) }.joined(separator: " "), hover: seriesHover(series, erc))
+            try sink.add(
+                "series_erc_loss_by_layer",
+                try SeriesFigures.byLayer(series, title: "ERC loss over training, each layer", panels: erc, maxColumns: settings.maxColumns(3)),
+                reading: "Each panel is one run" + (alphas.count > 1 ? " and α" : "") + ", one line per layer, on one y scale.")
+            for m in [SeriesMetric.epsilon, .couplingAlpha, .routerCosine] {
+                try sink.add(
+                    m.stem, try SeriesFigures.overRuns(series, title: m.title, panels: [m], maxColumns: settings.maxColumns(3)),
+                    reading: Readings.series(series, m),
+                    hover: seriesHover(series, [m]))
+                try sink.add(
+                    m.stem + "_by_layer", try SeriesFigures.byLayer(series, title: m.title + ", each layer", panels: [m], maxColumns: settings.maxColumns(3)),
+                    reading: "Each panel is one run, one line per layer, on one y scale.")
+            }
         }
-        if let worst = ok.max(by: { $0.couplingAlpha < $1.couplingAlpha }), let best = ok.min(by: { $0.couplingAlpha < $1.couplingAlpha }) {
-            try add("coupling_alpha", try CouplingFigures.couplingThreshold(layers),
-                    reading: String(format: "layer %d: α* %.2f, the weakest coupling; layer %d: α* %.2f, the strongest (the paper's vanilla MoE needed α = 5; below 1 the α = 1 loss is zero).",
-                                    worst.layer, worst.couplingAlpha, best.layer, best.couplingAlpha))
+        if !curves.isEmpty {
+            try sink.add("training_curves", try TrainingCurves.figure(curves, maxColumns: settings.maxColumns(3)), reading: TrainingCurves.reading(curves))
         }
-        if let a = ok.first?.ercLosses.first {
-            let k = 0
-            let top = ok.max { $0.ercLosses[k].loss.mean < $1.ercLosses[k].loss.mean }!
-            let spec = ok.reduce(0) { $0 + $1.ercLosses[k].specialization.mean }, prec = ok.reduce(0) { $0 + $1.ercLosses[k].precision.mean }
-            try add("erc_by_layer", try CouplingFigures.ercByLayer(layers),
-                    reading: String(format: "At α = %g the ERC loss is highest in layer %d (%.3g); summed over layers it is %.0f%% specialization (rows of M) and %.0f%% precision (columns).",
-                                    a.alpha, top.layer, top.ercLosses[k].loss.mean, 100 * spec / max(spec + prec, 1e-300), 100 * prec / max(spec + prec, 1e-300)))
-        }
-        try add("coupling_profile", try CouplingFigures.couplingProfile(layers),
-                reading: "Each line falls to zero at its layer's α*; a line that reaches zero early belongs to a tightly coupled layer.")
-        try add("activation_all_layers", try CouplingFigures.activationGrid(layers),
-                reading: diagonalReading(ok))
-        if let e = ok.first?.eps, !e.isEmpty {
-            let all = ok.flatMap(\.eps)
-            let mean = all.reduce(0, +) / Double(all.count)
-            try add("epsilon_by_layer", try CouplingFigures.epsilonByLayer(layers),
-                    reading: String(format: "ε ranges from %.3f to %.3f (mean %.3f); a larger ε means router rows sit farther apart relative to their length, i.e. more distinct clusters.", all.min() ?? 0, all.max() ?? 0, mean))
-            try add("epsilon_by_expert", try CouplingFigures.epsilonByExpert(layers),
-                    reading: "Each cell is one expert's noise bound; dark cells are experts whose router row has a close neighbour.")
-        }
-        if let c = ok.compactMap({ $0.geometry?.meanAbsCosine }).max(), let lo = ok.compactMap({ $0.geometry?.meanAbsCosine }).min() {
-            try add("router_cosine_by_layer", try CouplingFigures.cosineByLayer(layers),
-                    reading: String(format: "Mean |cos| between router rows lies between %.3f and %.3f (the paper's vanilla routers: about 0.15, already near orthogonal).", lo, c))
+
+        // The latest checkpoint of each run.
+        if latest.count == 1, let last = latest.first {
+            try addSingle(sink, last.numbers, full: full[last.numbers.checkpoint])
+        } else if latest.count > 1 {
+            try ComparisonFigures.add(
+                to: sink, items: latest.map { ($0.label, $0.numbers, full[$0.numbers.checkpoint]) }, alphas: alphas, maxColumns: settings.maxColumns(4))
         }
         for m in maps {
-            var reading = String(format: "%@. KL %.3f", m.map.points.note.prefix(1).uppercased() + m.map.points.note.dropFirst(), m.map.klDivergence)
-            if let s = m.map.silhouette2D {
-                reading += String(format: "; silhouette by %@ %.3f in the map and %.3f in weight space (near 0: no clusters; near 1: tight clusters, as the paper finds with ERC).", m.map.labelKind.rawValue, s, m.map.silhouetteOriginal ?? .nan)
-            } else { reading += "." }
-            try add(m.name, try TSNEFigures.map(m.map, title: m.title), reading: reading)
+            try sink.add(m.name, try TSNEFigures.map(m.map, title: m.title), reading: TSNEFigures.reading(m.map), hover: [TSNEFigures.hover(m.map)])
         }
-        try add("norms_by_expert", try CouplingFigures.norms(layers),
-                reading: "Router-row and gate-projection norms per expert: ERC should change coupling, not merely these norms.")
-        for l in ok {
-            try add("activation_layer\(l.layer)", try CouplingFigures.activation(l, checkpoint: label),
-                    reading: String(format: "Layer %d: mean diagonal of M %.3g against %.3g off the diagonal; α* %.2f.", l.layer, l.mDiagonalMean.mean, l.mOffDiagonalMean.mean, l.couplingAlpha))
-            try add("router_cosine_layer\(l.layer)", try CouplingFigures.cosine(l),
-                    reading: String(format: "Layer %d: mean |cos| %.3f.", l.layer, l.geometry?.meanAbsCosine ?? .nan))
-        }
+
         // Tables and summary.
-        try CouplingTables.erc(runs, options: options).writeCSV(to: folder + "/tables/erc.csv")
-        try CouplingTables.epsilon(runs).writeCSV(to: folder + "/tables/epsilon.csv")
-        try CouplingTables.similarity(runs).writeCSV(to: folder + "/tables/similarity.csv")
-        for (i, r) in runs.enumerated() {
-            try CouplingTables.writeMatrices(r, to: folder + "/tables/matrices" + (runs.count > 1 ? "/\(i)-" + (r.checkpoint as NSString).lastPathComponent : ""))
-        }
+        let all = series.flatMap(\.checkpoints)
+        let erc = CouplingTables.erc(all, alphas: alphas)
+        try erc.writeCSV(to: folder + "/tables/erc.csv")
+        var tables = ["tables/erc.csv"]
+        try extraTables(&tables)
+        tables.append("summary.json")
         let figures = sink.figures
-        try AtomicOutput.write(summary(runs, options: options, figures: figures).serialized(pretty: true) + "\n", to: folder + "/summary.json")
-        try AtomicOutput.write(ReportPage.html(title: "moe-inspect report: " + runs.map { ($0.checkpoint as NSString).lastPathComponent }.joined(separator: ", "),
-                                               runs: runs, options: options, figures: figures), to: folder + "/index.html")
+        try AtomicOutput.write(Self.summary(series, alphas: alphas, figures: figures, info: info).serialized(pretty: true) + "\n", to: folder + "/summary.json")
+
+        var sections: [PageSection] = []
+        if all.count > 1 {
+            sections.append(
+                PageSection(
+                    id: "checkpoints", title: series.count > 1 ? "Runs and checkpoints" : "Checkpoints",
+                    html: ReportPage.table(
+                        Self.seriesTable(series, alphas: alphas), caption: "Means over the analysed layers; each run's checkpoints in step order.")))
+        }
+        sections.append(
+            PageSection(
+                id: "layers", title: latest.count > 1 ? "Layers of each run's latest checkpoint" : "Layers of \(latest.first?.numbers.checkpoint ?? "")",
+                html: layerTable(latest)))
+        sections.append(
+            PageSection(
+                id: "tables", title: "Tables",
+                html: "<p>" + tables.map { "<a href=\"\(ReportPage.escape($0))\">\(ReportPage.escape($0))</a>" }.joined(separator: " · ") + "</p>\n"))
+        let verdict = Self.verdict(series, alpha: a0)
+        let title =
+            "moe-inspect report: "
+            + (series.count > 1
+                ? series.map(\.label).joined(separator: ", ")
+                : all.count > 1
+                    ? "\(series.first?.label ?? "") (\(all.count) checkpoints)" : (all.first.map { ($0.checkpoint as NSString).lastPathComponent } ?? ""))
+        try AtomicOutput.write(
+            ReportPage.page(title: title, lede: lede, verdict: verdict, sections: sections, figures: figures, info: info),
+            to: folder + "/index.html")
+        try ReportMarker.write(into: folder, kind: "report")
         return figures
     }
 
-    func seriesReading(_ runs: [CheckpointCoupling], name: String, _ value: (LayerCoupling) -> Double?) -> String {
-        func mean(_ c: CheckpointCoupling) -> Double? {
-            let v = c.layers.filter(\.isOK).compactMap(value).filter(\.isFinite)
-            return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+    /// Hover points of a series figure: each run's mean at each checkpoint.
+    func seriesHover(_ series: [RunSeries], _ metrics: [SeriesMetric]) -> [Hover] {
+        metrics.enumerated().map { p, m in
+            var x: [Double] = [], y: [Double] = [], t: [String] = []
+            for s in series {
+                for k in s.checkpoints.indices {
+                    guard let v = s.checkpoints[k].mean(m.value) else { continue }
+                    x.append(s.x(k)); y.append(v)
+                    t.append((series.count > 1 ? s.label + ", " : "") + s.place(k) + ": " + m.name + " " + Readings.number(v) + " (mean over layers)")
+                }
+            }
+            return .points(axes: p, x: x, y: y, text: t)
         }
-        guard let a = runs.first.flatMap(mean), let b = runs.last.flatMap(mean) else { return "" }
-        let from = runs.first?.step.map { "step \($0)" } ?? "the first checkpoint", to = runs.last?.step.map { "step \($0)" } ?? "the last"
-        return String(format: "Averaged over layers, %@ goes from %.4g at %@ to %.4g at %@ (%@%.1f%%).", name, a, from, b, to, b >= a ? "+" : "", 100 * (b - a) / max(abs(a), 1e-300))
     }
 
-    func diagonalReading(_ ok: [LayerCoupling]) -> String {
-        let dominant = ok.filter { $0.mDiagonalMean.mean > $0.mOffDiagonalMean.mean }.count
-        return "In \(dominant) of \(ok.count) layers the diagonal of M is brighter on average than the rest: proxies excite their own expert most. A uniform M means routers and experts are not coupled."
+    /// The per-layer figures of one checkpoint: line figures from its numbers, heatmaps and
+    /// profiles when the full analysis is at hand.
+    func addSingle(_ sink: FigureSink, _ c: CheckpointNumbers, full: CheckpointCoupling?) throws {
+        let ok = c.okLayers
+        let withAlpha = ok.filter { $0.couplingAlpha.isFinite }
+        if let worst = withAlpha.max(by: { $0.couplingAlpha < $1.couplingAlpha }), let best = withAlpha.min(by: { $0.couplingAlpha < $1.couplingAlpha }) {
+            let reading: String
+            if withAlpha.count == 1 || Readings.number(worst.couplingAlpha) == Readings.number(best.couplingAlpha) {
+                reading =
+                    "α* is \(Readings.number(worst.couplingAlpha)) in \(Readings.of(withAlpha.count, withAlpha.count)) layer\(withAlpha.count == 1 ? "" : "s") (the paper's vanilla MoE needed α = 5; at α* ≤ 1 the α = 1 loss is zero)."
+            } else {
+                reading = String(
+                    format:
+                        "layer %d: α* %.2f, the weakest coupling; layer %d: α* %.2f, the strongest (the paper's vanilla MoE needed α = 5; at α* ≤ 1 the α = 1 loss is zero).",
+                    worst.layer, worst.couplingAlpha, best.layer, best.couplingAlpha)
+            }
+            try sink.add("coupling_alpha", try CouplingFigures.couplingThreshold(c.layers), reading: reading)
+        }
+        if let a = ok.first?.erc.first {
+            try sink.add("erc_by_layer", try CouplingFigures.ercByLayer(c.layers), reading: Self.ercReading(ok, alpha: a.alpha))
+        }
+        if let full {
+            let layers = full.layers
+            try sink.add(
+                "coupling_profile", try CouplingFigures.couplingProfile(layers),
+                reading:
+                    "Each line falls to zero at its layer's α* (the diamond on the axis); a line that reaches zero early belongs to a tightly coupled layer.")
+            let grid = layers.filter { $0.isOK && $0.activation != nil }
+            try sink.add(
+                "activation_all_layers", try CouplingFigures.activationGrid(layers), reading: Self.diagonalReading(ok),
+                hover: grid.enumerated().compactMap { k, l in
+                    l.activation.map {
+                        .heatmap(axes: k, values: CouplingFigures.matrix($0), rowName: "proxy", columnName: "expert", valueName: "M", title: "layer \(l.layer)")
+                    }
+                })
+        }
+        let eps = ok.filter { $0.epsMean.isFinite }
+        if !eps.isEmpty {
+            let lo = eps.map(\.epsMin).filter(\.isFinite).min() ?? .nan, hi = eps.map(\.epsMax).filter(\.isFinite).max() ?? .nan
+            let mean = eps.map(\.epsMean).reduce(0, +) / Double(eps.count)
+            let span =
+                Readings.number(lo) == Readings.number(hi)
+                ? "ε is \(Readings.number(lo)) for every expert"
+                : "ε ranges from \(Readings.number(lo)) to \(Readings.number(hi)) (mean \(Readings.number(mean)))"
+            try sink.add(
+                "epsilon_by_layer", try CouplingFigures.epsilonByLayer(c.layers),
+                reading: span + "; a larger ε means router rows sit farther apart relative to their length, i.e. more distinct clusters.")
+            if let full {
+                let okFull = full.layers.filter(\.isOK)
+                try sink.add(
+                    "epsilon_by_expert", try CouplingFigures.epsilonByExpert(full.layers),
+                    reading: "Each cell is one expert's noise bound; dark cells are experts whose router row has a close neighbour.",
+                    hover: [
+                        .heatmap(
+                            axes: 0, values: okFull.map(\.eps), rowName: "layer", columnName: "expert", valueName: "ε",
+                            rowLabels: okFull.map { String($0.layer) })
+                    ])
+            }
+        }
+        let cos = ok.map(\.cosineMeanAbs).filter(\.isFinite)
+        if let lo = cos.min(), let hi = cos.max() {
+            let span =
+                Readings.number(lo) == Readings.number(hi)
+                ? "Mean |cos| between router rows is \(Readings.number(lo))"
+                : "Mean |cos| between router rows lies between \(Readings.number(lo)) and \(Readings.number(hi))"
+            try sink.add(
+                "router_cosine_by_layer", try CouplingFigures.cosineByLayer(c.layers),
+                reading: span + " (the paper's vanilla routers: about 0.15, already near orthogonal).")
+        }
+        guard let full else { return }
+        try sink.add(
+            "norms_by_expert", try CouplingFigures.norms(full.layers),
+            reading: "Router-row and gate-projection norms per expert: ERC should change coupling, not merely these norms.")
+        let label = (full.checkpoint as NSString).lastPathComponent
+        for l in full.layers where l.isOK {
+            let reading = String(
+                format: "Layer %d: mean diagonal of M %@ against %@ off the diagonal; α* %.2f.", l.layer,
+                Readings.number(l.mDiagonalMean.mean), Readings.number(l.mOffDiagonalMean.mean), l.couplingAlpha)
+            try sink.add(
+                "activation_layer\(l.layer)", try CouplingFigures.activation(l, checkpoint: label), reading: reading,
+                hover: l.activation.map { [.heatmap(axes: 0, values: CouplingFigures.matrix($0), rowName: "proxy", columnName: "expert", valueName: "M")] }
+                    ?? [])
+            try sink.add(
+                "router_cosine_layer\(l.layer)", try CouplingFigures.cosine(l),
+                reading: String(format: "Layer %d: mean |cos| %@.", l.layer, Readings.number(l.geometry?.meanAbsCosine ?? .nan)),
+                hover: l.geometry.map {
+                    [.heatmap(axes: 0, values: CouplingFigures.matrix($0.cosine), rowName: "expert", columnName: "expert", valueName: "cos")]
+                } ?? [])
+        }
     }
 
-    func summary(_ runs: [CheckpointCoupling], options: CouplingOptions, figures: [ReportFigure]) -> JSONValue {
-        .object([
-            ("tool", .string("moe-inspect")),
-            ("alphas", .array(options.alphas.map { .number($0) })),
-            ("feature", .string(options.feature.rawValue)),
-            ("noise_samples", .int(options.noise ? max(1, options.samples) : 0)),
-            ("seed", .int(Int(truncatingIfNeeded: options.seed))),
-            ("checkpoints", .array(runs.map { r in
-                .object([
-                    ("checkpoint", .string(r.checkpoint)),
-                    ("step", r.step.map { .int($0) } ?? .null),
-                    ("layers", .array(r.layers.map { l in
+    /// The reading of the ERC loss per layer, true when losses are zero.
+    static func ercReading(_ ok: [LayerNumbers], alpha: Double) -> String {
+        let at = ok.compactMap { l in l.erc(at: alpha).map { (l, $0) } }
+        guard let top = at.max(by: { $0.1.loss < $1.1.loss }) else { return "" }
+        if top.1.loss == 0 { return String(format: "At α = %g the ERC loss is zero in every layer: each layer's α* is at most %g.", alpha, alpha) }
+        let spec = at.reduce(0) { $0 + ($1.1.specialization.isFinite ? $1.1.specialization : 0) }
+        let prec = at.reduce(0) { $0 + ($1.1.precision.isFinite ? $1.1.precision : 0) }
+        let zero = at.filter { $0.1.loss == 0 }.count
+        var s = String(format: "At α = %g the ERC loss is highest in layer %d (%@)", alpha, top.0.layer, Readings.number(top.1.loss))
+        if zero > 0 { s += ", zero in \(Readings.of(zero, at.count)) layers" }
+        if spec + prec > 0 {
+            s += String(
+                format: "; summed over layers it is %.0f%% specialization (rows of M) and %.0f%% precision (columns).", 100 * spec / (spec + prec),
+                100 * prec / (spec + prec))
+        } else {
+            s += "."
+        }
+        return s
+    }
+
+    static func diagonalReading(_ ok: [LayerNumbers]) -> String {
+        let dominant = ok.filter { $0.mDiagonalMean > $0.mOffDiagonalMean }.count
+        return
+            "In \(Readings.of(dominant, ok.count)) layer\(ok.count == 1 ? "" : "s") the diagonal of M is brighter on average than the rest: proxies excite their own expert most. A uniform M means routers and experts are not coupled."
+    }
+
+    /// The verdict at the top of the page.
+    static func verdict(_ series: [RunSeries], alpha: Double?) -> [String] {
+        var out: [String] = []
+        let latest = series.compactMap { s in s.checkpoints.last.map { (label: s.label, numbers: $0) } }
+        if latest.count > 1 {
+            out += Readings.verdict(latest.map { ($0.label + " (" + ($0.numbers.step.map { "step \($0)" } ?? "latest") + ")", $0.numbers) }, alpha: alpha)
+        }
+        for s in series where s.checkpoints.count >= 2 {
+            guard let first = s.checkpoints.first, let last = s.checkpoints.last else { continue }
+            let v = Readings.verdict([(s.place(0), first), (s.place(s.checkpoints.count - 1), last)], alpha: alpha)
+            out += v.map { (series.count > 1 ? "\(s.label): " : "Over training: ") + $0 }
+        }
+        if latest.count == 1, let only = latest.first {
+            out += Readings.verdict([(only.label, only.numbers)], alpha: alpha).map {
+                (series.first?.checkpoints.count ?? 0) > 1 ? "At \(series.first?.place((series.first?.checkpoints.count ?? 1) - 1) ?? "the end"): " + $0 : $0
+            }
+        }
+        return out
+    }
+
+    /// One row per checkpoint: the means over its layers.
+    static func seriesTable(_ series: [RunSeries], alphas: [Double]) -> Table {
+        var t = Table(
+            columns: ["run", "step", "checkpoint"] + alphas.map { String(format: "ERC loss α=%g", $0) } + ["α*", "mean ε", "mean |cos|", "layers ok"])
+        for s in series {
+            for c in s.checkpoints {
+                func m(_ v: (LayerNumbers) -> Double?) -> Cell { c.mean(v).map { .number($0) } ?? .empty }
+                t.rows.append(
+                    [.text(s.label), c.step.map { .int($0) } ?? .empty, .text(c.checkpoint)]
+                        + alphas.map { a in m { $0.erc(at: a)?.loss } }
+                        + [m { $0.couplingAlpha }, m { $0.epsMean }, m { $0.cosineMeanAbs }, .text("\(c.okLayers.count)/\(c.layers.count)")])
+            }
+        }
+        return t
+    }
+
+    /// The layers of each run's latest checkpoint.
+    func layerTable(_ latest: [(label: String, numbers: CheckpointNumbers)]) -> String {
+        let alphas = latest.first?.numbers.layers.first(where: \.isOK)?.erc.map(\.alpha) ?? []
+        let std = latest.contains { $0.numbers.noiseSamples > 1 }
+        var cols = latest.count > 1 ? ["run"] : []
+        cols += ["layer", "experts"]
+        for a in alphas { cols.append(String(format: "ERC loss α=%g", a)); if std { cols.append("±std") } }
+        cols += ["α*", "mean ε", "min ε", "mean |cos|", "status"]
+        var t = Table(columns: cols)
+        var bad: Set<Int> = []
+        for (label, c) in latest {
+            for l in c.layers {
+                var row: [Cell] = latest.count > 1 ? [.text(label)] : []
+                row += [.int(l.layer), .int(l.experts)]
+                for a in alphas {
+                    let e = l.erc(at: a)
+                    row.append(e.map { .number($0.loss) } ?? .empty)
+                    if std { row.append(e.flatMap { $0.lossStd.isFinite ? .number($0.lossStd) : nil } ?? .empty) }
+                }
+                func n(_ v: Double) -> Cell { v.isFinite ? .number(v) : .empty }
+                row += [n(l.couplingAlpha), n(l.epsMean), n(l.epsMin), n(l.cosineMeanAbs), .text(l.status)]
+                if !l.isOK { bad.insert(t.rows.count) }
+                t.rows.append(row)
+            }
+        }
+        return ReportPage.table(t, bad: { bad.contains($0) })
+    }
+
+    static func summary(_ series: [RunSeries], alphas: [Double], figures: [ReportFigure], info: PageInfo) -> JSONValue {
+        func num(_ v: Double) -> JSONValue { v.isFinite ? .number(v) : .null }
+        let all = series.flatMap(\.checkpoints)
+        return .object([
+            ("tool", .string(info.version)),
+            ("commit", info.commit.map { .string($0) } ?? .null),
+            ("command", .string(info.command)),
+            ("alphas", .array(alphas.map { .number($0) })),
+            ("feature", .string(all.first?.feature ?? "gate")),
+            ("noise_samples", .int(all.first?.noiseSamples ?? 0)),
+            (
+                "runs",
+                .array(series.map { s in .object([("label", .string(s.label)), ("checkpoints", .array(s.checkpoints.map { .string($0.checkpoint) }))]) })
+            ),
+            (
+                "checkpoints",
+                .array(
+                    all.map { c in
                         .object([
-                            ("layer", .int(l.layer)), ("experts", .int(l.experts)), ("status", .string(l.status.description)),
-                            ("coupling_alpha", l.couplingAlpha.isFinite ? .number(l.couplingAlpha) : .null),
-                            ("eps_mean", l.eps.isEmpty ? .null : .number(l.eps.reduce(0, +) / Double(l.eps.count))),
-                            ("router_cos_mean_abs", l.geometry.map { .number($0.meanAbsCosine) } ?? .null),
-                            ("erc", .array(l.ercLosses.map { a in .object([("alpha", .number(a.alpha)), ("loss", .number(a.loss.mean)), ("loss_std", .number(a.loss.std)),
-                                                                         ("specialization", .number(a.specialization.mean)), ("precision", .number(a.precision.mean))]) })),
+                            ("checkpoint", .string(c.checkpoint)),
+                            ("run", .string(c.run)),
+                            ("step", c.step.map { .int($0) } ?? .null),
+                            (
+                                "layers",
+                                .array(
+                                    c.layers.map { l in
+                                        .object([
+                                            ("layer", .int(l.layer)), ("experts", .int(l.experts)), ("status", .string(l.status)),
+                                            ("coupling_alpha", num(l.couplingAlpha)), ("eps_mean", num(l.epsMean)),
+                                            ("router_cos_mean_abs", num(l.cosineMeanAbs)),
+                                            (
+                                                "erc",
+                                                .array(
+                                                    l.erc.map { a in
+                                                        .object([
+                                                            ("alpha", .number(a.alpha)), ("loss", num(a.loss)), ("loss_std", num(a.lossStd)),
+                                                            ("specialization", num(a.specialization)), ("precision", num(a.precision)),
+                                                        ])
+                                                    })
+                                            ),
+                                        ])
+                                    })
+                            ),
                         ])
-                    })),
-                ])
-            })),
-            ("figures", .array(figures.map { f in .object([("name", .string(f.stem)), ("title", .string(f.title)), ("reading", .string(f.reading)), ("files", .array(f.files.map { .string($0) }))]) })),
+                    })
+            ),
+            (
+                "inputs",
+                .array(
+                    info.inputs.map { i in
+                        .object([
+                            ("kind", .string(i.kind)), ("path", .string(i.path)), ("bytes", i.bytes.map { .int($0) } ?? .null),
+                            ("sha256", i.sha256.map { .string($0) } ?? .null), ("sha256_complete", .bool(i.hashIsComplete)),
+                        ])
+                    })
+            ),
+            (
+                "figures",
+                .array(
+                    figures.map { f in
+                        .object([
+                            ("name", .string(f.stem)), ("title", .string(f.title)), ("reading", .string(f.reading)),
+                            ("files", .array(f.files.map { .string($0) })),
+                        ])
+                    })
+            ),
         ])
-    }
-}
-
-/// Saves figures of a report folder in every requested format and keeps the list for the page.
-final class FigureSink {
-    let folder: String, settings: FigureSettings
-    private(set) var figures: [ReportFigure] = []
-
-    init(folder: String, settings: FigureSettings) throws {
-        self.folder = folder; self.settings = settings
-        try AtomicOutput.makeFolder(folder + "/figures")
-        try AtomicOutput.makeFolder(folder + "/tables")
-    }
-
-    /// Writes `figure` as `figures/<stem>.<ext>` for each format (nothing when nil).
-    func add(_ stem: String, _ figure: Figure?, reading: String) throws {
-        guard let figure else { return }
-        figure.dpi = settings.dpi
-        var files: [String] = []
-        // The page shows PNG or SVG; a PDF-only request still gets a PNG for it.
-        let formats = settings.formats.contains(.png) || settings.formats.contains(.svg) ? settings.formats : [.png] + settings.formats
-        for format in formats {
-            let rel = "figures/\(stem).\(format.rawValue)"
-            var prov = settings.provenance
-            prov["moe-inspect:figure"] = stem
-            _ = try figure.save(to: folder + "/" + rel, provenance: prov)
-            files.append(rel)
-            settings.progress(rel)
-        }
-        figures.append(ReportFigure(stem: stem, title: figure.title ?? stem, reading: reading, files: files,
-                                    wide: figure.width > 1.7 * figure.height))
     }
 }

@@ -5,55 +5,70 @@ import Tensors
 
 /// The tables of `moe-inspect erc`, `epsilon` and `similarity`.
 public enum CouplingTables {
-    /// The `erc` columns, in order (the first fifteen are the documented interface).
+    /// The `erc` columns, in order (the first fifteen are the documented interface; `run` came last).
     public static let ercColumns = [
         "checkpoint", "step", "layer", "n_experts", "alpha", "erc_loss", "erc_specialization", "erc_precision",
         "eps_mean", "eps_min", "eps_max", "router_cos_mean_abs", "m_diag_mean", "m_offdiag_mean", "coupling_alpha",
-        "erc_loss_std", "feature", "noise_samples", "status",
+        "erc_loss_std", "feature", "noise_samples", "status", "run",
     ]
 
-    /// One row per checkpoint, MoE layer and alpha.
-    public static func erc(_ results: [CheckpointCoupling], options: CouplingOptions) -> Table {
+    /// One row per checkpoint, MoE layer and alpha (`run` empty: every checkpoint is its own run's).
+    public static func erc(_ results: [CheckpointCoupling], options: CouplingOptions, runs: [String]? = nil) -> Table {
+        erc(results.enumerated().map { k, c in CheckpointNumbers(c, run: runs.map { k < $0.count ? $0[k] : "" } ?? "", options: options) },
+            alphas: options.alphas)
+    }
+
+    /// One row per checkpoint, MoE layer and alpha; a layer that could not be analysed gets one
+    /// row per alpha of `alphas` with its status. `erc_loss_std` is empty with fewer than two noise samples.
+    public static func erc(_ checkpoints: [CheckpointNumbers], alphas: [Double]) -> Table {
         var t = Table(columns: ercColumns)
-        let samples = options.noise ? max(1, options.samples) : 0
-        for c in results {
+        func num(_ v: Double) -> Cell { v.isNaN ? .empty : .number(v) }
+        for c in checkpoints {
             for l in c.layers {
-                let eps = l.eps
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer), .int(l.experts)]
-                guard l.isOK, let g = l.geometry else {
-                    for a in options.alphas {
-                        t.rows.append(base + [.number(a)] + Array(repeating: Cell.empty, count: 10) + [.empty, .text(options.feature.rawValue), .int(samples), .text(l.status.description)])
-                    }
+                let tail: [Cell] = [.text(c.feature), .int(c.noiseSamples), .text(l.status), .text(c.run)]
+                guard l.isOK else {
+                    for a in alphas { t.rows.append(base + [.number(a)] + Array(repeating: Cell.empty, count: 11) + tail) }
                     continue
                 }
-                for a in l.ercLosses {
+                for a in l.erc {
                     t.rows.append(base + [
-                        .number(a.alpha), .number(a.loss.mean), .number(a.specialization.mean), .number(a.precision.mean),
-                        .number(eps.reduce(0, +) / Double(max(eps.count, 1))), .number(eps.min() ?? .nan), .number(eps.max() ?? .nan),
-                        .number(g.meanAbsCosine), .number(l.mDiagonalMean.mean), .number(l.mOffDiagonalMean.mean), .number(l.couplingAlpha),
-                        .number(a.loss.std), .text(options.feature.rawValue), .int(samples), .text("ok"),
-                    ])
+                        .number(a.alpha), .number(a.loss), num(a.specialization), num(a.precision),
+                        num(l.epsMean), num(l.epsMin), num(l.epsMax), num(l.cosineMeanAbs),
+                        num(l.mDiagonalMean), num(l.mOffDiagonalMean), .number(l.couplingAlpha), num(a.lossStd),
+                    ] + tail)
                 }
             }
         }
         return t
     }
 
-    /// The erc table narrowed to what fits a terminal, with short headings.
+    /// The erc table narrowed to what fits a terminal, with short headings; `±std` only when a
+    /// row has one (more than one noise sample), `run` only when the checkpoints came from several runs.
     public static func ercDisplay(_ full: Table) -> Table {
-        let keep: [(String, String)] = [("checkpoint", "checkpoint"), ("step", "step"), ("layer", "layer"), ("n_experts", "n"),
-                                        ("alpha", "alpha"), ("erc_loss", "erc_loss"), ("erc_loss_std", "±std"),
-                                        ("erc_specialization", "spec"), ("erc_precision", "prec"), ("eps_mean", "eps_mean"),
-                                        ("eps_min", "eps_min"), ("router_cos_mean_abs", "|cos|"), ("coupling_alpha", "alpha*"),
-                                        ("status", "status")]
+        func has(_ column: String, _ keep: (Cell) -> Bool) -> Bool {
+            guard let i = full.columns.firstIndex(of: column) else { return false }
+            return full.rows.contains { keep($0[i]) }
+        }
+        let runs = full.columns.firstIndex(of: "run").map { i in Set(full.rows.map { $0[i].rendered }) } ?? []
+        var keep: [(String, String)] = []
+        if runs.count > 1 { keep.append(("run", "run")) }
+        keep += [("checkpoint", "checkpoint"), ("step", "step"), ("layer", "layer"), ("n_experts", "n"),
+                 ("alpha", "alpha"), ("erc_loss", "erc_loss")]
+        if has("erc_loss_std", { $0 != .empty }) { keep.append(("erc_loss_std", "±std")) }
+        keep += [("erc_specialization", "spec"), ("erc_precision", "prec"), ("eps_mean", "eps_mean"),
+                 ("eps_min", "eps_min"), ("router_cos_mean_abs", "|cos|"), ("coupling_alpha", "alpha*"),
+                 ("status", "status")]
         let index = keep.compactMap { k in full.columns.firstIndex(of: k.0) }
-        return Table(columns: keep.map(\.1), rows: full.rows.map { r in index.map { r[$0] } })
+        return Table(columns: keep.filter { full.columns.contains($0.0) }.map(\.1), rows: full.rows.map { r in index.map { r[$0] } })
     }
 
     /// One row per checkpoint, layer and expert: eps_i, ||R[i]||, ||W_g^i||_F.
-    public static func epsilon(_ results: [CheckpointCoupling]) -> Table {
-        var t = Table(columns: ["checkpoint", "step", "layer", "expert", "eps", "router_norm", "gate_proj_norm", "status"])
-        for c in results {
+    public static func epsilon(_ results: [CheckpointCoupling], runs: [String]? = nil) -> Table {
+        var t = Table(columns: ["checkpoint", "step", "layer", "expert", "eps", "router_norm", "gate_proj_norm", "status"] + (runs == nil ? [] : ["run"]))
+        for (k, c) in results.enumerated() {
+            let first = t.rows.count
+            defer { appendRun(&t, runs, k, from: first) }
             for l in c.layers {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer)]
                 guard l.isOK, let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status.description)]); continue }
@@ -67,9 +82,11 @@ public enum CouplingTables {
     }
 
     /// One row per checkpoint and layer: router cosine similarity summary.
-    public static func similarity(_ results: [CheckpointCoupling]) -> Table {
-        var t = Table(columns: ["checkpoint", "step", "layer", "n_experts", "router_cos_mean_abs", "router_cos_max", "router_cos_min", "router_norm_mean", "status"])
-        for c in results {
+    public static func similarity(_ results: [CheckpointCoupling], runs: [String]? = nil) -> Table {
+        var t = Table(columns: ["checkpoint", "step", "layer", "n_experts", "router_cos_mean_abs", "router_cos_max", "router_cos_min", "router_norm_mean", "status"] + (runs == nil ? [] : ["run"]))
+        for (k, c) in results.enumerated() {
+            let first = t.rows.count
+            defer { appendRun(&t, runs, k, from: first) }
             for l in c.layers {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer), .int(l.experts)]
                 guard let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status.description)]); continue }
@@ -80,6 +97,13 @@ public enum CouplingTables {
             }
         }
         return t
+    }
+
+    /// With `runs`, a last column `run` holding `runs[k]` in the rows from `first` on.
+    static func appendRun(_ t: inout Table, _ runs: [String]?, _ k: Int, from first: Int) {
+        guard let runs else { return }
+        if t.columns.last != "run" { t.columns.append("run") }
+        for i in first..<t.rows.count { t.rows[i].append(.text(k < runs.count ? runs[k] : "")) }
     }
 
     /// Writes each layer's M and cosine matrix as CSV into `folder` (`layer{L}_activation.csv`,

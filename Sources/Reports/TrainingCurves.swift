@@ -33,55 +33,151 @@ public struct TrainingLog: Sendable {
 
 /// Errors of the reports layer.
 public enum ReportError: Error, CustomStringConvertible {
+    /// A file that cannot be read.
     case unreadable(file: String)
+    /// A file given as a training log that is not one.
     case badLog(file: String, reason: String)
+    /// A table given to `report --tables` that cannot be read as one.
+    case badTable(file: String, reason: String)
+    /// A run that holds the same step twice.
+    case repeatedStep(run: String, step: Int, first: String, second: String)
+    /// Labels (`--labels`, `--runs`) that do not fit the inputs.
+    case badLabels(reason: String)
+    /// A comparison that cannot be ordered or drawn as asked (`--by`).
+    case badComparison(reason: String)
+    /// A file of `watch`'s folder that is not what it should be.
+    case badWatchFolder(file: String, reason: String)
+
     public var description: String {
         switch self {
         case let .unreadable(f): return "\(f): cannot read"
         case let .badLog(f, r): return "\(f): not a training log: \(r)"
+        case let .badTable(f, r): return "\(f): not a table of moe-inspect erc: \(r)"
+        case let .repeatedStep(run, step, a, b):
+            return "run \(run) holds step \(step) twice: \(a) and \(b) (give each run's checkpoints once, or name the runs with --runs)"
+        case let .badLabels(r): return r
+        case let .badComparison(r): return r
+        case let .badWatchFolder(f, r): return "\(f): \(r)"
         }
     }
 }
 
-/// Training curves: LM, load-balancing and ERC loss, eps, learning rate and tokens/s against step,
-/// one line per log (runs overlaid).
+extension TrainingLog {
+    /// What a CSV with a `step` column is.
+    public enum Kind: Sendable, Equatable {
+        /// `log.csv` of `moe-inspect train` (or any log with one of the plotted columns).
+        case training
+        /// `eval.csv`: the held-out loss at each save.
+        case heldOut
+        /// Something else, said in words.
+        case other(String)
+    }
+
+    /// What this log is, from its columns.
+    public var kind: Kind {
+        let c = Set(columns.keys)
+        if c.contains("checkpoint") && c.contains("alpha") && c.contains("erc_loss") {
+            return .other("a table of moe-inspect erc (one row per checkpoint, layer and alpha), not a training log; draw it with moe-inspect report --tables DIR")
+        }
+        if c.contains("layer") { return .other("a per-layer table (analysis.csv of moe-inspect train has one row per layer at each save), not a training log; its coupling over training is in moe-inspect report RUN/step*") }
+        if c.contains("eval_loss") && !TrainingCurves.panels.contains(where: { c.contains($0.0) }) { return .heldOut }
+        if TrainingCurves.panels.contains(where: { c.contains($0.0) }) { return .training }
+        return .other("not a training log: it has none of the columns " + TrainingCurves.panels.map(\.0).joined(separator: ", ") + " or eval_loss")
+    }
+}
+
+/// Training curves: LM loss (with the held-out loss), load-balancing and ERC loss, eps, learning
+/// rate and tokens/s against step, one line per run (runs overlaid).
 public enum TrainingCurves {
     static let panels: [(String, String, String)] = [
         ("lm_loss", "LM loss", "cross-entropy (nats)"), ("erc_loss", "ERC loss", "sum over layers"),
         ("eps_mean", "noise bound ε", "mean over experts and layers"), ("lb_loss", "load-balancing loss", "n Σ f_e P_e"),
         ("lr", "learning rate", "lr"), ("tokens_per_s", "throughput", "tokens / s"),
     ]
+    /// Panels that `--log-y` puts on a logarithmic axis (losses spanning a factor of 3 or more).
+    static let lossPanels: Set<String> = ["lm_loss", "erc_loss", "lb_loss", "eval_loss"]
 
-    /// "MoE: LM loss 1.81 at step 400; MoE+ERC: 1.80 ..." from the last row of each log.
-    public static func reading(_ logs: [TrainingLog], labels: [String]) -> String {
-        let parts = zip(labels, logs).compactMap { (label, log) -> String? in
-            guard let step = log.columns["step"]?.last, let lm = log.columns["lm_loss"]?.last(where: { $0.isFinite }) else { return nil }
-            var s = String(format: "%@: LM loss %.4f at step %.0f", label, lm, step)
-            if let e = log.columns["erc_loss"]?.last(where: { $0.isFinite }) { s += String(format: ", ERC loss %.4g", e) }
-            return s
+    /// The exponential moving average of `y` with weight `w` on the past (TensorBoard's smoothing,
+    /// debiased so the first points are not pulled to 0); NaN points are skipped.
+    public static func smoothed(_ y: [Double], weight w: Double) -> [Double] {
+        guard w > 0 else { return y }
+        var avg = 0.0, norm = 0.0
+        return y.map { v in
+            guard v.isFinite else { return v }
+            avg = w * avg + (1 - w) * v
+            norm = w * norm + (1 - w)
+            return avg / norm
         }
-        return parts.isEmpty ? "" : parts.joined(separator: "; ") + " (training batches; held-out losses are in each run's eval.csv)."
     }
 
-    public static func figure(_ logs: [TrainingLog], labels: [String]) throws -> Figure {
-        let shown = panels.filter { p in logs.contains { ($0.columns[p.0] ?? []).contains { $0.isFinite } } }
-        let cols = min(3, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)
-        let f = Figure(width: 4.0 * Double(cols), height: 3.2 * Double(rows) + 0.6, rows: rows, columns: cols)
+    /// "MoE: LM loss 1.81 at step 400 (held-out 1.83) ..." from the last row of each log.
+    public static func reading(_ runs: [RunCurves]) -> String {
+        let parts = runs.compactMap { r -> String? in
+            var s: String
+            if let log = r.log, let step = log.columns["step"]?.last, let lm = log.columns["lm_loss"]?.last(where: { $0.isFinite }) {
+                s = String(format: "%@: LM loss %.4f at step %.0f", r.label, lm, step)
+                if let e = log.columns["erc_loss"]?.last(where: { $0.isFinite }) { s += ", ERC loss " + Readings.number(e) }
+            } else { s = r.label + ":" }
+            if let ev = r.eval, let step = ev.columns["step"]?.last, let loss = ev.columns["eval_loss"]?.last(where: { $0.isFinite }) {
+                s += String(format: "%@ held-out loss %.4f at step %.0f", r.log == nil ? "" : ";", loss, step)
+            }
+            return s
+        }
+        return parts.isEmpty ? "" : parts.joined(separator: "; ") + ". Training-batch losses are noisy; the held-out loss (dashed) is the one to compare."
+    }
+
+    /// The curves of `runs`; `smooth` (0..<1) draws an exponential moving average over the faint
+    /// raw training curves, `logY` puts the losses on a logarithmic axis.
+    public static func figure(_ runs: [RunCurves], smooth: Double = 0, logY: Bool = false, maxColumns: Int = 3) throws -> Figure {
+        let logs = runs.compactMap(\.log)
+        var shown = panels.filter { p in logs.contains { ($0.columns[p.0] ?? []).contains { $0.isFinite } } }
+        let heldOut = runs.contains { ($0.eval?.columns["eval_loss"] ?? []).contains { $0.isFinite } }
+        if heldOut && !shown.contains(where: { $0.0 == "lm_loss" }) { shown.insert(("eval_loss", "held-out loss", "cross-entropy (nats)"), at: 0) }
+        let cols = min(maxColumns, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)
+        let f = Figure(width: shown.count == 1 ? 6.4 : 4.0 * Double(cols), height: (shown.count == 1 ? 4.0 : 3.2 * Double(rows)) + 0.6, rows: rows, columns: cols)
         f.title = "Training curves"
-        f.legend = logs.count > 1 ? .bottom : nil
+        f.legend = runs.count > 1 || heldOut ? .bottom : nil
         for (k, (key, title, yLabel)) in shown.enumerated() {
             let ax = f.axes[k]
-            ax.title = title
+            ax.title = key == "lm_loss" && heldOut ? "LM loss (dashed: held-out)" : title
             ax.x.label = "step"
             ax.y.label = yLabel
-            for (i, log) in logs.enumerated() {
-                let x = log.columns["step"] ?? [], y = log.columns[key] ?? []
-                let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
-                guard !pts.isEmpty else { continue }
-                try ax.plot(x: pts.map(\.0), y: pts.map(\.1), label: labels[i], color: CategoricalPalette.color(i))
+            if logY && lossPanels.contains(key) {
+                // Only where the values span a factor of 3 or more: a log axis over 2.0 to 2.2 has no
+                // tick to label (the load-balancing loss sits near k).
+                let values = runs.flatMap { r -> [Double] in
+                    (key == "eval_loss" ? [] : (r.log?.columns[key] ?? [])) + (key == "lm_loss" || key == "eval_loss" ? (r.eval?.columns["eval_loss"] ?? []) : [])
+                }.filter { $0.isFinite && $0 > 0 }
+                if let lo = values.min(), let hi = values.max(), hi >= 3 * lo { ax.y.scale = .logarithmic }
             }
-            if logs.count == 1 { ax.legend = .none }
+            for (i, r) in runs.enumerated() {
+                let color = CategoricalPalette.color(i)
+                if key != "eval_loss", let log = r.log {
+                    let x = log.columns["step"] ?? [], y = log.columns[key] ?? []
+                    let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
+                    if !pts.isEmpty {
+                        let smoothable = smooth > 0 && key != "lr"
+                        if smoothable {
+                            var raw = LineSeries(x: pts.map(\.0), y: pts.map(\.1), label: nil, color: color.withAlpha(0.25))
+                            raw.width = 0.8
+                            try ax.plot(raw)
+                        }
+                        let y = smoothable ? smoothed(pts.map(\.1), weight: smooth) : pts.map(\.1)
+                        try ax.plot(x: pts.map(\.0), y: y, label: r.label, color: color)
+                    }
+                }
+                if key == "lm_loss" || key == "eval_loss", let ev = r.eval {
+                    let x = ev.columns["step"] ?? [], y = ev.columns["eval_loss"] ?? []
+                    let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
+                    if !pts.isEmpty {
+                        try ax.plot(x: pts.map(\.0), y: pts.map(\.1), label: runs.count > 1 ? r.label + " held-out" : "held-out", color: color,
+                                    marker: .circle, style: .dashed)
+                    }
+                }
+            }
+            ax.legend = .none
         }
+        if smooth > 0 { f.title = String(format: "Training curves (EMA smoothing %g; raw values faint)", smooth) }
         return f
     }
 }

@@ -71,6 +71,11 @@ public final class TokenData: @unchecked Sendable {
             (dtype, offset, count) = try TokenData.parseNpy(d, path: path)
         } else if lower.hasSuffix(".txt") {
             if let b = binaryDType, b != .uint8 { throw .data(file: path, reason: ".txt files are read as bytes; --data-dtype \(b.rawValue) does not apply") }
+            // Bytes are token ids only for a byte-level vocabulary; a 50k vocabulary would
+            // silently train on the first 256 ids.
+            guard vocabularySize <= 512 else {
+                throw .data(file: path, reason: "a .txt file is read as bytes, but this model's vocabulary has \(vocabularySize) ids; tokenize it first (moe-inspect tokenize CKPT --text \(path) --npy tokens.npy) and pass the .npy")
+            }
             (dtype, offset, count) = (.uint8, 0, d.count)
         } else {
             let t = binaryDType ?? .uint16

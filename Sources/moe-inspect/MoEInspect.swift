@@ -15,8 +15,14 @@ struct MoEInspect: ParsableCommand {
         Qwen3-MoE and DeepSeek-V2/V3, or any layout described by a layout file (--layout).
         See docs/guide.md for a worked example of every command.
         """,
-        version: version,
-        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, TSNECommand.self, Train.self, Convert.self, Synth.self, RoutingCommand.self, Tokenize.self])
+        // The commit is looked up (running git) only when the version is asked for.
+        version: CommandLine.arguments.contains("--version") ? versionLine : version,
+        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, Watch.self, TSNECommand.self, Train.self, Convert.self, Synth.self, RoutingCommand.self, Tokenize.self])
+
+    /// `0.1.0 (commit v0.1-3-gabc1234: git describe of the checkout holding the binary, read at run time)`.
+    static var versionLine: String {
+        version + (BuildInfo.commit.map { " (commit \($0): \(BuildInfo.commitSource))" } ?? " (commit unknown: the binary does not sit in a git checkout)")
+    }
 
     /// Parses and runs the command. The errors of this tool and its library (`ToolError`) become
     /// one line `moe-inspect: error: ...` and exit code 1; ArgumentParser's own (usage, help,

@@ -21,10 +21,11 @@ import Testing
 
     struct Run { var status: Int32; var stdout: String; var stderr: String }
 
-    func run(_ args: [String], environment: [String: String] = [:]) throws -> Run {
+    func run(_ args: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> Run {
         let bin = try #require(CLITests.binary, "build moe-inspect first (make test does)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin)
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
         p.arguments = args
         let out = Pipe(), err = Pipe()
@@ -184,11 +185,11 @@ extension CLITests {
             #expect(r.status != 0, "\(args)")
         }
         #expect(!FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "never"))
-        // A report replaces an earlier report whole: nothing of the old one is left.
+        // A report replaces an earlier report whole (with --overwrite): nothing of the old one is left.
         let dir = temporaryFolder() + "/rep"
         #expect(try run(["report", CLITests.fixtures + "/deepseek-v3-tiny", "--out", dir, "--no-tsne", "--dpi", "50", "-q"]).status == 0)
         #expect(FileManager.default.fileExists(atPath: dir + "/figures/activation_layer2.png"))
-        #expect(try run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", dir, "--no-tsne", "--dpi", "50", "-q"]).status == 0)
+        #expect(try run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", dir, "--no-tsne", "--dpi", "50", "--overwrite", "-q"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: dir + "/figures/activation_layer2.png"))
         #expect(FileManager.default.fileExists(atPath: dir + "/figures/activation_layer1.png"))
         // A log with a repeated column is an error, not a trap.

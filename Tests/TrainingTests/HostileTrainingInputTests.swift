@@ -48,6 +48,15 @@ import Testing
         #expect(f?.description.contains("FIFO") == true, "\(String(describing: f))")
     }
 
+    @Test func textIsNeverReadAsByteIdsForALargeVocabulary() throws {
+        let dir = temporaryFolder("txt")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "In the beginning".write(toFile: dir + "/t.txt", atomically: true, encoding: .utf8)
+        #expect(try TokenData(path: dir + "/t.txt", vocabularySize: 256).count == 16)
+        let e = #expect(throws: TrainingError.self) { try TokenData(path: dir + "/t.txt", vocabularySize: 50304) }
+        #expect(e?.description.contains("tokenize it first") == true, "\(String(describing: e))")
+    }
+
     @Test func configsTooLargeForTheMachineAreRefusedBeforeAllocating() throws {
         var json = try #require(try JSONParser.parse(try String(contentsOfFile: Fixtures.path("tiny-config.json"), encoding: .utf8), rejectDuplicateKeys: false).objectPairs)
         json.removeAll { $0.0 == "vocab_size" }

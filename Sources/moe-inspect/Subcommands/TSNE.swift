@@ -54,6 +54,8 @@ extension MoEInspect {
         @Flag(help: "Print the summary as JSON.")
         var json = false
 
+        @OptionGroup var size: FigureSizeOptions
+
         @OptionGroup var layoutOptions: LayoutOptions
 
         @Flag(name: [.short, .long], help: "No progress on stderr.")
@@ -96,6 +98,7 @@ extension MoEInspect {
             if let figure {
                 let what = points == .neurons ? "W_g rows and router rows, layer \(selected[0].index)" : (selected.count == 1 ? "experts of layer \(selected[0].index)" : "experts of \(selected.count) layers")
                 let f = try TSNEFigures.map(map, title: "t-SNE of \(what)")
+                FigureSettings(width: size.width, fontScale: size.fontScale).fit(f)
                 _ = try f.save(to: figure, provenance: provenance(checkpoints: [checkpoint]))
             }
             let summary = TSNESummary(points: pts.data.rows, dimensions: pts.data.columns, label: label.rawValue,
