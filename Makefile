@@ -21,7 +21,7 @@ endif
 PYTHON_VENV  ?= .build/venv
 PY_PACKAGES  := torch transformers pytest numpy
 
-.PHONY: all deps build test test-swift test-python demo bench fuzz fixtures clean
+.PHONY: all deps build test test-swift test-python demo bench fuzz fixtures format lint clean
 
 all: build
 
@@ -71,20 +71,29 @@ demo: build
 	  --logs $(DEMO_OUT)/moe/log.csv,$(DEMO_OUT)/moe-erc/log.csv --out $(DEMO_OUT)/compare --format png,pdf --overwrite -q
 	$(BIN) plot $(DEMO_OUT)/moe/log.csv $(DEMO_OUT)/moe-erc/log.csv --labels "MoE,MoE+ERC" --out $(DEMO_OUT)/compare/training-curves.png
 	$(BIN) report $(DEMO_OUT)/moe-erc/step* --out $(DEMO_OUT)/report-erc --alpha 1 --alpha 0.5 --format png,pdf,svg --overwrite -q
-	@echo "demo: open $(DEMO_OUT)/compare/index.html and $(DEMO_OUT)/report-erc/index.html"
+	@echo "== 4. routing on held-out text: does the router send each token to the experts that respond to it most?"
+	$(BIN) routing $(DEMO_OUT)/moe/step$(DEMO_STEPS) $(DEMO_OUT)/moe-erc/step$(DEMO_STEPS) --data fixtures/corpus/kjv-eval.txt --seq-len 128 \
+	  --out $(DEMO_OUT)/routing --overwrite -q
+	@echo "demo: open $(DEMO_OUT)/compare/index.html, $(DEMO_OUT)/report-erc/index.html and $(DEMO_OUT)/routing/index.html"
 
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
 	PYTHON=$(PYTHON) scripts/bench.sh
 
-# libFuzzer over the safetensors header parser, for a bounded time (FUZZ_SECONDS).
-FUZZ_SECONDS ?= 60
+# libFuzzer over every parser of untrusted bytes (targets and seeds: fixtures/fuzz/), FUZZ_SECONDS in all.
+FUZZ_SECONDS ?= 160
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Regenerates fixtures/ with the Python peers (needs torch, transformers, safetensors, h5py).
 fixtures:
 	$(PYTHON) fixtures/make_fixtures.py
+
+# swift-format with the repository's .swift-format (the toolchain ships it).
+format:
+	$(SWIFT) format -i -r Sources Tests Package.swift
+lint:
+	$(SWIFT) format lint -r Sources Tests Package.swift
 
 clean:
 	rm -rf .build $(DEMO_OUT)

@@ -96,4 +96,36 @@ if [ $have_torch = 1 ] && "$PYTHON" -c "import transformers" 2>/dev/null; then
 else
   echo "   (transformers/torch not installed for $PYTHON: peer skipped)"
 fi
+
+echo "== issue 11: routing forward pass beside transformers (2 threads, same tokens, hooks on the routers)"
+MOE_BENCH=1 swift test -c release -Xswiftc -enable-testing --skip-build --filter RoutingTests.RoutingBenchmarkTests 2>&1 \
+  | grep -E "^BENCH" | sed 's/^/   /'
+rate() { grep -oE "[0-9.]+ tokens/s" /tmp/moe-bench-err | head -1 | cut -d' ' -f1; }   # ours, from the progress line
+peer() { "$PYTHON" -c "import json; print(json.load(open('/tmp/moe-bench-out'))['tokens_per_second'])"; }
+DEMO=$BENCH_DIR/routing-demo
+[ -d "$DEMO" ] || $BIN synth --like tiny --hidden 128 --intermediate 128 --layers 4 --experts 8 --top-k 2 --vocab 256 --heads 4 --dtype f32 "$DEMO" -q
+timed "moe-inspect routing (demo size, 16384 tokens)" $BIN routing "$DEMO" --data fixtures/corpus/kjv-eval.txt --max-tokens 16384 --coupling-tokens 0
+ours=$(rate); grep -E "tokens/s" /tmp/moe-bench-err | sed 's/^/   /'
+timed "moe-inspect routing (demo size, + coupling on all)" $BIN routing "$DEMO" --data fixtures/corpus/kjv-eval.txt --max-tokens 16384
+grep -E "tokens/s" /tmp/moe-bench-err | sed 's/^/   /'
+if [ $have_torch = 1 ] && "$PYTHON" -c "import transformers" 2>/dev/null; then
+  timed "transformers (demo size, f32, sdpa, batches of 8)" "$PYTHON" scripts/bench_routing.py "$DEMO" --data fixtures/corpus/kjv-eval.txt --max-tokens 16384 --hooks --repeats 3
+  echo "   transformers: $(cat /tmp/moe-bench-out)"
+  echo "   throughput ratio moe-inspect / transformers: $(awk -v a=$ours -v b=$(peer) 'BEGIN{printf "%.2f", a/b}')x"
+fi
+# OLMoE-1B-7B shape, 4096 tokens: ours streams one layer; transformers needs the whole model in bf16 (~14 GB)
+# (a vocabulary of 50304 is not byte-level: the text's bytes as uint16 token ids)
+python3 -c "import struct; b = open('fixtures/corpus/kjv-eval.txt', 'rb').read()[:4096]; open('/tmp/moe-bench-4096.bin', 'wb').write(struct.pack('<%dH' % len(b), *b))"
+timed "moe-inspect routing (OLMoE-1B-7B shape, 4096 tokens, no coupling)" $BIN routing "$CKPT" --data /tmp/moe-bench-4096.bin --max-tokens 4096 --coupling-tokens 0
+ours=$(rate); grep -E "tokens/s" /tmp/moe-bench-err | sed 's/^/   /'
+timed "moe-inspect routing (OLMoE-1B-7B shape, 4096 tokens, coupling on 512)" $BIN routing "$CKPT" --data /tmp/moe-bench-4096.bin --max-tokens 4096 --coupling-tokens 512
+grep -E "tokens/s" /tmp/moe-bench-err | sed 's/^/   /'
+avail=$(awk '/MemAvailable/ {print int($2/1048576)}' /proc/meminfo)
+if [ $have_torch = 1 ] && [ "${avail:-0}" -ge 18 ]; then
+  timed "transformers (OLMoE-1B-7B shape, bf16, 4096 tokens)" "$PYTHON" scripts/bench_routing.py "$CKPT" --data /tmp/moe-bench-4096.bin --max-tokens 4096 --dtype bfloat16 --hooks --repeats 1
+  echo "   transformers: $(cat /tmp/moe-bench-out)"
+  echo "   throughput ratio moe-inspect / transformers: $(awk -v a=$ours -v b=$(peer) 'BEGIN{printf "%.2f", a/b}')x"
+else
+  echo "   (transformers on the 7B shape skipped: needs torch and 18 GB of free memory, $avail GB free)"
+fi
 exit 0

@@ -121,7 +121,12 @@ public enum ActivationMatrix {
                             let e = min(D, k + 64)
                             acc = 0
                             for t in k..<e { acc += row[t] * row[t] }
-                            s += Double(acc)
+                            if acc.isFinite && acc >= 1e-30 {
+                                s += Double(acc)
+                            } else {
+                                // squares that overflow or underflow Float32: this block in Double
+                                for t in k..<e { let v = Double(row[t]); s += v * v }
+                            }
                             k = e
                         }
                         o.value?[i * n + column + j] = Float(s.squareRoot())

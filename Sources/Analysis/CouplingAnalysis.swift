@@ -106,9 +106,9 @@ public enum CouplingAnalysis {
             let eps = try NoiseBound.compute(router: router, layer: layer)
             r.eps = eps
             r.geometry = geometry
-            let x = proxies(router: router, eps: eps, layer: layer, options: options)
+            let (x, scale) = proxies(router: router, eps: eps, layer: layer, options: options)
             let all = try ActivationMatrix.compute(proxies: x, stack: stack, feature: options.feature)
-            summarize(all, experts: router.rows, options: options, into: &r)
+            try summarize(all, experts: router.rows, scale: scale, layer: layer, options: options, into: &r)
         } catch {
             r.status = .failed(error)
         }
@@ -125,7 +125,7 @@ public enum CouplingAnalysis {
         do throws(AnalysisError) {
             if router.hasNonFinite { throw .nonFinite(layer: layer, what: "router") }
             let eps = try NoiseBound.compute(router: router, layer: layer)
-            let x = proxies(router: router, eps: eps, layer: layer, options: options)
+            let (x, scale) = proxies(router: router, eps: eps, layer: layer, options: options)
             let result: ProductNorms.Result
             do { result = try ProductNorms.compute(x: x, source: source) } catch {
                 throw .unreadable(layer: layer, reason: "\(error)")
@@ -137,7 +137,7 @@ public enum CouplingAnalysis {
             if options.feature == .gate { geometry.gateNorms = result.frobenius }
             r.eps = eps
             r.geometry = geometry
-            summarize(result.norms, experts: router.rows, options: options, into: &r)
+            try summarize(result.norms, experts: router.rows, scale: scale, layer: layer, options: options, into: &r)
         } catch {
             r.status = .failed(error)
         }
@@ -145,39 +145,50 @@ public enum CouplingAnalysis {
     }
 
     /// X = [R; delta_1 * R; ...; delta_S * R]: the clean proxies and every noise sample, so that
-    /// one product serves them all.
-    static func proxies(router: Tensor, eps: [Double], layer: Int, options: CouplingOptions) -> Tensor {
+    /// one product serves them all. The gate and up features are linear in R: the proxies use R
+    /// scaled by a power of two to unit magnitude (returned as `scale`), so that routers of
+    /// extreme (finite) magnitude neither overflow nor lose precision in Float32.
+    static func proxies(router: Tensor, eps: [Double], layer: Int, options: CouplingOptions) -> (x: Tensor, scale: Double) {
         let n = router.rows, d = router.columns
         let samples = options.noise ? max(1, options.samples) : 0
+        let scale = options.feature.isLinearInRouter ? RouterGeometry.powerOfTwoScale(router) : 1
+        let scaled = scale == 1 ? router : Tensor(shape: router.shape, storage: router.storage.map { Float(Double($0) * scale) })
         var x = Tensor(shape: [(samples + 1) * n, d])
-        x.storage.replaceSubrange(0..<(n * d), with: router.storage)
+        x.storage.replaceSubrange(0..<(n * d), with: scaled.storage)
         let root = SeededGenerator(seed: options.seed).split(UInt64(layer))
         for s in 0..<samples {
             let delta = NoiseBound.sampleNoise(eps: eps, dimension: d, generator: root.split(UInt64(s)))
             let off = (s + 1) * n * d
-            for k in 0..<(n * d) { x.storage[off + k] = router.storage[k] * delta.storage[k] }
+            for k in 0..<(n * d) { x.storage[off + k] = scaled.storage[k] * delta.storage[k] }
         }
-        return x
+        return (x, scale)
     }
 
-    /// The ERC measures of `all` = M for the rows of `proxies` (clean first, then each sample).
-    static func summarize(_ all: Tensor, experts n: Int, options: CouplingOptions, into r: inout LayerCoupling) {
+    /// The ERC measures of `all` = M for the rows of `proxies` (clean first, then each sample),
+    /// computed with the router scaled by `scale`: M and the losses (homogeneous of degree 1 in
+    /// M) are scaled back in Double; alpha* is a ratio, the same at any scale.
+    static func summarize(_ all: Tensor, experts n: Int, scale: Double, layer: Int, options: CouplingOptions,
+                          into r: inout LayerCoupling) throws(AnalysisError) {
+        if all.hasNonFinite {
+            throw .nonFinite(layer: layer, what: "M (the weights' magnitudes overflow Float32 in the \(options.feature.rawValue) feature)")
+        }
         let samples = options.noise ? max(1, options.samples) : 0
         let clean = all.rows(0..<n)
-        r.activation = clean
+        let unscale = 1 / scale
+        r.activation = scale == 1 ? clean : Tensor(shape: clean.shape, storage: clean.storage.map { Float(Double($0) * unscale) })
         r.couplingAlpha = ERCLoss.couplingThreshold(clean)
         let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
-        r.mDiagonalMean = Estimate(used.map { m in (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
+        r.mDiagonalMean = Estimate(used.map { m in unscale * (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
         r.mOffDiagonalMean = Estimate(used.map { m in
             var s = 0.0
             for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
-            return s / Double(n * (n - 1))
+            return unscale * s / Double(n * (n - 1))
         })
         r.ercLosses = options.alphas.map { a in
             let losses = used.map { ERCLoss(activation: $0, alpha: a) }
-            return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total }),
-                               specialization: Estimate(losses.map { $0.specialization }),
-                               precision: Estimate(losses.map { $0.precision }))
+            return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
+                               specialization: Estimate(losses.map { $0.specialization * unscale }),
+                               precision: Estimate(losses.map { $0.precision * unscale }))
         }
     }
 

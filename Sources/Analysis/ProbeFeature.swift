@@ -16,6 +16,8 @@ public enum ProbeFeature: String, Sendable, CaseIterable, Codable {
     public var needsUp: Bool { self == .up || self == .swiglu || self == .output }
     /// True when the feature needs the gate projection W_g.
     public var needsGate: Bool { self != .up }
+    /// M is linear in the router for these features (gate, up): scaling R scales M alike.
+    public var isLinearInRouter: Bool { self == .gate || self == .up }
     /// True when the feature needs the down projection W_o.
     public var needsDown: Bool { self == .output }
 }

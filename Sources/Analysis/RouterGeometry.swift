@@ -15,15 +15,21 @@ public struct RouterGeometry: Sendable {
 
     /// Computes the geometry of router R [n, d] and, optionally, the gate stack [n, D, d].
     public init(router: Tensor, gate: Tensor? = nil) {
-        let n = router.rows
+        let n = router.rows, d = router.columns
         routerNorms = NoiseBound.rowNorms(router)
-        var g = BLAS.matmul(router, router, transB: true)
+        // Rows scaled to unit length in Double first, so that the Gram product in Float32 can
+        // neither overflow (|R| ~ 1e21) nor underflow (|R| ~ 1e-40).
+        var unit = Tensor(shape: router.shape)
+        for i in 0..<n where routerNorms[i] > 0 {
+            for k in 0..<d { unit.storage[i * d + k] = Float(Double(router.storage[i * d + k]) / routerNorms[i]) }
+        }
+        var g = BLAS.matmul(unit, unit, transB: true)
         var sum = 0.0
         for i in 0..<n {
             for j in 0..<n {
-                let denom = routerNorms[i] * routerNorms[j]
-                let c = denom > 0 ? Double(g[i, j]) / denom : 0
-                g[i, j] = Float(i == j ? (denom > 0 ? 1 : 0) : min(1, max(-1, c)))
+                let nonzero = routerNorms[i] > 0 && routerNorms[j] > 0
+                let c = nonzero ? Double(g[i, j]) : 0
+                g[i, j] = Float(i == j ? (nonzero ? 1 : 0) : min(1, max(-1, c)))
                 if i != j { sum += abs(Double(g[i, j])) }
             }
         }
@@ -46,5 +52,14 @@ public struct RouterGeometry: Sendable {
         } else {
             gateNorms = []
         }
+    }
+
+    /// The power of two that brings the largest |R[i, j]| into [1, 2): multiplying by it is exact
+    /// and keeps Float32 products of the router away from overflow and underflow. 1 for a
+    /// router that is zero or not finite.
+    public static func powerOfTwoScale(_ router: Tensor) -> Double {
+        let m = router.storage.reduce(Float(0)) { max($0, abs($1)) }
+        guard m > 0, m.isFinite else { return 1 }
+        return Double(sign: .plus, exponent: -Int(m.exponent), significand: 1)
     }
 }

@@ -11,8 +11,16 @@ public enum CSV {
 
     /// `field`, quoted when it must be.
     public static func quote(_ field: String) -> String {
-        guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) else { return field }
-        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // Scalars, not Characters: a quote followed by a combining mark is one Character.
+        guard field.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
+        var out = String.UnicodeScalarView()
+        out.append("\"")
+        for c in field.unicodeScalars {
+            out.append(c)
+            if c == "\"" { out.append("\"") }
+        }
+        out.append("\"")
+        return String(out)
     }
 
     /// The records of `text`. A last record without its line feed is returned in `partial`

@@ -83,18 +83,10 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     private static func openIndex(_ index: String, folder: String) throws(CheckpointError) -> Checkpoint {
-        let data = try ReadOnlyFile.contents(of: index, limit: 256 << 20)
-        let json: JSONValue
-        do { json = try JSONParser.parse(data) } catch { throw .malformed(file: index, reason: "not valid JSON: \(error)") }
-        guard let map = json["weight_map"]?.objectPairs else { throw .malformed(file: index, reason: "no weight_map object") }
+        let expected = try parseIndex(try ReadOnlyFile.contents(of: index, limit: 256 << 20), file: index)
         var shardNames: [String] = []
-        var expected: [(String, String)] = []
-        for (tensor, v) in map {
-            guard let s = v.stringValue else { throw .malformed(file: index, reason: "weight_map entry '\(tensor)' is not a file name") }
-            if !shardNames.contains(s) { shardNames.append(s) }
-            expected.append((tensor, s))
-        }
-        guard !shardNames.isEmpty else { throw .malformed(file: index, reason: "weight_map is empty") }
+        var seenShards = Set<String>()
+        for (_, s) in expected where seenShards.insert(s).inserted { shardNames.append(s) }
         var files: [SafetensorsFile] = []
         var byName: [String: SafetensorsFile] = [:]
         for s in shardNames.sorted() {
@@ -111,6 +103,21 @@ public final class Checkpoint: @unchecked Sendable {
         let config = (folder as NSString).appendingPathComponent("config.json")
         return try Checkpoint(path: folder, files: files,
                               configPath: FileManager.default.fileExists(atPath: config) ? config : nil)
+    }
+
+    /// The (tensor, shard file) pairs of a `model.safetensors.index.json`'s `weight_map`.
+    /// - Throws: `CheckpointError.malformed` naming `file`.
+    public static func parseIndex(_ bytes: [UInt8], file: String) throws(CheckpointError) -> [(tensor: String, shard: String)] {
+        let json: JSONValue
+        do { json = try JSONParser.parse(bytes) } catch { throw .malformed(file: file, reason: "not valid JSON: \(error)") }
+        guard let map = json["weight_map"]?.objectPairs else { throw .malformed(file: file, reason: "no weight_map object") }
+        var out: [(tensor: String, shard: String)] = []
+        for (tensor, v) in map {
+            guard let s = v.stringValue else { throw .malformed(file: file, reason: "weight_map entry '\(tensor)' is not a file name") }
+            out.append((tensor, s))
+        }
+        guard !out.isEmpty else { throw .malformed(file: file, reason: "weight_map is empty") }
+        return out
     }
 
     /// The file of shard `name` named by an index in `folder`: a relative path that stays inside

@@ -69,6 +69,11 @@ public enum CheckpointConverter {
         let configText = source.config.map { $0.json.serialized(pretty: true) + "\n" }
         switch target(for: output) {
         case .hdf5:
+            // HDF5 stores `a.b.c` as groups a/b and dataset c, and reads it back by joining with
+            // dots: a name with a slash or an empty part would come back renamed.
+            if let bad = specs.first(where: { $0.name.contains("/") || $0.name.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) }) {
+                throw CheckpointError.io(file: output, reason: "tensor '\(bad.name)' cannot be stored in HDF5 under its own name (a '/' or an empty part between dots); convert to .safetensors instead")
+            }
             try HDF5Writer.write(specs, config: configText.map { source.config?.json.serialized() ?? $0 }, to: output,
                                  compress: compress, produce: produce)
         case .safetensorsFile:
@@ -83,7 +88,26 @@ public enum CheckpointConverter {
                 try SafetensorsWriter.writeFolder(specs, metadata: source.metadata.isEmpty ? ["format": "pt"] : source.metadata,
                                                   folder: tmp, maxShardBytes: maxShardBytes, produce: produce)
                 if let c = configText { try AtomicOutput.write(c, to: tmp + "/config.json") }
+                try carryOverSideFiles(from: source, into: tmp)
             }
+        }
+    }
+
+    /// Copies the files beside the weights of a checkpoint folder (tokenizer, generation config,
+    /// chat template, README) into the new folder: a conversion changes the tensors' storage,
+    /// not the rest of the model.
+    static func carryOverSideFiles(from source: Checkpoint, into folder: String) throws(CheckpointError) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: source.path, isDirectory: &isDir), isDir.boolValue else { return }
+        let weights = Set(source.files.map { ($0 as NSString).lastPathComponent })
+        for name in (try? fm.contentsOfDirectory(atPath: source.path)) ?? [] {
+            if weights.contains(name) || name == "config.json" || name == "model.safetensors.index.json" || name.hasPrefix(".") { continue }
+            if name.hasSuffix(".safetensors") || name.hasSuffix(".h5") || name.hasSuffix(".hdf5") { continue }
+            let from = (source.path as NSString).appendingPathComponent(name)
+            guard fm.fileExists(atPath: from, isDirectory: &isDir), !isDir.boolValue else { continue }
+            let bytes = try ReadOnlyFile.contents(of: from, limit: 1 << 30)
+            try AtomicOutput.write(Data(bytes), to: (folder as NSString).appendingPathComponent(name))
         }
     }
 }

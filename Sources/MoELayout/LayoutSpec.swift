@@ -34,7 +34,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
     /// Dense MLP gate projection, for layers without experts.
     public var denseGate: NamePattern?
     /// Router scoring: `softmax` or `sigmoid`.
-    public var scoring: String?
+    public var scoring: RouterScoring?
     /// Experts per token, when the config does not say.
     public var topK: Int?
 
@@ -43,7 +43,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
                 fusedGateUp: String? = nil, fusedDown: String? = nil,
                 sharedGate: String? = nil, sharedUp: String? = nil, sharedDown: String? = nil,
                 sharedExpertGate: String? = nil, scoreCorrectionBias: String? = nil,
-                denseGate: String? = nil, scoring: String? = nil, topK: Int? = nil) {
+                denseGate: String? = nil, scoring: RouterScoring? = nil, topK: Int? = nil) {
         self.family = family
         self.layerPrefix = NamePattern(layerPrefix)
         self.router = NamePattern(router)
@@ -64,10 +64,76 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
 
     /// Reads a user layout file (JSON).
     public static func load(_ path: String) throws(LayoutError) -> LayoutSpec {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .badLayoutFile(file: path, reason: "cannot read") }
-        do { return try JSONDecoder().decode(LayoutSpec.self, from: data) } catch {
+        let data: [UInt8]
+        do { data = try ReadOnlyFile.contents(of: path, limit: 1 << 20) } catch { throw .badLayoutFile(file: path, reason: error.description) }
+        return try parse(Data(data), file: path)
+    }
+
+    /// Decodes and validates the text of a layout file; `file` names it in errors.
+    public static func parse(_ data: Data, file path: String) throws(LayoutError) -> LayoutSpec {
+        let spec: LayoutSpec
+        do { spec = try JSONDecoder().decode(LayoutSpec.self, from: data) } catch let e as DecodingError {
+            throw .badLayoutFile(file: path, reason: "not a valid layout file: \(LayoutSpec.describe(e))")
+        } catch {
             throw .badLayoutFile(file: path, reason: "not a valid layout file: \(error)")
         }
+        try spec.validate(file: path)
+        return spec
+    }
+
+    /// A decoding error in words: which key, what was wrong.
+    static func describe(_ e: DecodingError) -> String {
+        func at(_ path: [CodingKey]) -> String { path.isEmpty ? "the top level" : "'" + path.map(\.stringValue).joined(separator: ".") + "'" }
+        switch e {
+        case let .keyNotFound(k, c): return "missing key '\(k.stringValue)'" + (c.codingPath.isEmpty ? "" : " in \(at(c.codingPath))")
+        case let .typeMismatch(_, c): return "\(at(c.codingPath)) has the wrong type (\(c.debugDescription))"
+        case let .valueNotFound(_, c): return "\(at(c.codingPath)) is null"
+        case let .dataCorrupted(c): return c.codingPath.isEmpty ? "not JSON (\(c.debugDescription))" : "\(at(c.codingPath)): \(c.debugDescription)"
+        @unknown default: return "\(e)"
+        }
+    }
+
+    /// Checks every pattern's fields: per-expert tensors need `{layer}` and `{expert}`, per-layer
+    /// tensors `{layer}` and no `{expert}`, each field at most once and no unknown `{field}`; a
+    /// layer needs its experts' gate projections (per expert or fused).
+    /// - Throws: `LayoutError.badLayoutFile` naming the key and what is wrong.
+    public func validate(file: String) throws(LayoutError) {
+        func check(_ key: String, _ p: NamePattern?, expert: Bool) throws(LayoutError) {
+            guard let p else { return }
+            if let unknown = p.unknownFields.first {
+                throw .badLayoutFile(file: file, reason: "'\(key)': unknown field '{\(unknown)}' (only {layer} and {expert} exist)")
+            }
+            guard p.count(.layer) == 1 else {
+                throw .badLayoutFile(file: file, reason: "'\(key)': the pattern '\(p.text)' must contain {layer} exactly once")
+            }
+            if expert {
+                guard p.count(.expert) == 1 else {
+                    throw .badLayoutFile(file: file, reason: "'\(key)': the pattern '\(p.text)' must contain {expert} exactly once (one tensor per expert)")
+                }
+            } else if p.count(.expert) > 0 {
+                throw .badLayoutFile(file: file, reason: "'\(key)': the pattern '\(p.text)' is one tensor per layer and must not contain {expert}")
+            }
+        }
+        try check("layerPrefix", layerPrefix, expert: false)
+        try check("router", router, expert: false)
+        try check("expertGate", expertGate, expert: true)
+        try check("expertUp", expertUp, expert: true)
+        try check("expertDown", expertDown, expert: true)
+        try check("fusedGateUp", fusedGateUp, expert: false)
+        try check("fusedDown", fusedDown, expert: false)
+        try check("sharedGate", sharedGate, expert: false)
+        try check("sharedUp", sharedUp, expert: false)
+        try check("sharedDown", sharedDown, expert: false)
+        try check("sharedExpertGate", sharedExpertGate, expert: false)
+        try check("scoreCorrectionBias", scoreCorrectionBias, expert: false)
+        try check("denseGate", denseGate, expert: false)
+        guard expertGate != nil || fusedGateUp != nil else {
+            throw .badLayoutFile(file: file, reason: "needs 'expertGate' (one tensor per expert) or 'fusedGateUp': ERC probes the experts' gate projections")
+        }
+        if expertGate != nil && fusedGateUp != nil {
+            throw .badLayoutFile(file: file, reason: "gives both 'expertGate' and 'fusedGateUp'; a layer stores its experts one way")
+        }
+        if let k = topK, k < 1 { throw .badLayoutFile(file: file, reason: "'topK' must be at least 1") }
     }
 
     // MARK: - Built-in families
@@ -80,7 +146,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         expertGate: mlp + "experts.{expert}.gate_proj.weight", expertUp: mlp + "experts.{expert}.up_proj.weight",
         expertDown: mlp + "experts.{expert}.down_proj.weight",
         fusedGateUp: mlp + "experts.gate_up_proj", fusedDown: mlp + "experts.down_proj",
-        denseGate: mlp + "gate_proj.weight", scoring: "softmax")
+        denseGate: mlp + "gate_proj.weight", scoring: .softmax)
 
     /// Mixtral: `block_sparse_moe`, experts' `w1` (gate), `w3` (up), `w2` (down).
     public static let mixtral = LayoutSpec(
@@ -89,7 +155,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         expertUp: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w3.weight",
         expertDown: "model.layers.{layer}.block_sparse_moe.experts.{expert}.w2.weight",
         fusedGateUp: "model.layers.{layer}.block_sparse_moe.experts.gate_up_proj",
-        fusedDown: "model.layers.{layer}.block_sparse_moe.experts.down_proj", scoring: "softmax")
+        fusedDown: "model.layers.{layer}.block_sparse_moe.experts.down_proj", scoring: .softmax)
 
     /// Qwen2-MoE: OLMoE naming plus one shared expert and its sigmoid gate; dense layers possible.
     public static let qwen2Moe: LayoutSpec = {
@@ -123,7 +189,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
         var s = deepseekV2
         s.family = "deepseek_v3"
         s.scoreCorrectionBias = NamePattern(mlp + "gate.e_score_correction_bias")
-        s.scoring = "sigmoid"
+        s.scoring = .sigmoid
         return s
     }()
 
@@ -153,6 +219,8 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
     case badLayoutFile(file: String, reason: String)
     /// A layer's tensors are inconsistent in a way that stops an analysis.
     case inconsistent(file: String, reason: String)
+    /// A layout file was given, but no tensor matches its router pattern.
+    case layoutDoesNotFit(file: String, router: String)
     /// The checkpoint has no MoE layer (with the problems that kept layers out).
     case noMoELayers(file: String, problems: [String])
     /// Layers were asked for that are not MoE layers.
@@ -166,10 +234,28 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
             return "\(f): no known MoE layout fits; could not place \(shown)\(more) (write a layout file and pass --layout, see docs/layout-file.md)"
         case let .badLayoutFile(f, r): return "\(f): \(r)"
         case let .inconsistent(f, r): return "\(f): \(r)"
+        case let .layoutDoesNotFit(f, router):
+            return "\(f): no tensor matches the layout file's router pattern '\(router)'; check the names with 'moe-inspect info --json' (tensor names) and the layout file"
         case let .noMoELayers(f, problems):
             return "\(f): no MoE layer found" + (problems.isEmpty ? "" : " (\(problems.joined(separator: "; ")))")
         case let .notMoELayers(f, asked, available):
             return "\(f): layer(s) \(asked.map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(available.map(String.init).joined(separator: ", ")))"
         }
+    }
+}
+
+/// How a router turns its logits into expert weights.
+public enum RouterScoring: String, Sendable, Codable, CaseIterable {
+    /// softmax over the n logits (OLMoE, Mixtral, Qwen, DeepSeek-V2).
+    case softmax
+    /// an independent sigmoid per expert (DeepSeek-V3).
+    case sigmoid
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let s = RouterScoring(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "must be softmax or sigmoid, not '\(text)'"))
+        }
+        self = s
     }
 }

@@ -66,8 +66,8 @@ public final class MoECheckpoint: @unchecked Sendable {
     public let problems: [String]
     /// Experts chosen per token (config, else the layout file, else nil).
     public let topK: Int?
-    /// Router scoring function: `softmax` or `sigmoid`.
-    public let scoring: String
+    /// How the router scores experts.
+    public let scoring: RouterScoring
     /// The run config of an OLMo-core checkpoint (its MoE type and sizes), else nil.
     public let olmoCoreConfig: OLMoCoreModelConfig?
 
@@ -88,7 +88,7 @@ public final class MoECheckpoint: @unchecked Sendable {
             layers = d.layers
             problems = d.problems
             topK = d.config.topK
-            scoring = d.config.gatingFunction
+            scoring = RouterScoring(rawValue: d.config.gatingFunction) ?? .softmax
             olmoCoreConfig = d.config
             return
         }
@@ -114,7 +114,10 @@ public final class MoECheckpoint: @unchecked Sendable {
             if let m = spec.router.match(n), let l = m.layer { routers[l] = n }
             if let m = spec.layerPrefix.matchPrefix(n) { allLayers.insert(m) }
         }
-        if routers.isEmpty { throw .unrecognized(file: checkpoint.path, unplaced: [spec.router.text], total: 1) }
+        if routers.isEmpty {
+            if layout != nil { throw .layoutDoesNotFit(file: checkpoint.path, router: spec.router.text) }
+            throw .unrecognized(file: checkpoint.path, unplaced: [spec.router.text], total: 1)
+        }
         allLayers.formUnion(routers.keys)
         for l in allLayers.sorted() {
             guard let r = routers[l] else { layers.append(.dense(index: l)); continue }
@@ -126,7 +129,10 @@ public final class MoECheckpoint: @unchecked Sendable {
         self.layers = layers
         self.problems = problems
         topK = checkpoint.config?.topK ?? spec.topK
-        scoring = checkpoint.config?.string("scoring_func") ?? spec.scoring ?? "softmax"
+        if let text = checkpoint.config?.string("scoring_func"), RouterScoring(rawValue: text) == nil {
+            problems.append("config.json: unknown scoring_func '\(text)'; \((spec.scoring ?? .softmax).rawValue) assumed (the ERC measures do not depend on it)")
+        }
+        scoring = checkpoint.config?.string("scoring_func").flatMap(RouterScoring.init(rawValue:)) ?? spec.scoring ?? .softmax
     }
 
     static func fits(_ s: LayoutSpec, _ names: [String]) -> Bool {

@@ -16,7 +16,7 @@ public struct ModelSummary: Sendable {
     public var denseLayers: [Int]
     public var expertCounts: [Int]
     public var topK: Int?
-    public var scoring: String
+    public var scoring: RouterScoring
     public var hiddenSize: Int?
     public var intermediateSize: Int?
     public var sharedExperts: Bool
@@ -124,7 +124,7 @@ public struct ModelSummary: Sendable {
             ("dense_layers", .array(denseLayers.map { .int($0) })),
             ("experts", expertCounts.count == 1 ? .int(expertCounts[0]) : .array(expertCounts.map { .int($0) })),
             ("top_k", opt(topK)),
-            ("scoring", .string(scoring)),
+            ("scoring", .string(scoring.rawValue)),
             ("hidden_size", opt(hiddenSize)),
             ("expert_intermediate_size", opt(intermediateSize)),
             ("shared_experts", .bool(sharedExperts)),

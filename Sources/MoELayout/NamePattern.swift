@@ -33,6 +33,23 @@ public struct NamePattern: Sendable, Hashable, Codable, CustomStringConvertible 
     public func encode(to encoder: Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(text) }
     public var description: String { text }
 
+    /// How many times `field` (`.layer` or `.expert`) occurs.
+    func count(_ field: Token) -> Int { tokens.filter { $0 == field }.count }
+
+    /// The `{name}` fields of the text other than `{layer}` and `{expert}`.
+    var unknownFields: [String] {
+        var out: [String] = []
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "{") {
+            let after = rest[rest.index(after: open)...]
+            guard let close = after.firstIndex(of: "}") else { break }
+            let name = String(after[..<close])
+            if name != "layer" && name != "expert" && !name.isEmpty && name.allSatisfy({ $0.isLetter || $0 == "_" }) { out.append(name) }
+            rest = after[after.index(after: close)...]
+        }
+        return out
+    }
+
     /// The layer and expert numbers if `name` matches (nil for a field the pattern lacks).
     public func match(_ name: String) -> (layer: Int?, expert: Int?)? {
         var u = Array(name.utf8)[...]

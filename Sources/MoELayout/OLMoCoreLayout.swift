@@ -8,7 +8,7 @@ import Tensors
 public enum OLMoCoreLayout {
     /// The layout spec shown for OLMo-core checkpoints (router pattern and layer prefix).
     public static let spec = LayoutSpec(family: "olmo_core", layerPrefix: "blocks.{layer}.",
-                                        router: "blocks.{layer}.feed_forward_moe.router.weight", scoring: "softmax")
+                                        router: "blocks.{layer}.feed_forward_moe.router.weight", scoring: .softmax)
 
     static let experts = "blocks.{layer}.feed_forward_moe.experts.mlp."
 

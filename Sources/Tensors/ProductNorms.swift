@@ -147,28 +147,23 @@ public enum ProductNorms {
 
     /// ||p[0..<count]||_2: blocks of 256 squares summed in 16 Float lanes, each block's lanes
     /// then added in Double. (A single Float accumulator is one dependent chain of additions,
-    /// latency-bound at a fraction of the machine's speed.)
+    /// latency-bound at a fraction of the machine's speed.) A block whose squares overflow or
+    /// underflow Float32 is summed in Double instead, so weights of any finite magnitude give
+    /// their norm, and NaN or Inf give a non-finite norm.
     public static func frobenius(_ p: UnsafePointer<Float>, count: Int) -> Double {
         let raw = UnsafeRawPointer(p)
-        var s = 0.0, k = 0
-        while k + 256 <= count {
+        return sumOfSquares(count: count, element: { Double(p[$0]) }) { k in
             var acc = SIMD16<Float>()
             for j in 0..<16 { let v = raw.loadUnaligned(fromByteOffset: 4 * (k + 16 * j), as: SIMD16<Float>.self); acc += v * v }
-            s += Double(acc.sum())
-            k += 256
-        }
-        var rest: Float = 0
-        while k < count { rest += p[k] * p[k]; k += 1 }
-        return (s + Double(rest)).squareRoot()
+            return acc.sum()
+        }.squareRoot()
     }
 
-    /// ||p[0..<count]||_2 of BF16 bits: blocks of 256 squares summed in 16 Float lanes (even and
-    /// odd elements of each pair in separate lanes), each block's lanes then added in Double.
-    /// Agrees with `frobenius` of the decoded values to about 1e-7 relative.
+    /// ||p[0..<count]||_2 of BF16 bits: as `frobenius`, with the even and odd elements of each
+    /// pair in separate lanes; agrees with `frobenius` of the decoded values to about 1e-7.
     public static func frobeniusBF16(_ p: UnsafePointer<UInt16>, count: Int) -> Double {
         let raw = UnsafeRawPointer(p)
-        var s = 0.0, k = 0
-        while k + 256 <= count {
+        return sumOfSquares(count: count, element: { Double(Float(bitPattern: UInt32(p[$0]) << 16)) }) { k in
             var even = SIMD8<Float>(), odd = SIMD8<Float>()
             for j in 0..<16 {
                 // 8 UInt32 = 16 BF16: the low half of each is the even element
@@ -177,12 +172,28 @@ public enum ProductNorms {
                 let hi = unsafeBitCast(pairs & 0xFFFF_0000, to: SIMD8<Float>.self)
                 even += lo * lo; odd += hi * hi
             }
-            s += Double(even.sum() + odd.sum())
+            return even.sum() + odd.sum()
+        }.squareRoot()
+    }
+
+    /// Sum of squares over blocks of 256 (`block(k)`: the Float sum of block k..<k+256), each
+    /// block added in Double, or summed element by element in Double when its Float sum
+    /// overflowed, underflowed, or is zero while an element is not.
+    @inline(__always)
+    static func sumOfSquares(count: Int, element: (Int) -> Double, block: (Int) -> Float) -> Double {
+        var s = 0.0, k = 0
+        func exact(_ range: Range<Int>) -> Double { var t = 0.0; for i in range { let v = element(i); t += v * v }; return t }
+        while k + 256 <= count {
+            let acc = block(k)
+            if acc.isFinite && acc >= 1e-30 || acc == 0 && !(k..<(k + 256)).contains(where: { element($0) != 0 }) {
+                s += Double(acc)
+            } else {
+                s += exact(k..<(k + 256))
+            }
             k += 256
         }
-        var rest: Float = 0
-        while k < count { let v = Float(bitPattern: UInt32(p[k]) << 16); rest += v * v; k += 1 }
-        return (s + Double(rest)).squareRoot()
+        if k < count { s += exact(k..<count) }
+        return s
     }
 
     /// out[i * stride] = || C[:, i] ||_2 over the r rows of C [r, m] (split: C [r, 2m], column i
@@ -205,7 +216,19 @@ public enum ProductNorms {
                     for i in 0..<m { let v = p[i]; acc[i] += v * v }
                 }
             }
-            for i in 0..<m { total[i] += Double(acc[i]) }
+            for i in 0..<m {
+                let a = acc[i]
+                if a.isFinite && a >= 1e-30 {
+                    total[i] += Double(a)
+                } else {
+                    // squares that overflow or underflow Float32: this block in Double
+                    for row in k..<stop {
+                        let p = c + row * ld
+                        let v = split ? Double(p[i] + p[m + i]) : Double(p[i])
+                        total[i] += v * v
+                    }
+                }
+            }
             k = stop
         }
         for i in 0..<m { out[i * stride] = Float(total[i].squareRoot()) }

@@ -86,7 +86,8 @@ public final class TokenData: @unchecked Sendable {
     /// Parses a NumPy `.npy` header strictly, as NumPy does: versions 1 to 3, a Python dict
     /// literal with exactly the keys `descr` (a string), `fortran_order` (`False`) and `shape`
     /// (a 1-tuple of a non-negative integer), and data bytes for every element it promises.
-    static func parseNpy(_ d: Data, path: String) throws(TrainingError) -> (TokenDType, Int, Int) {
+    /// - Returns: the element type, the offset of the data and the number of tokens.
+    public static func parseNpy(_ d: Data, path: String) throws(TrainingError) -> (TokenDType, Int, Int) {
         func bad(_ r: String) -> TrainingError { .data(file: path, reason: r) }
         let bytes = [UInt8](d.prefix(12))
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
@@ -239,8 +240,8 @@ struct NpyHeader {
             space()
             let s0 = i
             while i < bytes.count, bytes[i] >= 0x30 && bytes[i] <= 0x39 { i += 1 }
-            guard i > s0, i - s0 <= 18, let v = Int(String(decoding: bytes[s0..<i], as: UTF8.self)) else {
-                throw fail("expected a dimension (a non-negative integer below 10^18) at byte \(s0)")
+            guard i > s0, i - s0 <= 19, let v = Int(String(decoding: bytes[s0..<i], as: UTF8.self)) else {
+                throw fail("expected a dimension (a non-negative 64-bit integer) at byte \(s0)")
             }
             if i < bytes.count, bytes[i] == 0x4C { i += 1 }  // Python 2's long suffix
             return v

@@ -400,3 +400,11 @@ extension Trainer {
                         evalDataPath: state.evalDataPath, runFolder: (stepFolder as NSString).deletingLastPathComponent, step: state.step)
     }
 }
+
+extension Trainer {
+    /// Checks the bytes of a `trainer_state.json` as resume would (for fuzzing and tools).
+    /// - Throws: `TrainingError.state` naming the file and what is wrong.
+    public static func checkState(_ data: Data, folder: String) throws(TrainingError) {
+        _ = try TrainerState.parse(data, folder: folder)
+    }
+}

@@ -60,6 +60,15 @@ struct TrainerState: Codable {
 
     static func encode(_ g: SeededGenerator) -> [String] { g.state.map { String($0, radix: 16) } }
 
+    /// Decodes and validates the bytes of a `trainer_state.json` of the step folder `folder`.
+    static func parse(_ d: Data, folder: String) throws(TrainingError) -> TrainerState {
+        let path = folder + "/" + jsonName
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: d) } catch { throw .state(file: path, reason: "malformed: \(error)") }
+        try state.validate(folder: folder)
+        return state
+    }
+
     /// Reads the state of the step folder `folder`.
     static func read(folder: String) throws(TrainingError) -> TrainerState {
         let path = folder + "/" + jsonName

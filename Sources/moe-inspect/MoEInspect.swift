@@ -16,7 +16,7 @@ struct MoEInspect: ParsableCommand {
         See docs/guide.md for a worked example of every command.
         """,
         version: version,
-        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, TSNECommand.self, Train.self, Convert.self, Synth.self])
+        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, TSNECommand.self, Train.self, Convert.self, Synth.self, RoutingCommand.self])
 
     /// Parses and runs the command. The errors of this tool and its library (`ToolError`) become
     /// one line `moe-inspect: error: ...` and exit code 1; ArgumentParser's own (usage, help,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Analysis
 import Checkpoints
 import MoELayout
@@ -78,6 +79,29 @@ import Tensors
                 #expect(abs(a.loss.std - b.loss.std) <= 1e-4 * b.loss.std)
             }
         }
+    }
+
+    /// The in-memory path's extreme-magnitude cases (ExtremeWeightsTests) through the stream.
+    @Test(arguments: [(1e21, 1.0), (1e-40, 1.0), (1.0, 1e21), (1.0, 1e-25)])
+    func extremeMagnitudesStreamLikeTheyLoad(_ factors: (router: Double, gate: Double)) throws {
+        let model = try MoECheckpoint(try Checkpoint.open(fixtures + "/olmoe-tiny"))
+        let l = model.moeLayers[0]
+        let router0 = try model.routerWeight(l), gate0 = try model.expertWeights(l, .gate)
+        let router = Tensor(shape: router0.shape, storage: router0.storage.map { Float(Double($0) * factors.router) })
+        let gate = Tensor(shape: gate0.shape, storage: gate0.storage.map { Float(Double($0) * factors.gate) })
+        let per = l.intermediateSize * l.hiddenSize
+        let source = ProductNorms.Source(count: l.expertCount, rows: l.intermediateSize, columns: l.hiddenSize, read: { e, buffer in
+            gate.storage.withUnsafeBufferPointer { g in _ = buffer.update(fromContentsOf: g[(e * per)..<((e + 1) * per)]) }
+        })
+        let options = CouplingOptions(alphas: [1, 0.5], noise: false)
+        let streamed = CouplingAnalysis.analyzeStreamed(layer: 0, router: router, source: source, options: options)
+        let stack = ExpertStack(gate: gate, experts: l.expertCount, intermediate: l.intermediateSize, hidden: l.hiddenSize)
+        let whole = CouplingAnalysis.analyze(layer: 0, router: router, stack: stack, options: options)
+        #expect(streamed.status == .ok && whole.status == .ok, "\(streamed.status) / \(whole.status)")
+        let tol = factors.router < 1e-38 ? 2e-3 : 1e-5
+        #expect(abs(streamed.couplingAlpha - whole.couplingAlpha) <= tol * whole.couplingAlpha)
+        for (a, b) in zip(streamed.ercLosses, whole.ercLosses) { #expect(abs(a.loss.mean - b.loss.mean) <= tol * b.loss.mean) }
+        for (a, b) in zip(streamed.geometry?.gateNorms ?? [], whole.geometry?.gateNorms ?? [.nan]) { #expect(a == b) }
     }
 
     struct Broken: Error {}

@@ -6,11 +6,15 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static let fixtures = root + "/fixtures"
 
-    /// The binary: $MOE_INSPECT_BIN, else the release or debug build next to the tests.
+    /// The binary: $MOE_INSPECT_BIN, else the one built beside this test bundle (the products
+    /// folder of the build that is running, as swift-argument-parser's test helpers find it).
     static var binary: String? {
         if let b = ProcessInfo.processInfo.environment["MOE_INSPECT_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
-        for c in ["release", "debug"] where FileManager.default.isExecutableFile(atPath: root + "/.build/\(c)/moe-inspect") {
-            return root + "/.build/\(c)/moe-inspect"
+        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(),
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+                          Bundle.main.bundleURL]
+        for dir in candidates where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("moe-inspect").path) {
+            return dir.appendingPathComponent("moe-inspect").path
         }
         return nil
     }

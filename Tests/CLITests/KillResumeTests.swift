@@ -64,3 +64,53 @@ import Testing
         print("kill/resume: \(stops) interruption points, each resumed exactly")
     }
 }
+
+/// No output replaces an input (issue 10, item 8).
+@Suite struct OutputSafetyTests {
+    let cli = CLITests()
+
+    @Test func outputsNeverReplaceInputs() throws {
+        let dir = cli.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ck = dir + "/ck"
+        try FileManager.default.copyItem(atPath: CLITests.fixtures + "/olmoe-tiny", toPath: ck)
+        try "{\"model_max_length\": 8}".write(toFile: ck + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        let before = try Data(contentsOf: URL(fileURLWithPath: ck + "/model.safetensors"))
+        for args in [["erc", ck, "--csv", ck + "/model.safetensors", "-q"], ["convert", ck, ck, "--overwrite", "-q"],
+                     ["report", ck, "--out", dir, "--no-tsne", "-q"], ["similarity", ck, "--csv", ck + "/config.json"],
+                     ["tsne", ck, "--figure", ck + "/../ck/model.safetensors.png", "--csv", ck + "/config.json", "--perplexity", "5"]] {
+            let r = try cli.run(args)
+            #expect(r.status == 1, "\(args)")
+            #expect(r.stderr.hasPrefix("moe-inspect: error: "), "\(args): \(r.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: ck + "/model.safetensors")) == before)
+        // A converted folder keeps the files beside the weights.
+        let r = try cli.run(["convert", ck, dir + "/out", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["config.json", "generation_config.json", "tokenizer_config.json"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/out/" + f), "\(f) was not carried over")
+        }
+    }
+}
+
+/// The fuzz targets' seeds (fixtures/fuzz/) replayed through the parsers, in the plain build:
+/// a crash found by `make fuzz` and kept as a seed stays fixed.
+@Suite struct FuzzSeedTests {
+    @Test func everySeedOfEveryTargetEndsCleanly() throws {
+        let bin = try #require(CLITests.binary.map { ($0 as NSString).deletingLastPathComponent + "/moe-fuzz" })
+        try #require(FileManager.default.isExecutableFile(atPath: bin), "build moe-fuzz first (make test does)")
+        let targets = try FileManager.default.contentsOfDirectory(atPath: CLITests.fixtures + "/fuzz").sorted()
+        #expect(targets.count >= 8)
+        for t in targets {
+            let dir = CLITests.fixtures + "/fuzz/" + t
+            let seeds = try FileManager.default.contentsOfDirectory(atPath: dir).map { dir + "/" + $0 }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = seeds
+            p.environment = ["MOE_FUZZ_TARGET": t]
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(t): exit \(p.terminationStatus)")
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoints
 
 /// Every malformed input gets a CheckpointError naming the file and the problem; none traps.

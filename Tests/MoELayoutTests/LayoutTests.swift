@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoints
 @testable import MoELayout
 import Tensors
@@ -45,7 +46,7 @@ import Tensors
 
     @Test func sharedExpertsDenseLayersAndBias() throws {
         let ds = try MoECheckpoint(try Checkpoint.open(fixtures + "/deepseek-v3-tiny"))
-        #expect(ds.scoring == "sigmoid")
+        #expect(ds.scoring == .sigmoid)
         for l in ds.moeLayers {
             #expect(l.shared?.gate == "model.layers.\(l.index).mlp.shared_experts.gate_proj.weight")
             #expect(l.scoreCorrectionBias == "model.layers.\(l.index).mlp.gate.e_score_correction_bias")
@@ -144,5 +145,38 @@ import Tensors
         #expect(p.match("model.layers.12.mlp.experts.x.w1.weight") == nil)
         #expect(p.match("model.layers.12.mlp.experts.7.w1.weight.extra") == nil)
         #expect(p.name(layer: 3, expert: 4) == "model.layers.3.mlp.experts.4.w1.weight")
+    }
+}
+
+/// Layout files are validated before use (issue 10, item 11).
+@Suite struct LayoutFileValidationTests {
+    func load(_ json: String) throws -> LayoutSpec {
+        let p = NSTemporaryDirectory() + "layout-\(UUID().uuidString).json"
+        try json.write(toFile: p, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        return try LayoutSpec.load(p)
+    }
+
+    @Test(arguments: [
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.experts.gate"}"#, "{expert} exactly once"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.gate","expertGate":"m.{layer}.e.{expert}.w"}"#, "{layer} exactly once"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.{expert}.gate","expertGate":"m.{layer}.e.{expert}.w"}"#, "must not contain {expert}"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{exprt}.w"}"#, "unknown field '{exprt}'"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate"}"#, "needs 'expertGate'"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{expert}.w","scoring":"relu"}"#, "softmax or sigmoid"),
+        (#"{"family":"x","layerPrefix":"m.{layer}.","expertGate":"m.{layer}.e.{expert}.w"}"#, "missing key 'router'"),
+    ])
+    func badLayoutFilesAreRefused(_ json: String, _ words: String) {
+        do {
+            _ = try load(json)
+            Issue.record("accepted: \(json)")
+        } catch {
+            #expect("\(error)".contains(words), "\("\(error)")")
+        }
+    }
+
+    @Test func aGoodLayoutFileLoads() throws {
+        let s = try load(#"{"family":"x","layerPrefix":"m.{layer}.","router":"m.{layer}.gate","expertGate":"m.{layer}.e.{expert}.w"}"#)
+        #expect(s.router.text == "m.{layer}.gate")
     }
 }

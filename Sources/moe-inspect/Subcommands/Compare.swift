@@ -42,6 +42,8 @@ extension MoEInspect {
         }
 
         func run() throws {
+            try protectInputs([out], from: checkpoints + [layoutOptions.layout].compactMap { $0 }
+                + (logs?.split(separator: ",").map(String.init) ?? []))
             let start = Date()
             let options = analysis.options
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)

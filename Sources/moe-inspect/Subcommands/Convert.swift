@@ -57,6 +57,7 @@ extension MoEInspect {
         }
 
         func run() throws {
+            try protectInputs([output], from: [input])
             let source = try Checkpoint.open(input, includeOptimizerState: optimizerState)
             let progress = Progress(quiet: quiet)
             let target = dtype.flatMap { DType(userSpelling: $0) }

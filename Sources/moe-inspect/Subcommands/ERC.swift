@@ -24,6 +24,7 @@ extension MoEInspect {
         var quiet = false
 
         func run() throws {
+            try protectInputs([output.csv, matrices], from: checkpoints + [layoutOptions.layout].compactMap { $0 })
             let options = analysis.options
             let results = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)
             if let dir = matrices {

@@ -15,6 +15,7 @@ extension MoEInspect {
         @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
         func run() throws {
+            try protectInputs([output.csv], from: checkpoints + [layoutOptions.layout].compactMap { $0 })
             let o = CouplingOptions(alphas: [1], noise: false, layers: selection.layers)
             let results = try runCoupling(checkpoints, layout: layoutOptions, options: o, quiet: quiet)
             try output.emit(CouplingTables.epsilon(results))

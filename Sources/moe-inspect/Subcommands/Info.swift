@@ -28,19 +28,20 @@ extension MoEInspect {
             let model = try layoutOptions.open(checkpoint)
             let s = ModelSummary(model, scanExperts: scanExperts)
             if json { print(s.json.serialized(pretty: true)); return }
-            print(render(s))
+            warnAboutProblems(model)
+            print(render(s, hasConfig: model.checkpoint.config != nil))
         }
 
-        func render(_ s: ModelSummary) -> String {
+        func render(_ s: ModelSummary, hasConfig: Bool) -> String {
             var lines: [String] = []
             func row(_ k: String, _ v: String) { lines.append(k.padding(toLength: 22, withPad: " ", startingAt: 0) + v) }
             row("checkpoint", s.path)
             row("format", "\(s.format), \(s.files.count) file\(s.files.count == 1 ? "" : "s"), \(formatBytes(s.totalBytes))")
-            row("family", s.family + (s.modelType.map { $0 != s.family ? " (model_type \($0))" : "" } ?? " (no config.json)"))
+            row("family", s.family + (s.modelType.map { $0 != s.family ? " (model_type \($0))" : "" } ?? (hasConfig ? " (its config has no model_type)" : " (no config.json)")))
             row("layers", "\(s.layerCount): \(s.moeLayers.count) MoE, \(s.denseLayers.count) dense" + (s.denseLayers.isEmpty ? "" : " (\(s.denseLayers.map(String.init).joined(separator: ", ")))"))
             row("experts", s.expertCounts.map(String.init).joined(separator: ", ") + (s.sharedExperts ? " routed + shared" : " routed"))
-            row("top-k", s.topK.map(String.init) ?? "unknown (no config)")
-            row("router scoring", s.scoring)
+            row("top-k", s.topK.map(String.init) ?? (hasConfig ? "unknown (not in the config)" : "unknown (no config)"))
+            row("router scoring", s.scoring.rawValue)
             row("hidden size d", s.hiddenSize.map(String.init) ?? "-")
             row("expert size D", s.intermediateSize.map(String.init) ?? "-")
             row("dtypes", s.dtypes.sorted { $0.value > $1.value }.map { "\($0.key) (\(formatCount($0.value)))" }.joined(separator: ", "))

@@ -25,6 +25,7 @@ extension MoEInspect {
         }
 
         func run() throws {
+            try protectInputs([out], from: logs)
             let parsed = try logs.map { try TrainingLog(path: $0) }
             let names = labels.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
                 ?? logs.map { (($0 as NSString).deletingLastPathComponent as NSString).lastPathComponent }

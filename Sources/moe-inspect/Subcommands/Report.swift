@@ -29,6 +29,7 @@ extension MoEInspect {
         var quiet = false
 
         func run() throws {
+            try protectInputs([out], from: checkpoints + [layoutOptions.layout].compactMap { $0 })
             let start = Date()
             let options = analysis.options
             let runs = try runCoupling(checkpoints, layout: layoutOptions, options: options, quiet: quiet)

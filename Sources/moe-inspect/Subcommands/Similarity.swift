@@ -16,6 +16,7 @@ extension MoEInspect {
         @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
         func run() throws {
+            try protectInputs([output.csv, matrices], from: [checkpoint] + [layoutOptions.layout].compactMap { $0 })
             let model = try layoutOptions.open(checkpoint)
             let layers = try CouplingAnalysis.routerGeometry(model, layers: selection.layers)
             let c = CheckpointCoupling(checkpoint: checkpoint, step: CouplingAnalysis.step(fromPath: checkpoint), layers: layers)

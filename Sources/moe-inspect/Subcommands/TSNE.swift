@@ -66,6 +66,7 @@ extension MoEInspect {
         }
 
         func run() throws {
+            try protectInputs([csv, figure], from: [checkpoint] + [layoutOptions.layout].compactMap { $0 })
             let progress = Progress(quiet: quiet)
             let start = Date()
             let model = try layoutOptions.open(checkpoint)

@@ -1,0 +1,89 @@
+import Checkpoints
+import Foundation
+
+/// A `config.json` key, for configs whose keys differ between transformers versions.
+struct ConfigKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension KeyedDecodingContainer where Key == ConfigKey {
+    /// The value of the first of `keys` present and not null, else nil.
+    func first<T: Decodable>(_ type: T.Type, _ keys: String...) throws -> T? {
+        for k in keys {
+            let key = ConfigKey(k)
+            if contains(key), try !decodeNil(forKey: key) { return try decode(T.self, forKey: key) }
+        }
+        return nil
+    }
+
+    /// The value of the first of `keys` present, else `fallback`.
+    func value<T: Decodable>(_ keys: String..., default fallback: T) throws -> T {
+        for k in keys {
+            let key = ConfigKey(k)
+            if contains(key), try !decodeNil(forKey: key) { return try decode(T.self, forKey: key) }
+        }
+        return fallback
+    }
+
+    /// The value of the first of `keys` present; throws naming the first key when none is.
+    func required<T: Decodable>(_ keys: String...) throws -> T {
+        for k in keys {
+            let key = ConfigKey(k)
+            if contains(key), try !decodeNil(forKey: key) { return try decode(T.self, forKey: key) }
+        }
+        throw DecodingError.keyNotFound(ConfigKey(keys[0]), .init(codingPath: codingPath, debugDescription: "missing '\(keys[0])'"))
+    }
+}
+
+/// The rotary embedding settings: transformers v4 writes `rope_theta` (and `rope_scaling`) at
+/// the top level, v5 writes `rope_parameters: {rope_theta, rope_type, ...}`.
+public struct RopeParameters: Sendable, Equatable {
+    /// The base theta.
+    public var theta: Double
+    /// `default`, or a scaled variant (`linear`, `dynamic`, `yarn`, `llama3`, ...).
+    public var type: String
+
+    /// Reads both spellings from a config container.
+    init(_ c: KeyedDecodingContainer<ConfigKey>, defaultTheta: Double) throws {
+        var theta: Double? = try c.first(Double.self, "rope_theta")
+        var type = "default"
+        for k in ["rope_parameters", "rope_scaling"] {
+            let key = ConfigKey(k)
+            guard c.contains(key), try !c.decodeNil(forKey: key) else { continue }
+            let p = try c.nestedContainer(keyedBy: ConfigKey.self, forKey: key)
+            if theta == nil { theta = try p.first(Double.self, "rope_theta") }
+            if let t = try p.first(String.self, "rope_type", "type") { type = t }
+        }
+        self.theta = theta ?? defaultTheta
+        self.type = type
+    }
+}
+
+/// Decodes a family's config struct from a checkpoint's `config.json` object.
+func decodeConfig<T: Decodable>(_ type: T.Type, from config: ModelConfig, source: String) throws(ModelsError) -> T {
+    let data = Data(config.json.serialized().utf8)
+    do { return try JSONDecoder().decode(T.self, from: data) } catch let e as DecodingError {
+        throw .config(file: source, reason: describe(e))
+    } catch let e as ModelsError {
+        throw e
+    } catch {
+        throw .config(file: source, reason: "\(error)")
+    }
+}
+
+/// One line for a decoding error: the key path and what was wrong.
+func describe(_ e: DecodingError) -> String {
+    func path(_ p: [CodingKey]) -> String { p.map(\.stringValue).joined(separator: ".") }
+    switch e {
+    case let .keyNotFound(k, c): return "missing '\((c.codingPath.map(\.stringValue) + [k.stringValue]).joined(separator: "."))'"
+    case let .typeMismatch(t, c): return "'\(path(c.codingPath))' is not a \(t)"
+    case let .valueNotFound(t, c): return "'\(path(c.codingPath))' is null, expected a \(t)"
+    case let .dataCorrupted(c): return c.debugDescription + (c.codingPath.isEmpty ? "" : " at '\(path(c.codingPath))'")
+    @unknown default: return "\(e)"
+    }
+}
+

@@ -1,0 +1,20 @@
+/// What went wrong building or running a model's forward pass; always names the file.
+public enum ModelsError: Error, CustomStringConvertible, Sendable {
+    /// The config cannot describe a model this layer runs (missing or inconsistent keys).
+    case config(file: String, reason: String)
+    /// The model family or one of its options is not implemented.
+    case unsupported(file: String, reason: String)
+    /// A weight is missing or has the wrong shape.
+    case weights(file: String, reason: String)
+    /// Input tokens that the model cannot take.
+    case input(reason: String)
+
+    public var description: String {
+        switch self {
+        case let .config(f, r): return "\(f): config: \(r)"
+        case let .unsupported(f, r): return "\(f): \(r)"
+        case let .weights(f, r): return "\(f): \(r)"
+        case let .input(r): return r
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+
+/// Root-mean-square normalisation as transformers' `*RMSNorm`:
+/// `y = w * (x / sqrt(mean(x^2) + eps))` per row, in Float32.
+enum RMSNorm {
+    /// Normalises `rows` rows of `dim` elements (row strides `xStride`, `yStride`); `y` may alias `x`.
+    static func forward(x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
+                        eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        let xs = SharedPointer(x), ys = SharedPointer(y), w = SharedPointer(weight)
+        Parallel.forRows(rows, rowCost: dim) { _, range in
+            for t in range {
+                let xr = xs.p + t * xStride, yr = ys.p + t * yStride
+                let ss = VectorMath.dot(xr, xr, dim)
+                let r = 1 / (ss / Float(dim) + eps).squareRoot()
+                for j in 0..<dim { yr[j] = w.p[j] * (xr[j] * r) }
+            }
+        }
+    }
+}
+
+/// Rotary position embeddings for `rope_type: default`: `inv_freq[i] = 1 / theta^(2i / dim)`
+/// (Float32, as transformers computes it), angle = position * inv_freq, and each pair
+/// `(a, b) -> (a cos - b sin, b cos + a sin)`. The pairs are the two halves of the rotated
+/// dimensions (`rotate_half`), or adjacent elements (DeepSeek's interleaved layout).
+struct RotaryTable: Sendable {
+    let length: Int, half: Int
+    let cos: [Float], sin: [Float]
+
+    init(theta: Double, dim: Int, length: Int) {
+        half = dim / 2
+        self.length = length
+        var c = [Float](repeating: 0, count: length * half), s = c
+        for i in 0..<half {
+            let exponent = Float(2 * i) / Float(dim)
+            let invFreq: Float = 1 / Foundation.pow(Float(theta), exponent)
+            for p in 0..<length {
+                let angle = Float(p) * invFreq
+                c[p * half + i] = Foundation.cos(angle)
+                s[p * half + i] = Foundation.sin(angle)
+            }
+        }
+        cos = c; sin = s
+    }
+
+    /// Rotates, in place, `heads` heads of every row: head h's rotated dimensions start at
+    /// `x + t * rowStride + h * headStride + offset`. Row t has position `t % sequenceLength`.
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, headStride: Int, offset: Int,
+               sequenceLength: Int, interleaved: Bool) {
+        let xs = SharedPointer(x), h = half
+        cos.withUnsafeBufferPointer { cb in
+            sin.withUnsafeBufferPointer { sb in
+                guard let cbase = cb.baseAddress, let sbase = sb.baseAddress else { return }
+                let cp = SharedPointer(cbase), sp = SharedPointer(sbase)
+                Parallel.forRows(rows, rowCost: heads * 2 * h) { _, range in
+                    for t in range {
+                        let pos = t % sequenceLength
+                        let c = cp.p + pos * h, s = sp.p + pos * h
+                        for head in 0..<heads {
+                            let base = xs.p + t * rowStride + head * headStride + offset
+                            if interleaved {
+                                for i in 0..<h {
+                                    let x1 = base[2 * i], x2 = base[2 * i + 1]
+                                    base[2 * i] = x1 * c[i] - x2 * s[i]
+                                    base[2 * i + 1] = x2 * c[i] + x1 * s[i]
+                                }
+                            } else {
+                                let b = base + h
+                                for i in 0..<h {
+                                    let x1 = base[i], x2 = b[i]
+                                    base[i] = x1 * c[i] - x2 * s[i]
+                                    b[i] = x2 * c[i] + x1 * s[i]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
