@@ -33,9 +33,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // oneDNN (libdnnl-dev) is optional, so not a systemLibrary: a C shim that loads
+        // libdnnl.so.2 with dlopen when present and compiles to "unavailable" without its headers.
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dl")]),
 
         // MARK: - Tensors and files
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: kernels),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CDNNL"], swiftSettings: kernels),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CHDF5"]),
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"]),
         // tokenizer.json readers; Unicode normalization through the ICU inside the toolchain

@@ -106,49 +106,95 @@ public enum CouplingAnalysis {
             let eps = try NoiseBound.compute(router: router, layer: layer)
             r.eps = eps
             r.geometry = geometry
-            let n = router.rows, d = router.columns
-            let samples = options.noise ? max(1, options.samples) : 0
-            // One GEMM for the clean proxies and all noise samples: X = [R; delta_1*R; ...].
-            // The gate and up features are linear in R: the proxies use R scaled by a power of
-            // two to unit magnitude, so that routers of extreme (finite) magnitude neither
-            // overflow nor lose precision in Float32, and M is scaled back in Double.
-            let scale = options.feature.isLinearInRouter ? RouterGeometry.powerOfTwoScale(router) : 1
-            let scaled = scale == 1 ? router : Tensor(shape: router.shape, storage: router.storage.map { Float(Double($0) * scale) })
-            var x = Tensor(shape: [(samples + 1) * n, d])
-            x.storage.replaceSubrange(0..<(n * d), with: scaled.storage)
-            let root = SeededGenerator(seed: options.seed).split(UInt64(layer))
-            for s in 0..<samples {
-                let delta = NoiseBound.sampleNoise(eps: eps, dimension: d, generator: root.split(UInt64(s)))
-                let off = (s + 1) * n * d
-                for k in 0..<(n * d) { x.storage[off + k] = scaled.storage[k] * delta.storage[k] }
-            }
+            let (x, scale) = proxies(router: router, eps: eps, layer: layer, options: options)
             let all = try ActivationMatrix.compute(proxies: x, stack: stack, feature: options.feature)
-            if all.hasNonFinite {
-                throw .nonFinite(layer: layer, what: "M (the weights' magnitudes overflow Float32 in the \(options.feature.rawValue) feature)")
-            }
-            let clean = all.rows(0..<n)
-            let unscale = 1 / scale  // M of the true router, in Double
-            r.activation = scale == 1 ? clean : Tensor(shape: clean.shape, storage: clean.storage.map { Float(Double($0) * unscale) })
-            r.couplingAlpha = ERCLoss.couplingThreshold(clean)  // a ratio: the same for any scale
-            let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
-            r.mDiagonalMean = Estimate(used.map { m in unscale * (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
-            r.mOffDiagonalMean = Estimate(used.map { m in
-                var s = 0.0
-                for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
-                return unscale * s / Double(n * (n - 1))
-            })
-            // The loss is homogeneous of degree 1 in M.
-            r.ercLosses = options.alphas.map { a in
-                let losses = used.map { ERCLoss(activation: $0, alpha: a) }
-                return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
-                                   specialization: Estimate(losses.map { $0.specialization * unscale }),
-                                   precision: Estimate(losses.map { $0.precision * unscale }))
-            }
+            try summarize(all, experts: router.rows, scale: scale, layer: layer, options: options, into: &r)
         } catch {
             r.status = .failed(error)
         }
         return r
     }
+
+    /// Analyses one layer whose experts' `feature` projection (gate or up) is read one expert at
+    /// a time from `source` while the activation matrix is computed (`ProductNorms`): memory holds
+    /// one expert per core instead of the layer's stack. Same measures as the in-memory path;
+    /// the weights' NaN/Inf check comes from the same Frobenius norms, taken as they stream by
+    /// (so a layer with both a zero router row and NaN weights reports the router row).
+    static func analyzeStreamed(layer: Int, router: Tensor, source: ProductNorms.Source, options: CouplingOptions) -> LayerCoupling {
+        var r = LayerCoupling(layer: layer, experts: router.rows)
+        do throws(AnalysisError) {
+            if router.hasNonFinite { throw .nonFinite(layer: layer, what: "router") }
+            let eps = try NoiseBound.compute(router: router, layer: layer)
+            let (x, scale) = proxies(router: router, eps: eps, layer: layer, options: options)
+            let result: ProductNorms.Result
+            do { result = try ProductNorms.compute(x: x, source: source) } catch {
+                throw .unreadable(layer: layer, reason: "\(error)")
+            }
+            r.readSeconds = result.readSeconds
+            let what = options.feature == .up ? "up projection" : "gate projection"
+            if result.frobenius.contains(where: { !$0.isFinite }) { throw .nonFinite(layer: layer, what: "an expert's \(what)") }
+            var geometry = RouterGeometry(router: router)
+            if options.feature == .gate { geometry.gateNorms = result.frobenius }
+            r.eps = eps
+            r.geometry = geometry
+            try summarize(result.norms, experts: router.rows, scale: scale, layer: layer, options: options, into: &r)
+        } catch {
+            r.status = .failed(error)
+        }
+        return r
+    }
+
+    /// X = [R; delta_1 * R; ...; delta_S * R]: the clean proxies and every noise sample, so that
+    /// one product serves them all. The gate and up features are linear in R: the proxies use R
+    /// scaled by a power of two to unit magnitude (returned as `scale`), so that routers of
+    /// extreme (finite) magnitude neither overflow nor lose precision in Float32.
+    static func proxies(router: Tensor, eps: [Double], layer: Int, options: CouplingOptions) -> (x: Tensor, scale: Double) {
+        let n = router.rows, d = router.columns
+        let samples = options.noise ? max(1, options.samples) : 0
+        let scale = options.feature.isLinearInRouter ? RouterGeometry.powerOfTwoScale(router) : 1
+        let scaled = scale == 1 ? router : Tensor(shape: router.shape, storage: router.storage.map { Float(Double($0) * scale) })
+        var x = Tensor(shape: [(samples + 1) * n, d])
+        x.storage.replaceSubrange(0..<(n * d), with: scaled.storage)
+        let root = SeededGenerator(seed: options.seed).split(UInt64(layer))
+        for s in 0..<samples {
+            let delta = NoiseBound.sampleNoise(eps: eps, dimension: d, generator: root.split(UInt64(s)))
+            let off = (s + 1) * n * d
+            for k in 0..<(n * d) { x.storage[off + k] = scaled.storage[k] * delta.storage[k] }
+        }
+        return (x, scale)
+    }
+
+    /// The ERC measures of `all` = M for the rows of `proxies` (clean first, then each sample),
+    /// computed with the router scaled by `scale`: M and the losses (homogeneous of degree 1 in
+    /// M) are scaled back in Double; alpha* is a ratio, the same at any scale.
+    static func summarize(_ all: Tensor, experts n: Int, scale: Double, layer: Int, options: CouplingOptions,
+                          into r: inout LayerCoupling) throws(AnalysisError) {
+        if all.hasNonFinite {
+            throw .nonFinite(layer: layer, what: "M (the weights' magnitudes overflow Float32 in the \(options.feature.rawValue) feature)")
+        }
+        let samples = options.noise ? max(1, options.samples) : 0
+        let clean = all.rows(0..<n)
+        let unscale = 1 / scale
+        r.activation = scale == 1 ? clean : Tensor(shape: clean.shape, storage: clean.storage.map { Float(Double($0) * unscale) })
+        r.couplingAlpha = ERCLoss.couplingThreshold(clean)
+        let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
+        r.mDiagonalMean = Estimate(used.map { m in unscale * (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
+        r.mOffDiagonalMean = Estimate(used.map { m in
+            var s = 0.0
+            for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
+            return unscale * s / Double(n * (n - 1))
+        })
+        r.ercLosses = options.alphas.map { a in
+            let losses = used.map { ERCLoss(activation: $0, alpha: a) }
+            return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
+                               specialization: Estimate(losses.map { $0.specialization * unscale }),
+                               precision: Estimate(losses.map { $0.precision * unscale }))
+        }
+    }
+
+    /// Whether per-expert layouts stream expert by expert (true; `MOE_INSPECT_STREAM=0` loads
+    /// each layer's whole stack first, as before, for comparisons).
+    static let streamLayers = ProcessInfo.processInfo.environment["MOE_INSPECT_STREAM"] != "0"
 
     /// Analyses every selected MoE layer of `model`, reading one layer at a time, calling
     /// `each` with each layer's result as soon as it is ready.
@@ -168,6 +214,25 @@ public enum CouplingAnalysis {
         for layer in model.moeLayers where options.layers?.contains(layer.index) ?? true {
             let t0 = Date()
             var result: LayerCoupling
+            // The paper's feature (and the up projection) of per-expert layouts streams expert by
+            // expert; the others need the whole stack in memory.
+            let streamed: ProductNorms.Source? = switch options.feature {
+            case .gate: model.expertSource(layer, .gate)
+            case .up: model.expertSource(layer, .up)
+            default: nil
+            }
+            if let source = streamed, streamLayers {
+                do {
+                    let router = try model.routerWeight(layer)
+                    result = analyzeStreamed(layer: layer.index, router: router, source: source, options: options)
+                    result.computeSeconds = Date().timeIntervalSince(t0) - result.readSeconds
+                } catch {
+                    result = LayerCoupling(layer: layer.index, experts: layer.expertCount, status: .failed(.unreadable(layer: layer.index, reason: "\(error)")))
+                }
+                each(result)
+                results.append(result)
+                continue
+            }
             do {
                 let router = try model.routerWeight(layer)
                 let f = options.feature

@@ -42,22 +42,9 @@ public struct RouterGeometry: Sendable {
                 norms.withUnsafeMutableBufferPointer { out in
                     let src = UnsafeShared(p), dst = UnsafeShared(out)
                     DispatchQueue.concurrentPerform(iterations: n) { e in
-                        // Blocks of 256 summed in Float (vectorised), the blocks in Double.
-                        var s = 0.0, k = e * per
-                        let end = (e + 1) * per
-                        while k < end {
-                            let stop = min(end, k + 256)
-                            var acc: Float = 0
-                            for t in k..<stop { acc += src.value[t] * src.value[t] }
-                            if acc.isFinite && acc >= 1e-30 || acc == 0 && !(k..<stop).contains(where: { src.value[$0] != 0 }) {
-                                s += Double(acc)
-                            } else {
-                                // squares that overflow or underflow Float32: this block in Double
-                                for t in k..<stop { let v = Double(src.value[t]); s += v * v }
-                            }
-                            k = stop
-                        }
-                        dst.value[e] = s.squareRoot()
+                        // The arithmetic of the streamed analysis, so both give the same bits.
+                        guard let base = src.value.baseAddress else { dst.value[e] = 0; return }
+                        dst.value[e] = ProductNorms.frobenius(base + e * per, count: per)
                     }
                 }
             }
