@@ -2,7 +2,7 @@
 public enum ModelsError: Error, CustomStringConvertible, Sendable {
     /// The config cannot describe a model this layer runs (missing or inconsistent keys).
     case config(file: String, reason: String)
-    /// The model family or one of its options is not implemented.
+    /// The model family or one of its options is outside what the forward pass supports.
     case unsupported(file: String, reason: String)
     /// A weight is missing or has the wrong shape.
     case weights(file: String, reason: String)
