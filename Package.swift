@@ -49,7 +49,7 @@ let package = Package(
         // MARK: - Analyses and training
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
         .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"]),
-        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis"], swiftSettings: kernels),
+        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Tokenizers"], swiftSettings: kernels),
         .target(name: "Models", dependencies: ["Tensors", "Checkpoints", "MoELayout"], swiftSettings: kernels),
         .target(name: "Routing", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Models"]),
 
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "Analysis", "Embedding", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Models", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Tokenizers", "Analysis", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Plotting", "Analysis"]),
         .testTarget(name: "CLITests", dependencies: []),

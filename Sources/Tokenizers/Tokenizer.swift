@@ -44,6 +44,14 @@ public final class Tokenizer: Sendable {
         try Tokenizer(contentsOf: try locate(path))
     }
 
+    /// The checkpoint's own tokenizer, for reading text data: the `tokenizer.json` that `load`
+    /// would read for `checkpoint`, or nil when there is none. A tokenizer that is there but
+    /// malformed or unsupported is an error, never a silent fall-back to bytes.
+    public static func of(checkpoint: String) throws(TokenizerError) -> Tokenizer? {
+        guard let path = try? locate(checkpoint) else { return nil }
+        return try Tokenizer(contentsOf: path)
+    }
+
     /// The `tokenizer.json` that `load` would read for `path`.
     public static func locate(_ path: String) throws(TokenizerError) -> String {
         let fm = FileManager.default
@@ -289,12 +297,15 @@ public final class Tokenizer: Sendable {
     /// checkpoint's own tokenizer.
     /// - Throws: `TokenizerError.io` if unreadable, `.input` if the file is not UTF-8.
     public func encodeFile(_ path: String) throws(TokenizerError) -> [Int32] {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw .io(file: path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        let r = data.withUnsafeBytes { raw -> Result<[Int32], TokenizerError> in
-            let b = raw.bindMemory(to: UInt8.self)
+        // read, never mapped: a file cut short by another process is an error, not a signal
+        let bytes: [UInt8]
+        do throws(CheckpointError) {
+            let f = try ReadOnlyFile(path: path)
+            let limit = Int(min(UInt64(Int.max), ProcessInfo.processInfo.physicalMemory / 4))
+            guard f.size <= limit else { throw .io(file: path, reason: "is \(f.size) bytes, more than a quarter of this machine's memory; cut it into smaller files") }
+            bytes = try f.read(at: 0, count: f.size)
+        } catch { throw TokenizerError(error) }
+        let r = bytes.withUnsafeBufferPointer { b -> Result<[Int32], TokenizerError> in
             do throws(TokenizerError) { return .success(try encode(validating: b, source: path)) } catch { return .failure(error) }
         }
         return try r.get()

@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Tensors
+import Tokenizers
 
 /// Element types of token files.
 public enum TokenDType: String, Sendable, Codable, CaseIterable {
@@ -37,9 +38,10 @@ public enum DataOrder: String, Sendable, Codable, CaseIterable {
 
 /// A 1-D stream of token ids read from a file, cut into non-overlapping windows of L + 1
 /// tokens: `.npy` (uint16, uint32, int32, int64, as OLMo writes them), raw `.bin` of a given
-/// dtype, or `.txt` read as bytes. The file is read into memory once (never mapped, so that a
-/// file cut short by another process is an error, not a signal); every token is checked against
-/// the vocabulary once, when loaded.
+/// dtype, or `.txt` encoded by the checkpoint's tokenizer (read as bytes only when there is no
+/// tokenizer and the vocabulary is byte-sized). The file is read into memory once (never mapped,
+/// so that a file cut short by another process is an error, not a signal); every token is
+/// checked against the vocabulary once, when loaded.
 public final class TokenData: @unchecked Sendable {
     /// The file.
     public let path: String
@@ -47,15 +49,37 @@ public final class TokenData: @unchecked Sendable {
     public let count: Int
     /// Element type.
     public let dtype: TokenDType
+    /// The `tokenizer.json` that encoded a `.txt` file (nil: token ids or bytes).
+    public let tokenizerSource: String?
     private let data: Data
     private let offset: Int
 
-    /// Opens `path`. `.npy` files carry their dtype; `.txt` is bytes; anything else is raw
-    /// little-endian `binaryDType` (default uint16).
-    /// - Throws: `TrainingError.data` for unreadable or malformed files and
-    ///   `.tokenOutOfVocabulary` naming the first token >= `vocabularySize` (or negative).
-    public init(path: String, vocabularySize: Int, binaryDType: TokenDType? = nil) throws(TrainingError) {
+    /// The largest vocabulary whose ids a `.txt` file's bytes may stand for, without a tokenizer.
+    public static let byteVocabularyLimit = 512
+
+    /// Opens `path`. `.npy` files carry their dtype; `.txt` is encoded by `tokenizer`, or read as
+    /// bytes when there is none and the vocabulary has at most `byteVocabularyLimit` ids;
+    /// anything else is raw little-endian `binaryDType` (default uint16).
+    /// - Throws: `TrainingError.data` for unreadable or malformed files, `.text` for text the
+    ///   tokenizer refuses (not UTF-8), and `.tokenOutOfVocabulary` naming the first token >=
+    ///   `vocabularySize` (or negative).
+    public init(path: String, vocabularySize: Int, binaryDType: TokenDType? = nil, tokenizer: Tokenizer? = nil) throws(TrainingError) {
         self.path = path
+        if path.lowercased().hasSuffix(".txt"), let tokenizer {
+            if let b = binaryDType { throw .data(file: path, reason: ".txt files are encoded by \(tokenizer.source); --data-dtype \(b.rawValue) does not apply") }
+            guard tokenizer.vocabularySize <= vocabularySize else {
+                throw .data(file: path, reason: "the tokenizer \(tokenizer.source) has \(tokenizer.vocabularySize) ids, more than the model's vocabulary of \(vocabularySize); it is not this model's tokenizer")
+            }
+            let ids: [Int32]
+            do throws(TokenizerError) { ids = try tokenizer.encodeFile(path) } catch { throw .text(error) }
+            data = ids.map(\.littleEndian).withUnsafeBufferPointer { Data(buffer: $0) }
+            (dtype, offset, count) = (.int32, 0, ids.count)
+            tokenizerSource = tokenizer.source
+            guard count > 0 else { throw .data(file: path, reason: "holds no tokens") }
+            try checkVocabulary(vocabularySize)
+            return
+        }
+        tokenizerSource = nil
         let d: Data
         do throws(CheckpointError) {
             let f = try ReadOnlyFile(path: path)
@@ -73,8 +97,8 @@ public final class TokenData: @unchecked Sendable {
             if let b = binaryDType, b != .uint8 { throw .data(file: path, reason: ".txt files are read as bytes; --data-dtype \(b.rawValue) does not apply") }
             // Bytes are token ids only for a byte-level vocabulary; a 50k vocabulary would
             // silently train on the first 256 ids.
-            guard vocabularySize <= 512 else {
-                throw .data(file: path, reason: "a .txt file is read as bytes, but this model's vocabulary has \(vocabularySize) ids; tokenize it first (moe-inspect tokenize CKPT --text \(path) --npy tokens.npy) and pass the .npy")
+            guard vocabularySize <= TokenData.byteVocabularyLimit else {
+                throw .data(file: path, reason: "text needs the model's tokenizer: there is no tokenizer.json beside the checkpoint, and the vocabulary of \(vocabularySize) ids is not byte-sized; pass --tokenizer FILE, or token ids (.npy, .bin)")
             }
             (dtype, offset, count) = (.uint8, 0, d.count)
         } else {

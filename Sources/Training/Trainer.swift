@@ -40,6 +40,9 @@ public final class Trainer {
     public let outputFolder: String
     /// The run folder, opened (resume) or created (a new run) before the first write.
     var runFolder: RunFolder?
+    /// A `tokenizer.json` copied into every saved step folder, so that the step can be read with
+    /// its own tokenizer (`routing` on text, `--resume` of a run trained on text).
+    public var tokenizerFile: String?
     /// The held-out loss computed at the last save, if any.
     public private(set) var lastEvaluation: (loss: Double, tokens: Int)?
     /// Steps completed.
@@ -341,6 +344,11 @@ public final class Trainer {
                                      evalDataPath: evalData?.path, format: format,
                                          optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
                 try state.write(folder: tmp)
+                if let tokenizerFile {
+                    do { try FileManager.default.copyItem(atPath: tokenizerFile, toPath: tmp + "/tokenizer.json") } catch {
+                        throw TrainingError.io(file: tokenizerFile, reason: "cannot copy into the step folder: \(error.localizedDescription)")
+                    }
+                }
             }
         } catch let e as TrainingError {
             throw e

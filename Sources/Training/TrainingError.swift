@@ -1,4 +1,5 @@
 import Checkpoints
+import Tokenizers
 /// What went wrong setting up or running training; always names the file or option at fault.
 public enum TrainingError: Error, CustomStringConvertible, Sendable {
     /// A `config.json` that does not describe a trainable OLMoE model.
@@ -19,6 +20,8 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable {
     case nonFinite(step: Int, what: String)
     /// A file of the checkpoint layer could not be read or written; its error names the file.
     case files(CheckpointError)
+    /// Text could not be tokenized; the tokenizer's error names the file.
+    case text(TokenizerError)
 
     public var description: String {
         // reasons passed up from the checkpoint layer already start with the file
@@ -34,6 +37,7 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable {
         case let .io(f, r): return named(f, r)
         case let .nonFinite(s, w): return "step \(s): \(w) is not finite (NaN or infinity); the learning rate may be too high, or the weights or data hold extreme values"
         case let .files(e): return e.description
+        case let .text(e): return e.description
         }
     }
 }

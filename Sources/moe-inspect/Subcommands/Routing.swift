@@ -6,6 +6,7 @@ import Models
 import MoELayout
 import Reports
 import Routing
+import Tokenizers
 import Training
 
 extension MoEInspect {
@@ -27,8 +28,11 @@ extension MoEInspect {
         @Argument(help: "One or more checkpoints (files, indexes or folders; checkpoints of one run, stepN folders of one folder, give router saturation against its latest step).")
         var checkpoints: [String]
 
-        @Option(name: .customLong("data"), help: ArgumentHelp("Tokens: .npy (1-D integer), raw .bin (see --data-dtype) or .txt (bytes, for byte-level vocabularies only); NAME=FILE names a domain. Repeat for several.", valueName: "FILE"))
+        @Option(name: .customLong("data"), help: ArgumentHelp("Tokens: .npy (1-D integer), raw .bin (see --data-dtype) or .txt (encoded by the checkpoint's tokenizer.json or --tokenizer; bytes only for a byte-sized vocabulary without one); NAME=FILE names a domain. Repeat for several.", valueName: "FILE"))
         var data: [String] = []
+
+        @Option(help: ArgumentHelp("The tokenizer.json that encodes .txt data and decodes the tokens each expert receives (default: the one beside the first checkpoint).", valueName: "FILE"))
+        var tokenizer: String?
 
         @Option(help: "Tokens per window.")
         var seqLen: Int = 512
@@ -97,9 +101,6 @@ extension MoEInspect {
             return (((s as NSString).lastPathComponent as NSString).deletingPathExtension, s)
         }
 
-        /// Text is read as bytes only for a byte-level vocabulary (until a tokenizer exists).
-        static let byteVocabularyLimit = 512
-
         func run() throws {
             let progress = Progress(quiet: quiet)
             let models = try checkpoints.map { p throws -> CausalModel in try CausalModel(layoutOptions.open(p)) }
@@ -107,19 +108,24 @@ extension MoEInspect {
             let V = first.architecture.vocabularySize
             var windows = try TokenWindows(windowLength: seqLen)
             let binary = dataDtype.flatMap { TokenDType(rawValue: $0) }
+            // text needs the tokenizer (a broken one is an error); token ids only use it to show
+            // the tokens each expert receives
+            let text = data.contains { Self.domain($0).file.lowercased().hasSuffix(".txt") }
+            let tok: Tokenizer?
+            if let tokenizer { tok = try Tokenizer.load(tokenizer) }
+            else if text { tok = try Tokenizer.of(checkpoint: checkpoints[0]) }
+            else { tok = (try? Tokenizer.of(checkpoint: checkpoints[0])) ?? nil }
+            if let tok { progress.say("tokenizer \(tok.source)") }
             for spec in data {
                 let (name, file) = Self.domain(spec)
-                if file.lowercased().hasSuffix(".txt"), V > Self.byteVocabularyLimit {
-                    throw CommandError("\(file): text needs the checkpoint's tokenizer, which is not supported yet; the vocabulary of \(V) is not byte-level (at most \(Self.byteVocabularyLimit)). Pass token ids as .npy or .bin")
-                }
-                let tokens = try TokenData(path: file, vocabularySize: V, binaryDType: binary)
+                let tokens = try TokenData(path: file, vocabularySize: V, binaryDType: binary, tokenizer: tok)
                 let usable = min(tokens.count, maxTokens ?? tokens.count) / seqLen * seqLen
                 var buffer = [Int32](repeating: 0, count: max(usable, 1))
                 if usable > 0 {
                     buffer.withUnsafeMutableBufferPointer { b in if let p = b.baseAddress { tokens.copyWindow(0, length: usable - 1, into: p) } }
                 }
                 try windows.append(domain: name, count: usable > 0 ? usable : min(tokens.count, maxTokens ?? tokens.count), source: file) { buffer[$0] }
-                progress.say("\(file): \(usable / seqLen) windows of \(seqLen) tokens (domain \(name))")
+                progress.say("\(file): \(tokens.tokenizerSource == nil ? "" : "\(tokens.count) tokens, ")\(usable / seqLen) windows of \(seqLen) tokens (domain \(name))")
             }
             let options = RoutingOptions(alphas: alphas.isEmpty ? [1] : alphas, feature: ProbeFeature(rawValue: feature) ?? .gate,
                                          couplingTokens: couplingTokens, seed: seed, topTokens: topTokens)
@@ -139,12 +145,20 @@ extension MoEInspect {
                     try RoutingTables.writeAssignments(r, to: results.count == 1 ? dir : dir + "/\(i)-" + ((r.checkpoint as NSString).lastPathComponent))
                 }
             }
-            // text read as bytes: show a byte id as its character (no tokenizer yet)
-            let bytes = data.allSatisfy { Self.domain($0).file.lowercased().hasSuffix(".txt") }
-            let decode: ((Int32) -> String?)? = bytes ? { id in
-                guard id >= 0, id < 256 else { return nil }
-                return (0x20..<0x7F).contains(id) ? String(UnicodeScalar(UInt8(id))) : String(format: "\\x%02X", id)
-            } : nil
+            // the tokens each expert receives, as text: through the tokenizer, or as bytes when
+            // text was read as bytes
+            let bytes = tok == nil && data.allSatisfy { Self.domain($0).file.lowercased().hasSuffix(".txt") }
+            let decode: ((Int32) -> String?)?
+            if let tok {
+                decode = { id in try? tok.decode([id]) }
+            } else if bytes {
+                decode = { id in
+                    guard id >= 0, id < 256 else { return nil }
+                    return (0x20..<0x7F).contains(id) ? String(UnicodeScalar(UInt8(id))) : String(format: "\\x%02X", id)
+                }
+            } else {
+                decode = nil
+            }
             let names = windows.domains.map(\.name)
             if let dir = out {
                 try writeReportFolder(dir, overwrite: overwrite) { tmp in

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensors
+import Tokenizers
 import Training
 
 extension ScheduleKind: ExpressibleByArgument {}
@@ -27,8 +28,11 @@ extension MoEInspect {
         @Option(name: .customLong("init"), help: ArgumentHelp("Start from a new model of this config.json (transformers OlmoeConfig keys), initialised as transformers does.", valueName: "CONFIG.json"))
         var initConfig: String?
 
-        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (bytes). With --resume: default the run's own.", valueName: "FILE"))
+        @Option(help: ArgumentHelp("Training tokens: .npy (1-D uint16/uint32/int32/int64), raw .bin (see --data-dtype) or .txt (encoded by the model's tokenizer.json or --tokenizer; bytes only for a byte-sized vocabulary without one). With --resume: default the run's own.", valueName: "FILE"))
         var data: String?
+
+        @Option(help: ArgumentHelp("The tokenizer.json that encodes .txt data (default: the one beside CKPT, --init's config or the resumed step); it is copied into every saved step.", valueName: "FILE"))
+        var tokenizer: String?
 
         @Option(help: ArgumentHelp("Element type of a raw .bin token file: uint8, uint16 (default), uint32, int32, int64.", valueName: "dtype"))
         var dataDtype: TokenDType?
@@ -108,19 +112,35 @@ extension MoEInspect {
             return o
         }
 
+        /// The model's tokenizer: `--tokenizer`, else the `tokenizer.json` beside `model` (its
+        /// path, and the tokenizer read only when text needs it: a tokenizer this tool cannot
+        /// read does not stop training on token ids).
+        func modelTokenizer(beside model: String, text: Bool) throws -> (file: String?, tokenizer: Tokenizer?) {
+            let file = try tokenizer.map { t throws in try Tokenizer.locate(t) } ?? (try? Tokenizer.locate(model))
+            guard let file, text || tokenizer != nil else { return (file, nil) }
+            return (file, try Tokenizer(contentsOf: file))
+        }
+
+        static func isText(_ path: String?) -> Bool { path?.lowercased().hasSuffix(".txt") == true }
+
         func run() throws {
             let binary = dataDtype
             let trainer: Trainer
             let out: String
+            let progress = Progress(quiet: quiet)
             if let resume {
                 let saved = try Trainer.savedRun(resume)
                 out = self.out ?? saved.runFolder
                 let V = saved.config.vocabularySize
-                let train = try TokenData(path: data ?? saved.dataPath, vocabularySize: V, binaryDType: binary)
                 let evalPath = evalData ?? saved.evalDataPath
-                let eval = try evalPath.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary) }
+                let (tokFile, tok) = try modelTokenizer(beside: saved.runFolder + "/step\(saved.step)",
+                                                        text: Self.isText(data ?? saved.dataPath) || Self.isText(evalPath))
+                if let tok { progress.say("tokenizer \(tok.source)") }
+                let train = try TokenData(path: data ?? saved.dataPath, vocabularySize: V, binaryDType: binary, tokenizer: tok)
+                let eval = try evalPath.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary, tokenizer: tok) }
                 trainer = try Trainer.resume(from: resume, data: train, evalData: eval, outputFolder: out, steps: steps,
                                              saveEvery: saveEvery > 0 ? saveEvery : nil)
+                trainer.tokenizerFile = tokFile
                 let changed = [data.map { "--data \($0)" }, evalData.map { "--eval-data \($0)" }, steps.map { "--steps \($0)" },
                                saveEvery > 0 ? "--save-every \(saveEvery)" : nil].compactMap { $0 }
                 var note = ""
@@ -144,9 +164,12 @@ extension MoEInspect {
                     (model, format) = try NetworkCheckpoint.load(checkpoint ?? "")
                 }
                 let V = model.config.vocabularySize
-                let train = try TokenData(path: data, vocabularySize: V, binaryDType: binary)
-                let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary) }
+                let (tokFile, tok) = try modelTokenizer(beside: initConfig ?? checkpoint ?? "", text: Self.isText(data) || Self.isText(evalData))
+                if let tok { progress.say("tokenizer \(tok.source)") }
+                let train = try TokenData(path: data, vocabularySize: V, binaryDType: binary, tokenizer: tok)
+                let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary, tokenizer: tok) }
                 trainer = try Trainer(model: model, format: format, data: train, evalData: eval, options: try options(), outputFolder: out)
+                trainer.tokenizerFile = tokFile
             }
             let bar = TrainProgress(quiet: quiet, startStep: trainer.step)
             if !quiet {
