@@ -97,6 +97,23 @@ else
   echo "   (transformers/torch not installed for $PYTHON: peer skipped)"
 fi
 
+echo "== issue 12: tokenizer, 10 MB of text on one thread beside Hugging Face tokenizers"
+TOK=$BENCH_DIR/bpe-32k.json
+have_tok=0; "$PYTHON" -c "import tokenizers, numpy" 2>/dev/null && have_tok=1
+if [ $have_tok = 1 ] && [ ! -f "$TOK" ]; then "$PYTHON" scripts/bench_tokenize.py --train-vocab 32000 --save "$TOK" > /dev/null; fi
+[ -f "$TOK" ] || TOK=fixtures/tokenizers/gpt2.json
+MOE_BENCH=1 MOE_BENCH_TOKENIZER=$TOK MOE_BENCH_IDS=/tmp/moe-bench-ids.npy swift test -c release -Xswiftc -enable-testing --skip-build \
+  --filter TokenizersTests.BenchmarkTests 2>&1 | grep -E "^moe-inspect Tokenizers" | tee /tmp/moe-bench-tok | sed 's/^/   /'
+if [ $have_tok = 1 ]; then
+  "$PYTHON" scripts/bench_tokenize.py "$TOK" --compare /tmp/moe-bench-ids.npy > /tmp/moe-bench-tok-peer 2>&1
+  grep -v '^{' /tmp/moe-bench-tok-peer | sed 's/^/   /'
+  ours=$(sed -n 's/.*, \([0-9.]*\) MB\/s.*/\1/p' /tmp/moe-bench-tok | head -1)
+  theirs=$("$PYTHON" -c "import json,sys; print(max(json.loads([l for l in open('/tmp/moe-bench-tok-peer') if l.startswith('{')][-1])['mb_per_s'].values()))" 2>/dev/null)
+  [ -n "$ours" ] && [ -n "$theirs" ] && echo "   ratio moe-inspect / tokenizers (best call): $(awk -v a=$ours -v b=$theirs 'BEGIN{printf "%.2f", a/b}')x"
+else
+  echo "   (tokenizers not installed for $PYTHON: peer skipped)"
+fi
+
 echo "== issue 11: routing forward pass beside transformers (2 threads, same tokens, hooks on the routers)"
 MOE_BENCH=1 swift test -c release -Xswiftc -enable-testing --skip-build --filter RoutingTests.RoutingBenchmarkTests 2>&1 \
   | grep -E "^BENCH" | sed 's/^/   /'
