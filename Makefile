@@ -70,7 +70,8 @@ demo: build
 	@echo "== 3. the two runs compared, each run's series over training, and the curves"
 	$(BIN) erc $(DEMO_OUT)/moe/step* $(DEMO_OUT)/moe-erc/step* --no-noise --alpha 1 -q
 	$(BIN) compare $(DEMO_OUT)/moe/step$(DEMO_STEPS) $(DEMO_OUT)/moe-erc/step$(DEMO_STEPS) --labels "MoE,MoE+ERC" \
-	  --logs $(DEMO_OUT)/moe/log.csv,$(DEMO_OUT)/moe-erc/log.csv --out $(DEMO_OUT)/compare --format png,pdf --overwrite -q
+	  --logs $(DEMO_OUT)/moe/log.csv,$(DEMO_OUT)/moe-erc/log.csv --data fixtures/corpus/kjv-eval.txt --seq-len 128 \
+	  --out $(DEMO_OUT)/compare --format png,pdf --overwrite -q
 	$(BIN) plot $(DEMO_OUT)/moe/log.csv $(DEMO_OUT)/moe-erc/log.csv --labels "MoE,MoE+ERC" --out $(DEMO_OUT)/compare/training-curves.png
 	$(BIN) report $(DEMO_OUT)/moe-erc/step* --out $(DEMO_OUT)/report-erc --alpha 1 --alpha 0.5 --format png,pdf,svg --overwrite -q
 	@echo "== 4. routing on held-out text: does the router send each token to the experts that respond to it most?"

@@ -79,7 +79,9 @@ public struct ComparisonReport {
 
     /// Writes the comparison of `items` into `folder`; with `by`, the items are already in order of their `value`.
     @discardableResult
-    public func write(_ items: [ComparisonItem], options: CouplingOptions, by: String? = nil, to folder: String) throws -> [ReportFigure] {
+    /// - Parameter routing: the items' routing on data, in the items' order (`compare --data`).
+    public func write(_ items: [ComparisonItem], options: CouplingOptions, by: String? = nil, routing: DataRouting? = nil,
+                      to folder: String) throws -> [ReportFigure] {
         let sink = try FigureSink(folder: folder, settings: settings)
         let labels = items.map(\.label)
         let pairs = items.map { (label: $0.label, numbers: $0.numbers) }
@@ -111,6 +113,12 @@ public struct ComparisonReport {
                     html: ReportPage.table(t, caption: "Means over the analysed layers, in order of \(ReportPage.escape(by)).")))
         }
         sections.append(PageSection(id: "differences", title: "Per layer", html: ReportPage.table(diff)))
+        if let routing {
+            sections.append(
+                try RoutingReport.add(
+                    routing, names: labels, detailed: labels.indices.map { (index: $0, label: Optional(labels[$0])) }, to: sink, folder: folder,
+                    tables: &tables))
+        }
         tables.append("summary.json")
         sections.append(
             PageSection(

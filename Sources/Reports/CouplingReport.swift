@@ -64,14 +64,21 @@ public struct CouplingReport {
     @discardableResult
     public func write(
         _ results: [CheckpointCoupling], runs groups: [RunGroup], options: CouplingOptions, maps: [ReportMap] = [],
-        curves: [RunCurves] = [], to folder: String
+        curves: [RunCurves] = [], routing: DataRouting? = nil, to folder: String
     ) throws -> [ReportFigure] {
         var numbers = results.map { CheckpointNumbers($0, run: "", options: options) }
         var full: [String: CheckpointCoupling] = [:]
         for g in groups { for m in g.members where m < results.count { numbers[m].run = g.label } }
         for r in results { full[r.checkpoint] = r }
         let series = groups.map { g in RunSeries(label: g.label, checkpoints: g.members.filter { $0 < numbers.count }.map { numbers[$0] }) }
-        return try write(series, alphas: options.alphas, lede: ReportPage.lede(options), full: full, maps: maps, curves: curves, to: folder) { tables in
+        // routing on data: per-layer figures of each run's latest checkpoint (results and
+        // routing.runs are in the same order)
+        let routed = routing.map { r in
+            (r, groups.compactMap { g in g.members.last.map { (index: $0, label: groups.count > 1 ? Optional(g.label) : nil) } })
+        }
+        return try write(
+            series, alphas: options.alphas, lede: ReportPage.lede(options), full: full, maps: maps, curves: curves, routing: routed, to: folder
+        ) { tables in
             // What only the checkpoints themselves give: per-expert eps, cosine summaries, matrices.
             let ordered = series.flatMap { $0.checkpoints }.compactMap { full[$0.checkpoint] }
             let runOf = series.flatMap { s in s.checkpoints.map { _ in s.label } }
@@ -116,7 +123,8 @@ public struct CouplingReport {
     /// The common body: series, latest checkpoints, tables, summary, page; `extraTables` adds what needs the checkpoints.
     func write(
         _ series: [RunSeries], alphas: [Double], lede: String, full: [String: CheckpointCoupling], maps: [ReportMap],
-        curves: [RunCurves], to folder: String, extraTables: (inout [String]) throws -> Void
+        curves: [RunCurves], routing: (DataRouting, [(index: Int, label: String?)])? = nil, to folder: String,
+        extraTables: (inout [String]) throws -> Void
     ) throws -> [ReportFigure] {
         let sink = try FigureSink(folder: folder, settings: settings)
         let a0 = alphas.first
@@ -163,6 +171,9 @@ public struct CouplingReport {
         try erc.writeCSV(to: folder + "/tables/erc.csv")
         var tables = ["tables/erc.csv"]
         try extraTables(&tables)
+        let routingSection = try routing.map { r, detailed in
+            try RoutingReport.add(r, names: nil, detailed: detailed, to: sink, folder: folder, tables: &tables)
+        }
         tables.append("summary.json")
         let figures = sink.figures
         try AtomicOutput.write(Self.summary(series, alphas: alphas, figures: figures, info: info).serialized(pretty: true) + "\n", to: folder + "/summary.json")
@@ -179,6 +190,7 @@ public struct CouplingReport {
             PageSection(
                 id: "layers", title: latest.count > 1 ? "Layers of each run's latest checkpoint" : "Layers of \(latest.first?.numbers.checkpoint ?? "")",
                 html: layerTable(latest)))
+        if let routingSection { sections.append(routingSection) }
         sections.append(
             PageSection(
                 id: "tables", title: "Tables",

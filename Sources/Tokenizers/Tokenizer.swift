@@ -48,8 +48,19 @@ public final class Tokenizer: Sendable {
     /// would read for `checkpoint`, or nil when there is none. A tokenizer that is there but
     /// malformed or unsupported is an error, never a silent fall-back to bytes.
     public static func of(checkpoint: String) throws(TokenizerError) -> Tokenizer? {
-        guard let path = try? locate(checkpoint) else { return nil }
+        guard let path = locate(besideCheckpoint: checkpoint) else { return nil }
         return try Tokenizer(contentsOf: path)
+    }
+
+    /// The `tokenizer.json` of a checkpoint: in its folder, beside its file (a weights file, an
+    /// index or a `config.json` of any name), or in its hub-cache snapshot; nil when there is none.
+    public static func locate(besideCheckpoint checkpoint: String) -> String? {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir), !isDir.boolValue {
+            let folder = (checkpoint as NSString).deletingLastPathComponent
+            return try? locate(folder.isEmpty ? "." : folder)
+        }
+        return try? locate(checkpoint)
     }
 
     /// The `tokenizer.json` that `load` would read for `path`.

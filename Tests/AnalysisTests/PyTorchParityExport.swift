@@ -144,8 +144,11 @@ import Tensors
         for (name, t) in tensors {
             let stored = try file.tensor(name)
             #expect(stored.shape == t.shape, "\(name)")
+            // relative per element, with elements below a thousandth of the tensor's largest
+            // measured against that (their relative error only reflects the BLAS kernel's order of sums)
+            let scale = t.storage.map { abs($0) }.max() ?? 0
             var worst: Float = 0
-            for (a, b) in zip(stored.storage, t.storage) { worst = max(worst, abs(a - b) / max(abs(b), 1e-6)) }
+            for (a, b) in zip(stored.storage, t.storage) { worst = max(worst, abs(a - b) / max(abs(b), 1e-3 * scale, 1e-6)) }
             #expect(worst <= 1e-5, "\(name) differs from the engine by \(worst)")
         }
         for model in Self.models {

@@ -30,9 +30,11 @@ extension CLITests {
                 #expect(header.contains("'descr': '<i4'") && header.contains("(160, 2)"))
             }
         }
-        for file in ["index.html", "summary.json", "tables/routing.csv", "figures/expert_load.png", "figures/saturation.png", "figures/m_data_layer0.png"] {
+        for file in ["index.html", "summary.json", "tables/routing.csv", "figures/expert_load.png", "figures/agreement.png", "figures/m_data_layer0.png"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/report/" + file), "\(file)")
         }
+        // two checkpoints of different runs: no saturation figure (it would compare two models)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/report/figures/saturation.png"))
     }
 
     @Test func routingDataErrors() throws {
@@ -59,5 +61,52 @@ extension CLITests {
         try config.write(toFile: dir + "/big/config.json", atomically: true, encoding: .utf8)
         let text = try run(["routing", dir + "/big", "--data", dir + "/a.txt", "--seq-len", "8"])
         #expect(text.status == 1 && text.stderr.contains("tokenizer"), "\(text.stderr)")
+    }
+}
+
+/// `report --data` and `compare --data`: the routing figures, tables and section on their pages.
+extension CLITests {
+    @Test func reportAndCompareAddRoutingOnData() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let f = CLITests.fixtures
+        // one run of two identical steps: router saturation is exactly 1 at both
+        for step in ["step1", "step2"] {
+            try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: f + "/olmoe-tiny", toPath: dir + "/run/" + step)
+        }
+        let tokens = f + "/routing/tokens.npy"
+        let r = try run(["report", dir + "/run/step1", dir + "/run/step2", "--out", dir + "/report", "--data", "a=" + tokens,
+                         "--seq-len", "32", "--no-tsne", "--no-noise", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for file in ["figures/agreement.png", "figures/saturation.png", "figures/expert_load.png", "figures/m_data_layer0.png",
+                     "figures/coactivation_layer1.png", "tables/routing.csv", "routing.json", "figures/erc_by_layer.png"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/report/" + file), "\(file)")
+        }
+        let page = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        #expect(page.contains("id=\"routing\"") && page.contains("Routing on data"))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/routing.json"))) as? [[String: Any]])
+        #expect(json.count == 2)
+        for c in json {
+            let layers = try #require(c["layers"] as? [[String: Any]])
+            #expect(layers.map { $0["saturation"] as? Double } == [1.0, 1.0])
+            #expect(layers.first?["tokens"] as? Int == 96)  // tokens.npy holds 100 tokens: three windows of 32
+        }
+
+        let c = try run(["compare", f + "/olmoe-tiny", f + "/routing/models/olmoe", "--labels", "tiny,other", "--out", dir + "/compare",
+                         "--data", tokens, "--seq-len", "32", "--no-noise", "-q"])
+        #expect(c.status == 0, "\(c.stderr)")
+        for file in ["figures/agreement.png", "figures/expert_load_tiny.png", "figures/expert_load_other.png",
+                     "figures/m_data_layer0_other.png", "tables/routing.csv", "routing.json"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/compare/" + file), "\(file)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/compare/figures/saturation.png"), "two runs have no saturation")
+        let cpage = try String(contentsOfFile: dir + "/compare/index.html", encoding: .utf8)
+        #expect(cpage.contains("Routing on data") && cpage.contains("tiny 0.") && cpage.contains("other 0."))
+
+        let both = try run(["report", "--tables", dir, "--out", dir + "/t", "--data", tokens])
+        #expect(both.status != 0 && both.stderr.contains("--tables"), "\(both.stderr)")
+        let clash = try run(["compare", f + "/olmoe-tiny", f + "/routing/models/olmoe", "--out", tokens, "--data", tokens, "--seq-len", "32"])
+        #expect(clash.status == 1 && clash.stderr.contains("input"), "\(clash.stderr)")
     }
 }

@@ -14,7 +14,9 @@ extension MoEInspect {
                 and brings its training curves and held-out loss (eval.csv). Labels come from the parts of the paths that \
                 differ (runs/vanilla/step400, runs/erc/step400 -> vanilla, erc) and are always unique. --by NAME orders the \
                 checkpoints by a value parsed from their paths (alpha0.5, erc-alpha=1, alpha_2) or labels (--labels \
-                alpha=0.5,alpha=1) and draws held-out loss, alpha*, eps and ERC loss against it.
+                alpha=0.5,alpha=1) and draws held-out loss, alpha*, eps and ERC loss against it. With --data the tokens run \
+                through every checkpoint and the page gains the figures of `routing` for each (agreement side by side, \
+                load, m_data beside M, co-activation, domains).
                 """)
 
         @Argument(help: "Two or more checkpoints or run folders.")
@@ -40,6 +42,7 @@ extension MoEInspect {
 
         @OptionGroup var figures: FigureOptions
         @OptionGroup var analysis: AnalysisOptions
+        @OptionGroup(title: "Routing on data (adds the figures of `routing` for every checkpoint)") var dataOptions: RoutingDataOptions
         @OptionGroup var layoutOptions: LayoutOptions
 
         @Flag(help: "Replace OUT when it holds an earlier report (a folder with other files is never replaced).")
@@ -66,7 +69,7 @@ extension MoEInspect {
         func run() throws {
             try protectInputs(
                 [out],
-                from: checkpoints + [layoutOptions.layout].compactMap { $0 }
+                from: checkpoints + dataOptions.files + [layoutOptions.layout, dataOptions.tokenizer].compactMap { $0 }
                     + (logs?.split(separator: ",").map(String.init) ?? []))
             let start = Date()
             let progress = Progress(quiet: quiet)
@@ -111,11 +114,14 @@ extension MoEInspect {
                     progress.say("compare: several checkpoints have \(by ?? "") = \(Readings.number(v)); they are drawn at the same place")
                 }
             }
+            let routing = dataOptions.data.isEmpty ? nil : try dataOptions.route(
+                items.map(\.coupling.checkpoint), layout: layoutOptions, alphas: options.alphas, feature: options.feature, seed: options.seed,
+                progress: progress)
             let report = ComparisonReport(
                 figures.settings(checkpoints: checkpoints, quiet: quiet),
                 info: BuildInfo.pageInfo(checkpoints: inputs.map(\.checkpoint), others: (logPaths ?? []).map { ("log", $0) }))
             var written: [ReportFigure] = []
-            try dest.write { tmp in written = try report.write(items, options: options, by: by, to: tmp) }
+            try dest.write { tmp in written = try report.write(items, options: options, by: by, routing: routing, to: tmp) }
             progress.say(
                 String(
                     format: "compare: %d checkpoints, %d figures in %@/index.html (%.1f s)", items.count, written.count, out, Date().timeIntervalSince(start)))

@@ -12,6 +12,8 @@ extension MoEInspect {
                 checkpoint-1000, ...) and grouped into runs by the folder above the step (or --runs); each run is one line. \
                 Per-layer figures show each run's latest checkpoint. With --tables DIR the report is built from the tables of \
                 `moe-inspect erc --csv/--json` alone (one job per checkpoint on a cluster), without the checkpoints. \
+                With --data the tokens also run through every checkpoint and the page gains the figures of `routing` \
+                (saturation over each run, agreement, load, m_data beside M, co-activation, domains). \
                 Open DIR/index.html in a browser.
                 """)
 
@@ -31,6 +33,7 @@ extension MoEInspect {
 
         @OptionGroup var figures: FigureOptions
         @OptionGroup var analysis: AnalysisOptions
+        @OptionGroup(title: "Routing on data (adds the figures of `routing` to the page)") var dataOptions: RoutingDataOptions
         @OptionGroup var layoutOptions: LayoutOptions
 
         @Flag(help: "Replace OUT when it holds an earlier report (a folder with other files is never replaced).")
@@ -45,10 +48,11 @@ extension MoEInspect {
         func validate() throws {
             if tables != nil && !checkpoints.isEmpty { throw ValidationError("give checkpoints or --tables DIR, not both") }
             if tables == nil && checkpoints.isEmpty { throw ValidationError("give one or more checkpoints, or --tables DIR") }
+            if tables != nil && !dataOptions.data.isEmpty { throw ValidationError("--data runs tokens through checkpoints; it cannot be used with --tables") }
         }
 
         func run() throws {
-            try protectInputs([out], from: checkpoints + [tables, layoutOptions.layout].compactMap { $0 })
+            try protectInputs([out], from: checkpoints + dataOptions.files + [tables, layoutOptions.layout, dataOptions.tokenizer].compactMap { $0 })
             let start = Date()
             let progress = Progress(quiet: quiet)
             if let dir = tables {
@@ -92,12 +96,15 @@ extension MoEInspect {
                 }
             }
             let curves = try series.groups.compactMap { g in try g.folder.flatMap { try RunCurves.read(folder: $0, label: g.label) } }
+            let routing = dataOptions.data.isEmpty ? nil : try dataOptions.route(
+                series.results.map(\.checkpoint), layout: layoutOptions, alphas: options.alphas, feature: options.feature, seed: options.seed,
+                progress: progress)
             let report = CouplingReport(
                 figures.settings(checkpoints: checkpoints, quiet: quiet),
                 info: BuildInfo.pageInfo(checkpoints: series.results.map(\.checkpoint)))
             var written: [ReportFigure] = []
             try dest.write { tmp in
-                written = try report.write(series.results, runs: series.groups, options: options, maps: maps, curves: curves, to: tmp)
+                written = try report.write(series.results, runs: series.groups, options: options, maps: maps, curves: curves, routing: routing, to: tmp)
             }
             progress.say(String(format: "report: %d figures in %@/index.html (%.1f s)", written.count, out, Date().timeIntervalSince(start)))
             print(out + "/index.html")

@@ -116,7 +116,7 @@ extension MoEInspect {
         /// path, and the tokenizer read only when text needs it: a tokenizer this tool cannot
         /// read does not stop training on token ids).
         func modelTokenizer(beside model: String, text: Bool) throws -> (file: String?, tokenizer: Tokenizer?) {
-            let file = try tokenizer.map { t throws in try Tokenizer.locate(t) } ?? (try? Tokenizer.locate(model))
+            let file = try tokenizer.map { t throws in try Tokenizer.locate(t) } ?? Tokenizer.locate(besideCheckpoint: model)
             guard let file, text || tokenizer != nil else { return (file, nil) }
             return (file, try Tokenizer(contentsOf: file))
         }
