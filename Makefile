@@ -2,8 +2,9 @@
 # `make demo` and `make test` install the Debian packages they need when missing.
 
 SWIFT        ?= swift
-# libdnnl2: oneDNN, loaded at run time for the f32 and bf16 products (OpenBLAS without it).
-APT_PACKAGES := libhdf5-dev libopenblas-dev libdnnl2 libpng-dev libcairo2-dev fonts-dejavu-core pkg-config
+# libdnnl-dev: oneDNN headers for the shim that loads libdnnl.so.2 at run time for the f32 and bf16
+# products (without them every product runs on OpenBLAS).
+APT_PACKAGES := libhdf5-dev libopenblas-dev libdnnl-dev libpng-dev libcairo2-dev fonts-dejavu-core pkg-config
 # Headless Chromium opens the report pages in the tests (they skip, saying so, without it).
 TEST_APT_PACKAGES := chromium
 RELEASE_FLAGS := -c release -Xswiftc -enable-testing

@@ -120,6 +120,12 @@ final class FigureSink {
     }
 
     /// Writes `figure` as `figures/<stem>.<ext>` for each format (nothing when nil).
+    /// A figure title as page text: the mathtext of figures (`m_{data}`, `TopK_{router}`) without
+    /// its braces (`m_data`), since the page shows titles as plain text.
+    static func plainText(_ title: String) -> String {
+        title.replacingOccurrences(of: "_{", with: "_").replacingOccurrences(of: "^{", with: "^").replacingOccurrences(of: "}", with: "")
+    }
+
     func add(_ stem: String, _ figure: Figure?, reading: String, hover: [Hover] = []) throws {
         guard let figure else { return }
         settings.fit(figure)
@@ -138,7 +144,7 @@ final class FigureSink {
         }
         figures.append(
             ReportFigure(
-                stem: stem, title: figure.title ?? stem, reading: reading, files: files,
+                stem: stem, title: Self.plainText(figure.title ?? stem), reading: reading, files: files,
                 wide: figure.width > 1.7 * figure.height,
                 hover: layout.flatMap { Self.hoverJSON(hover, layout: $0) }))
     }

@@ -145,11 +145,13 @@ import Tensors
             let stored = try file.tensor(name)
             #expect(stored.shape == t.shape, "\(name)")
             // relative per element, with elements below a thousandth of the tensor's largest
-            // measured against that (their relative error only reflects the BLAS kernel's order of sums)
+            // measured against that (their relative error only reflects the kernel's order of sums)
             let scale = t.storage.map { abs($0) }.max() ?? 0
             var worst: Float = 0
             for (a, b) in zip(stored.storage, t.storage) { worst = max(worst, abs(a - b) / max(abs(b), 1e-3 * scale, 1e-6)) }
-            #expect(worst <= 1e-5, "\(name) differs from the engine by \(worst)")
+            // 3e-4: the file was written with OpenBLAS's products; with oneDNN's the sums run in
+            // another order, and gradients (sums over hinge terms) move by up to 1.4e-4 here.
+            #expect(worst <= 3e-4, "\(name) differs from the engine by \(worst)")
         }
         for model in Self.models {
             let layers = try #require((committed[model] as? [String: Any])?["layers"] as? [String: [String: Any]])
