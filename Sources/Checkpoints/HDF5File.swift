@@ -550,7 +550,7 @@ public final class HDF5File: @unchecked Sendable {
 }
 
 /// `s` in single quotes for a one-line message: control characters escaped, at most 200 characters.
-func quoted(_ s: String) -> String {
+public func quoted(_ s: String) -> String {
     var out = ""
     for ch in s.unicodeScalars.prefix(200) {
         switch ch {

@@ -229,7 +229,7 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case let .unrecognized(f, names, total):
-            let shown = names.prefix(8).joined(separator: ", ")
+            let shown = names.prefix(8).map(quoted).joined(separator: ", ")
             let more = total > 8 ? " and \(total - 8) more" : ""
             return "\(f): no known MoE layout fits; could not place \(shown)\(more) (write a layout file and pass --layout, see docs/layout-file.md)"
         case let .badLayoutFile(f, r): return "\(f): \(r)"

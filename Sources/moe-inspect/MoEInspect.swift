@@ -40,9 +40,11 @@ struct MoEInspect: ParsableCommand {
         }
     }
 
-    /// Prints `message` as `moe-inspect: error: message` on stderr and exits 1.
+    /// Prints `message` as `moe-inspect: error: message` on stderr and exits 1, always on one
+    /// line (a line break that a name in the message carries is shown escaped).
     static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("moe-inspect: error: \(message)\n".utf8))
+        let line = message.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
+        FileHandle.standardError.write(Data("moe-inspect: error: \(line)\n".utf8))
         Foundation.exit(1)
     }
 

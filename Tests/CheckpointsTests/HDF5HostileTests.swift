@@ -260,14 +260,7 @@ import Tensors
             if !accept || args[0] == "convert" { #expect(p.terminationStatus == (accept ? 0 : 1), "\(what): \(e)") }
             if p.terminationStatus == 1 {
                 #expect(e.hasPrefix("moe-inspect: error: ") && e.contains(file), "\(what): \(e)")
-                if file == "ds-name-newline.h5" && args[0] != "convert" {
-                    // The layout error lists the unplaced tensor 'a<newline>b' as it is (MoELayout).
-                    withKnownIssue("MoELayout's 'could not place' message prints a name with a newline raw") {
-                        #expect(e.split(separator: "\n").count == 1, "\(what): \(e)")
-                    }
-                } else {
-                    #expect(e.split(separator: "\n").count == 1, "\(what): \(e)")
-                }
+                #expect(e.split(separator: "\n").count == 1, "\(what): \(e)")
             }
         }
         try? FileManager.default.removeItem(atPath: out)
