@@ -40,16 +40,16 @@ public enum CouplingFigures {
 
     /// Every layer's M as small multiples on one colour scale.
     public static func activationGrid(_ layers: [LayerCoupling]) throws -> Figure? {
-        let ok = okLayers(layers).filter { $0.activation != nil }
+        let ok = okLayers(layers).compactMap { l in l.activation.map { (layer: l, activation: $0) } }
         guard !ok.isEmpty else { return nil }
         let cols = min(4, ok.count), rows = (ok.count + cols - 1) / cols
         let f = Figure(width: 2.4 * Double(cols) + 1.2, height: 2.3 * Double(rows) + 0.7, rows: rows, columns: cols)
         f.title = "Activation matrices M of all MoE layers (noise-free)"
-        let all = ok.flatMap { matrix($0.activation!).joined() }
+        let all = ok.flatMap { matrix($0.activation).joined() }
         let scale = ColorScale.fitting(all, colormap: .viridis)
-        for (k, l) in ok.enumerated() {
+        for (k, (l, activation)) in ok.enumerated() {
             let ax = f.axes[k]
-            try ax.heatmap(matrix(l.activation!), scale: scale, diagonalOutline: .white)
+            try ax.heatmap(matrix(activation), scale: scale, diagonalOutline: .white)
             ax.title = String(format: "layer %d, α* %.2f", l.layer, l.couplingAlpha)
             ax.x.showsTickLabels = l.experts <= 16
             ax.y.showsTickLabels = l.experts <= 16
