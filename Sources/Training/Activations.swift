@@ -122,14 +122,14 @@ final class ModelWorkspace: @unchecked Sendable {
             let shadows = BF16Shadows(products: products)
             shadows.add(parameters)
             // kept from the forward pass for the weight gradients
-            for a in layers { for b in [a.normedInput, a.attention, a.expertInput, a.swiglu] { shadows.add(b) } }
+            for a in layers { for b in [a.normedInput, a.qkv, a.attention, a.expertInput, a.swiglu] { shadows.add(b) } }
             // gradients used within one layer's backward pass: one copy serves every layer
             let dGateUp = shadows.allocate(layers[0].gateUp.count), dExpertOutput = shadows.allocate(layers[0].expertOutput.count)
             for a in layers {
                 shadows.add(a.gateUp, sharing: dGateUp)
                 shadows.add(a.expertOutput, sharing: dExpertOutput)
             }
-            for b in [normedFinal, logits, dStream, dQKV] { shadows.add(b) }
+            for b in [normedFinal, logits, dStream, dQKV, dAttention] { shadows.add(b) }
             self.bf16 = shadows
         } else {
             self.bf16 = nil

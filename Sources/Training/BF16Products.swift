@@ -32,10 +32,18 @@ final class BF16Products: @unchecked Sendable {
         table = made
     }
 
-    /// The product for these transposes and beta (0 or 1).
-    func product(transA: Bool, transB: Bool, beta: Float) -> AnyShapeProduct {
+    /// `C = op(A) op(B) + beta C` on the calling thread, A and B BF16 bits laid out as
+    /// `BLAS.gemm`'s operands, C Float32; beta 0 or 1.
+    func multiply(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int,
+                  b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         precondition(beta == 0 || beta == 1, "BF16 products are made for beta 0 and 1")
-        return table[(transA ? 1 : 0) + (transB ? 2 : 0) + (beta == 1 ? 4 : 0)]
+        if k == 0 {  // C = beta C, as BLAS does
+            if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        let ran = table[(transA ? 1 : 0) + (transB ? 2 : 0) + (beta == 1 ? 4 : 0)]
+            .run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+        precondition(ran, "oneDNN failed a BF16 product of valid sizes (\(m) x \(n) x \(k))")
     }
 }
 

@@ -24,8 +24,8 @@ public struct MemoryPlan: Sendable {
         activationBytes = 4 * (layers * layerActivations + (layers + 4) * T * d + T * V + T * (d + 2 * kv) + B * heads * L * L)
         if o.precision == .bf16 {
             // BF16 copies: parameters, the operands kept per layer, one layer's expert gradients,
-            // and the final norm, logits, stream and q/k/v gradients
-            activationBytes += 2 * (parameters + layers * T * (2 * d + k * (d + D)) + T * k * (2 * D + d) + T * (3 * d + V + 2 * kv))
+            // and the final norm, logits, stream, attention output and q/k/v gradients
+            activationBytes += 2 * (parameters + layers * T * (3 * d + 2 * kv + k * (d + D)) + T * k * (2 * D + d) + T * (4 * d + V + 2 * kv))
         }
     }
 

@@ -93,7 +93,9 @@ public final class OlmoeNetwork: @unchecked Sendable {
             assembleQKV(a, rows: T, d: d, kv: kv)
             rope.apply(a.qkv.pointer, rows: T, rowStride: S, heads: c.headCount, sequenceLength: ws.length, inverse: false)
             rope.apply(a.qkv.pointer + d, rows: T, rowStride: S, heads: c.keyValueHeadCount, sequenceLength: ws.length, inverse: false)
-            attention.forward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, output: a.attention.pointer)
+            h?.round(a.qkv)
+            attention.forward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, output: a.attention.pointer,
+                              bf16: h.map { CausalAttention.BF16Operands(qkv: $0.shadow(of: a.qkv.pointer)!, products: $0.products) })
             a.residualMid.pointer.update(from: x, count: T * d)
             h?.round(a.attention)
             ParallelGEMM.gemm(transB: true, m: T, n: d, k: d, a: a.attention.pointer, lda: d, b: W + o.output, ldb: d,
@@ -186,8 +188,11 @@ public final class OlmoeNetwork: @unchecked Sendable {
             }
             h?.round(ws.dStream)
             ParallelGEMM.batch(outputCalls, bf16: h)
+            h?.round(ws.dAttention)
             attention.backward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, dOutput: ws.dAttention.pointer,
-                               dqkv: ws.dQKV.pointer, scratch: ws.attentionScratch.pointer)
+                               dqkv: ws.dQKV.pointer, scratch: ws.attentionScratch.pointer,
+                               bf16: h.map { CausalAttention.BF16Operands(qkv: $0.shadow(of: a.qkv.pointer)!, dOutput: $0.shadow(of: ws.dAttention.pointer)!,
+                                                                          products: $0.products) })
             rope.apply(ws.dQKV.pointer, rows: T, rowStride: S, heads: c.headCount, sequenceLength: ws.length, inverse: true)
             rope.apply(ws.dQKV.pointer + d, rows: T, rowStride: S, heads: c.keyValueHeadCount, sequenceLength: ws.length, inverse: true)
             if let clip = config.clipQKV { clipBackward(a, dqkv: ws.dQKV.pointer, rows: T, d: d, kv: kv, clip: clip) }

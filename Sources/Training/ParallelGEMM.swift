@@ -66,13 +66,8 @@ enum ParallelGEMM {
                 return
             }
             precondition(alpha == 1, "BF16 products are made for alpha 1")
-            if k == 0 {  // C = beta C, as BLAS does
-                if beta == 0 { for r in 0..<m { (c + cOffset + r * ldc).update(repeating: 0, count: n) } }
-                return
-            }
-            let ran = bf16.products.product(transA: transA, transB: transB, beta: beta)
-                .run(m: m, n: n, k: k, a: bf16.a + aOffset, lda: lda, b: bf16.b + bOffset, ldb: ldb, c: c + cOffset, ldc: ldc)
-            precondition(ran, "oneDNN failed a BF16 product of valid sizes (\(m) x \(n) x \(k))")
+            bf16.products.multiply(transA: transA, transB: transB, m: m, n: n, k: k, a: bf16.a + aOffset, lda: lda, b: bf16.b + bOffset, ldb: ldb,
+                                   beta: beta, c: c + cOffset, ldc: ldc)
         }
     }
 

@@ -9,11 +9,12 @@ public enum ScheduleKind: String, Sendable, Codable, CaseIterable {
 public enum TrainingPrecision: String, Sendable, Codable, CaseIterable {
     /// Float32 products, as transformers' fp32 training.
     case fp32
-    /// The products of the attention and expert projections and of the LM head, forward and
-    /// backward, take BF16 inputs rounded from the Float32 weights, activations and gradients
-    /// and accumulate into Float32 outputs (oneDNN, on the CPU's AVX-512 BF16 units). Master
-    /// weights, optimizer state, norms, softmax, router, attention scores, losses and
-    /// reductions stay Float32. BF16 keeps Float32's exponent range, so no loss scaling.
+    /// The products of the attention and expert projections, of attention itself (scores and
+    /// weighted values) and of the LM head, forward and backward, take BF16 inputs rounded from
+    /// the Float32 weights, activations and gradients and accumulate into Float32 outputs
+    /// (oneDNN, on the CPU's AVX-512 BF16 units). Master weights, optimizer state, norms,
+    /// softmax, the router, losses and reductions stay Float32. BF16 keeps Float32's exponent
+    /// range, so no loss scaling.
     case bf16
 }
 
