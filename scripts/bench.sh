@@ -83,15 +83,23 @@ fi
 MOE_BENCH=1 MOE_TSNE_PEERS=$peers swift test -c release -Xswiftc -enable-testing --skip-build --filter EmbeddingTests.TSNEBenchmark 2>&1 \
   | grep -vE "^(◇|✔|Test Suite|Test Case|Executed|\[)" | grep -v "^$" | sed 's/^/   /'
 
-echo "== issue 6: training throughput, reference config (vocab 256, d 256, 4 layers, 8 experts top-2, D 256, seq 256, batch 8, fp32, AdamW)"
+echo "== issue 6/15: training throughput, reference config (vocab 256, d 256, 4 layers, 8 experts top-2, D 256, seq 256, batch 8, AdamW; fp32 and bf16 products) (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 # The exact suite: a looser filter also started the t-SNE benchmark, which ran in parallel and
 # halved the training throughput.
 MOE_BENCH=1 swift test -c release -Xswiftc -enable-testing --skip-build --filter TrainingTests.BenchmarkTests 2>&1 \
-  | grep -iE "tokens|erc|rss|bench" | grep -vE "^(◇|✔|Test Suite|Test Case)" | sed 's/^/   /'
+  | grep -iE "tokens|erc|rss|bench" | grep -vE "^(◇|✔|Test Suite|Test Case)" | tee /tmp/moe-bench-train | sed 's/^/   /'
 if [ $have_torch = 1 ] && "$PYTHON" -c "import transformers" 2>/dev/null; then
   for erc in "" "--erc"; do
-    /usr/bin/time -f "%M" -o /tmp/moe-bench-rss "$PYTHON" scripts/bench_train.py --threads 2 $erc 2>/dev/null | sed "s/^/   PyTorch${erc:+ with ERC}: /"
+    /usr/bin/time -f "%M" -o /tmp/moe-bench-rss "$PYTHON" scripts/bench_train.py --threads 2 $erc 2>/dev/null | tee /tmp/moe-bench-train-torch$erc \
+      | sed "s/^/   PyTorch${erc:+ with ERC}: /"
     echo "   PyTorch${erc:+ with ERC} peak RSS: $(( $(cat /tmp/moe-bench-rss) / 1024 )) MB"
+  done
+  # issue 15: bf16 products against transformers' fp32 training (asked: at least 2x)
+  theirs=$("$PYTHON" -c "import json; print(json.loads(open('/tmp/moe-bench-train-torch').read().splitlines()[-1])['tokens_per_s'])" 2>/dev/null)
+  for precision in fp32 bf16; do
+    label="swift"; [ $precision = bf16 ] && label="swift bf16"
+    ours=$(sed -n "s/^$label: \([0-9.]*\) tokens\/s.*/\1/p" /tmp/moe-bench-train | head -1)
+    [ -n "$ours" ] && [ -n "$theirs" ] && echo "   ratio moe-inspect $precision / transformers fp32: $(awk -v a=$ours -v b=$theirs 'BEGIN{printf "%.2f", a/b}')x ($ours against $(printf '%.0f' $theirs) tokens/s)"
   done
 else
   echo "   (transformers/torch not installed for $PYTHON: peer skipped)"

@@ -93,6 +93,9 @@ struct cdnnl_product {
     dnnl_memory_desc_t a, b, c, scratch;
     size_t scratch_bytes;
     char kernel[64];
+    // any-shape products: sizes and strides come with each run
+    int any_shape, trans_a, trans_b;
+    dnnl_data_type_t input;
 };
 
 static void one_thread(void) {
@@ -102,25 +105,12 @@ static void one_thread(void) {
 // One stream per thread, made on first use and kept for the thread's life.
 static __thread dnnl_stream_t thread_stream = NULL;
 
-cdnnl_product *cdnnl_product_create(int64_t m, int64_t n, int64_t k, cdnnl_input_type input,
-                                    int trans_a, int64_t lda, int trans_b, int64_t ldb, int64_t ldc,
-                                    float alpha, float beta) {
-    if (!cdnnl_available() || m <= 0 || n <= 0 || k <= 0) return NULL;
-    one_thread();
-    cdnnl_product *p = calloc(1, sizeof *p);
-    if (p == NULL) return NULL;
-    dnnl_data_type_t t = input == CDNNL_BF16 ? dnnl_bf16 : dnnl_f32;
-    dnnl_dims_t da = {m, k}, db = {k, n}, dc = {m, n};
-    dnnl_dims_t sa = {lda, 1}, sb = {ldb, 1}, sc = {ldc, 1};
-    if (trans_a) { sa[0] = 1; sa[1] = lda; }
-    if (trans_b) { sb[0] = 1; sb[1] = ldb; }
+// Makes p->primitive for the descriptors p->a, p->b, p->c; fills the scratch size and kernel name.
+static int make_primitive(cdnnl_product *p, float alpha, float beta) {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    int ok = api.dnnl_memory_desc_init_by_strides(&p->a, 2, da, t, sa) == dnnl_success
-          && api.dnnl_memory_desc_init_by_strides(&p->b, 2, db, t, sb) == dnnl_success
-          && api.dnnl_memory_desc_init_by_strides(&p->c, 2, dc, dnnl_f32, sc) == dnnl_success
-          && api.dnnl_primitive_attr_create(&attr) == dnnl_success
+    int ok = api.dnnl_primitive_attr_create(&attr) == dnnl_success
           && api.dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
     if (ok && alpha != 1.0f) ok = api.dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == dnnl_success;
     if (ok && beta != 0.0f) {
@@ -134,6 +124,7 @@ cdnnl_product *cdnnl_product_create(int64_t m, int64_t n, int64_t k, cdnnl_input
     if (ok) {
         const dnnl_memory_desc_t *s = api.dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         if (s != NULL) { p->scratch = *s; p->scratch_bytes = api.dnnl_memory_desc_get_size(s); }
+        if (p->scratch_bytes == DNNL_RUNTIME_SIZE_VAL) ok = 0;  // a size known only per run: not handled
         const char *impl = NULL;
         if (api.dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl != NULL)
             snprintf(p->kernel, sizeof p->kernel, "%s", impl);
@@ -142,7 +133,54 @@ cdnnl_product *cdnnl_product_create(int64_t m, int64_t n, int64_t k, cdnnl_input
     if (pd) api.dnnl_primitive_desc_destroy(pd);
     if (ops) api.dnnl_post_ops_destroy(ops);
     if (attr) api.dnnl_primitive_attr_destroy(attr);
-    if (!ok) { free(p); return NULL; }
+    return ok;
+}
+
+// Row-major strides of a [rows, cols] operand stored with leading dimension ld, or of its
+// transpose stored [cols, rows].
+static void strides(int64_t ld, int trans, dnnl_dims_t s) {
+    if (trans) { s[0] = 1; s[1] = ld; } else { s[0] = ld; s[1] = 1; }
+}
+
+cdnnl_product *cdnnl_product_create(int64_t m, int64_t n, int64_t k, cdnnl_input_type input,
+                                    int trans_a, int64_t lda, int trans_b, int64_t ldb, int64_t ldc,
+                                    float alpha, float beta) {
+    if (!cdnnl_available() || m <= 0 || n <= 0 || k <= 0) return NULL;
+    one_thread();
+    cdnnl_product *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    dnnl_data_type_t t = input == CDNNL_BF16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t da = {m, k}, db = {k, n}, dc = {m, n}, sa, sb, sc;
+    strides(lda, trans_a, sa);
+    strides(ldb, trans_b, sb);
+    strides(ldc, 0, sc);
+    int ok = api.dnnl_memory_desc_init_by_strides(&p->a, 2, da, t, sa) == dnnl_success
+          && api.dnnl_memory_desc_init_by_strides(&p->b, 2, db, t, sb) == dnnl_success
+          && api.dnnl_memory_desc_init_by_strides(&p->c, 2, dc, dnnl_f32, sc) == dnnl_success
+          && make_primitive(p, alpha, beta);
+    if (!ok) { cdnnl_product_destroy(p); return NULL; }
+    return p;
+}
+
+cdnnl_product *cdnnl_any_shape_product_create(cdnnl_input_type input, int trans_a, int trans_b, float alpha, float beta) {
+    if (!cdnnl_available()) return NULL;
+    one_thread();
+    cdnnl_product *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    p->any_shape = 1;
+    p->trans_a = trans_a != 0;
+    p->trans_b = trans_b != 0;
+    p->input = input == CDNNL_BF16 ? dnnl_bf16 : dnnl_f32;
+    const int64_t r = DNNL_RUNTIME_DIM_VAL;
+    dnnl_dims_t d = {r, r}, sa, sb, sc;
+    strides(r, p->trans_a, sa);
+    strides(r, p->trans_b, sb);
+    strides(r, 0, sc);
+    int ok = api.dnnl_memory_desc_init_by_strides(&p->a, 2, d, p->input, sa) == dnnl_success
+          && api.dnnl_memory_desc_init_by_strides(&p->b, 2, d, p->input, sb) == dnnl_success
+          && api.dnnl_memory_desc_init_by_strides(&p->c, 2, d, dnnl_f32, sc) == dnnl_success
+          && make_primitive(p, alpha, beta);
+    if (!ok) { cdnnl_product_destroy(p); return NULL; }
     return p;
 }
 
@@ -150,8 +188,9 @@ size_t cdnnl_product_scratch_bytes(const cdnnl_product *p) { return p ? p->scrat
 
 const char *cdnnl_product_kernel(const cdnnl_product *p) { return p ? p->kernel : ""; }
 
-int cdnnl_product_run(const cdnnl_product *p, const void *a, const void *b, float *c, void *scratch) {
-    if (p == NULL) return -1;
+// Runs p's primitive on the calling thread's stream with operands described by a, b, c.
+static int execute(const cdnnl_product *p, const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
+                   const void *pa, const void *pb, float *pc, void *scratch) {
     one_thread();
     if (thread_stream == NULL && api.dnnl_stream_create(&thread_stream, engine, dnnl_stream_default_flags) != dnnl_success) {
         thread_stream = NULL;
@@ -164,9 +203,9 @@ int cdnnl_product_run(const cdnnl_product *p, const void *a, const void *b, floa
         scratch = own;
     }
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
-    int status = api.dnnl_memory_create(&ma, &p->a, engine, (void *)a);
-    if (status == dnnl_success) status = api.dnnl_memory_create(&mb, &p->b, engine, (void *)b);
-    if (status == dnnl_success) status = api.dnnl_memory_create(&mc, &p->c, engine, c);
+    int status = api.dnnl_memory_create(&ma, a, engine, (void *)pa);
+    if (status == dnnl_success) status = api.dnnl_memory_create(&mb, b, engine, (void *)pb);
+    if (status == dnnl_success) status = api.dnnl_memory_create(&mc, c, engine, pc);
     if (status == dnnl_success && p->scratch_bytes > 0) status = api.dnnl_memory_create(&ms, &p->scratch, engine, scratch);
     if (status == dnnl_success) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
@@ -179,6 +218,25 @@ int cdnnl_product_run(const cdnnl_product *p, const void *a, const void *b, floa
     if (ms) api.dnnl_memory_destroy(ms);
     free(own);
     return status;
+}
+
+int cdnnl_product_run(const cdnnl_product *p, const void *a, const void *b, float *c, void *scratch) {
+    if (p == NULL || p->any_shape) return -1;
+    return execute(p, &p->a, &p->b, &p->c, a, b, c, scratch);
+}
+
+int cdnnl_any_shape_product_run(const cdnnl_product *p, int64_t m, int64_t n, int64_t k,
+                                const void *a, int64_t lda, const void *b, int64_t ldb, float *c, int64_t ldc) {
+    if (p == NULL || !p->any_shape || m <= 0 || n <= 0 || k <= 0) return -1;
+    dnnl_dims_t da = {m, k}, db = {k, n}, dc = {m, n}, sa, sb, sc;
+    strides(lda, p->trans_a, sa);
+    strides(ldb, p->trans_b, sb);
+    strides(ldc, 0, sc);
+    dnnl_memory_desc_t ma, mb, mc;
+    if (api.dnnl_memory_desc_init_by_strides(&ma, 2, da, p->input, sa) != dnnl_success
+        || api.dnnl_memory_desc_init_by_strides(&mb, 2, db, p->input, sb) != dnnl_success
+        || api.dnnl_memory_desc_init_by_strides(&mc, 2, dc, dnnl_f32, sc) != dnnl_success) return -1;
+    return execute(p, &ma, &mb, &mc, a, b, c, NULL);
 }
 
 void cdnnl_product_destroy(cdnnl_product *p) {
@@ -201,5 +259,14 @@ size_t cdnnl_product_scratch_bytes(const cdnnl_product *p) { (void)p; return 0; 
 int cdnnl_product_run(const cdnnl_product *p, const void *a, const void *b, float *c, void *s) { (void)p; (void)a; (void)b; (void)c; (void)s; return -1; }
 const char *cdnnl_product_kernel(const cdnnl_product *p) { (void)p; return ""; }
 void cdnnl_product_destroy(cdnnl_product *p) { (void)p; }
+cdnnl_product *cdnnl_any_shape_product_create(cdnnl_input_type input, int trans_a, int trans_b, float alpha, float beta) {
+    (void)input; (void)trans_a; (void)trans_b; (void)alpha; (void)beta;
+    return NULL;
+}
+int cdnnl_any_shape_product_run(const cdnnl_product *p, int64_t m, int64_t n, int64_t k,
+                                const void *a, int64_t lda, const void *b, int64_t ldb, float *c, int64_t ldc) {
+    (void)p; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;
+    return -1;
+}
 
 #endif

@@ -93,6 +93,24 @@ public enum Conversion {
         return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
     }
 
+    /// Float32 -> BF16 bits for `count` elements, 16 at a time: the same bits as `bf16Bits` per
+    /// element (round to nearest even, NaN stays a quiet NaN). For the bf16 operands of matrix
+    /// products, so it must run at memory speed.
+    public static func roundToBF16(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutablePointer<UInt16>) {
+        typealias U = SIMD16<UInt32>
+        let exponentMask = U(repeating: 0x7FFF_FFFF), infinity = U(repeating: 0x7F80_0000)
+        let half = U(repeating: 0x7FFF), one = U(repeating: 1), quiet = U(repeating: 0x40)
+        var i = 0
+        while i + 16 <= count {
+            let bits = UnsafeRawPointer(source + i).loadUnaligned(as: U.self)
+            var rounded = (bits &+ half &+ ((bits &>> 16) & one)) &>> 16
+            rounded.replace(with: (bits &>> 16) | quiet, where: (bits & exponentMask) .> infinity)
+            UnsafeMutableRawPointer(destination + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: rounded), as: SIMD16<UInt16>.self)
+            i += 16
+        }
+        while i < count { destination[i] = bf16Bits(source[i]); i += 1 }
+    }
+
     /// Nearest F8_E4M3 (fn) code for `x`, saturating to ±448, NaN to 0x7F.
     public static func f8e4m3Code(_ x: Float) -> UInt8 { nearestCode(x, table: f8e4m3Table, saturate: 448) }
     /// Nearest F8_E5M2 code for `x`, saturating to ±57344, NaN to 0x7F.

@@ -94,8 +94,12 @@ final class ModelWorkspace: @unchecked Sendable {
     let dStream: FloatBuffer, dNormed: FloatBuffer, dQKV: FloatBuffer, dAttention: FloatBuffer
     let dRouterLogits: FloatBuffer, dTopWeight: FloatBuffer, attentionScratch: FloatBuffer
     let partials: FloatBuffer
+    /// BF16 copies of the products' operands for `--precision bf16` (nil: Float32 only).
+    let bf16: BF16Shadows?
 
-    init(_ c: OlmoeConfig, batch: Int, length: Int) {
+    /// - Parameter bf16: the parameters whose BF16 copy bf16 passes multiply, and the products
+    ///   that do it; nil for a workspace of Float32 passes only.
+    init(_ c: OlmoeConfig, batch: Int, length: Int, bf16: (parameters: FloatBuffer, products: BF16Products)? = nil) {
         self.batch = batch
         self.length = length
         let T = batch * length, d = c.hiddenSize, kv = c.keyValueDim
@@ -114,5 +118,21 @@ final class ModelWorkspace: @unchecked Sendable {
         attentionScratch = FloatBuffer(count: batch * c.keyValueHeadCount * length * length)
         let widths = [d, kv, c.expertCount]
         partials = FloatBuffer(count: widths.map { Parallel.chunkCount(T, rowCost: $0) * $0 }.max() ?? 1)
+        if let (parameters, products) = bf16 {
+            let shadows = BF16Shadows(products: products)
+            shadows.add(parameters)
+            // kept from the forward pass for the weight gradients
+            for a in layers { for b in [a.normedInput, a.qkv, a.attention, a.expertInput, a.swiglu] { shadows.add(b) } }
+            // gradients used within one layer's backward pass: one copy serves every layer
+            let dGateUp = shadows.allocate(layers[0].gateUp.count), dExpertOutput = shadows.allocate(layers[0].expertOutput.count)
+            for a in layers {
+                shadows.add(a.gateUp, sharing: dGateUp)
+                shadows.add(a.expertOutput, sharing: dExpertOutput)
+            }
+            for b in [normedFinal, logits, dStream, dQKV, dAttention] { shadows.add(b) }
+            self.bf16 = shadows
+        } else {
+            self.bf16 = nil
+        }
     }
 }

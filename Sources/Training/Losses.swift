@@ -117,9 +117,10 @@ extension OlmoeNetwork {
     ///   - workspace: holds `tokens` [batch, length] on entry.
     ///   - targets: next token for each position, -1 where there is none [batch * length].
     ///   - gradients: nil for a forward pass only (evaluation).
+    ///   - precision: bf16 multiplies BF16 copies in the projections (`ws` must have them).
     func forwardBackward(_ ws: ModelWorkspace, targets: UnsafePointer<Int32>, lbWeight: Double, zWeight: Double, scale: Double,
-                         gradients: FloatBuffer?, trainable: Set<ParameterGroup>) -> LossBreakdown {
-        forward(ws)
+                         gradients: FloatBuffer?, trainable: Set<ParameterGroup>, precision: TrainingPrecision = .fp32) -> LossBreakdown {
+        forward(ws, precision: precision)
         let c = config, T = ws.tokenCount
         let ce = CrossEntropy.lossAndGradient(logits: ws.logits.pointer, targets: targets, rows: T, vocabulary: c.vocabularySize,
                                               scale: Float(scale), computeGradient: gradients != nil)
@@ -128,7 +129,7 @@ extension OlmoeNetwork {
         if let gradients {
             let lbSeed = lb.dProbability.map { Float($0 * lbWeight * scale) }
             let zScale = Float(zWeight * scale / Double(c.layerCount * T))
-            backward(ws, gradients: gradients, trainable: trainable, lbPerExpert: lbSeed, zScale: zScale)
+            backward(ws, gradients: gradients, trainable: trainable, lbPerExpert: lbSeed, zScale: zScale, precision: precision)
         }
         return LossBreakdown(languageModel: ce.loss, loadBalancing: lb.loss, routerZ: z, targetCount: ce.count)
     }

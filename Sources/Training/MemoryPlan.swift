@@ -22,6 +22,11 @@ public struct MemoryPlan: Sendable {
         let B = Double(o.batchSize), L = Double(o.sequenceLength), T = B * L
         let layerActivations = T * (8 * d + 3 * kv + 2 * n + k * (2 * d + 3 * D) + 8) + B * heads * L * L
         activationBytes = 4 * (layers * layerActivations + (layers + 4) * T * d + T * V + T * (d + 2 * kv) + B * heads * L * L)
+        if o.precision == .bf16 {
+            // BF16 copies: parameters, the operands kept per layer, one layer's expert gradients,
+            // and the final norm, logits, stream, attention output and q/k/v gradients
+            activationBytes += 2 * (parameters + layers * T * (3 * d + 2 * kv + k * (d + D)) + T * k * (2 * D + d) + T * (4 * d + V + 2 * kv))
+        }
     }
 
     /// Total bytes.

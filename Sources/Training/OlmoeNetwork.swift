@@ -54,11 +54,21 @@ public final class OlmoeNetwork: @unchecked Sendable {
 
     // MARK: - Forward
 
+    /// The BF16 copies a pass in `precision` multiplies (nil: Float32 products).
+    private func shadows(_ ws: ModelWorkspace, _ precision: TrainingPrecision) -> BF16Shadows? {
+        guard precision == .bf16 else { return nil }
+        guard let h = ws.bf16 else { preconditionFailure("a bf16 pass needs a workspace made with BF16 shadows") }
+        return h
+    }
+
     /// Forward pass over `ws.tokens` ([batch, length], already checked against the
     /// vocabulary), keeping what the backward pass needs; logits land in `ws.logits` [T, V].
-    func forward(_ ws: ModelWorkspace) {
+    /// With `precision` bf16 the projections' products take BF16 copies of their operands.
+    func forward(_ ws: ModelWorkspace, precision: TrainingPrecision = .fp32) {
         let c = config, T = ws.tokenCount, d = c.hiddenSize, kv = c.keyValueDim, V = c.vocabularySize
         let S = d + 2 * kv, W = parameters.pointer
+        let h = shadows(ws, precision)
+        h?.round(parameters)
         let rope = rotaryTable(length: ws.length)
         // embedding
         let emb = UnsafeShared(W + layout.embedding), tok = UnsafeShared(ws.tokens.pointer), x0 = UnsafeShared(ws.stream.pointer)
@@ -73,7 +83,9 @@ public final class OlmoeNetwork: @unchecked Sendable {
             let x = ws.stream.pointer + l * T * d, next = ws.stream.pointer + (l + 1) * T * d
             RMSNorm.forward(x: x, xStride: d, rows: T, dim: d, weight: W + o.inputNorm, eps: c.rmsNormEpsilon,
                             y: a.normedInput.pointer, yStride: d, rstd: a.rstdInput.pointer)
-            ParallelGEMM.gemm(transB: true, m: T, n: S, k: d, a: a.normedInput.pointer, lda: d, b: W + o.qkv, ldb: d, c: a.qkvRaw.pointer, ldc: S)
+            h?.round(a.normedInput)
+            ParallelGEMM.gemm(transB: true, m: T, n: S, k: d, a: a.normedInput.pointer, lda: d, b: W + o.qkv, ldb: d, c: a.qkvRaw.pointer, ldc: S,
+                              bf16: h)
             RMSNorm.forward(x: a.qkvRaw.pointer, xStride: S, rows: T, dim: d, weight: W + o.qNorm, eps: c.rmsNormEpsilon,
                             y: a.qkNormed.pointer, yStride: d + kv, rstd: a.rstdQuery.pointer)
             RMSNorm.forward(x: a.qkvRaw.pointer + d, xStride: S, rows: T, dim: kv, weight: W + o.kNorm, eps: c.rmsNormEpsilon,
@@ -81,14 +93,17 @@ public final class OlmoeNetwork: @unchecked Sendable {
             assembleQKV(a, rows: T, d: d, kv: kv)
             rope.apply(a.qkv.pointer, rows: T, rowStride: S, heads: c.headCount, sequenceLength: ws.length, inverse: false)
             rope.apply(a.qkv.pointer + d, rows: T, rowStride: S, heads: c.keyValueHeadCount, sequenceLength: ws.length, inverse: false)
-            attention.forward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, output: a.attention.pointer)
+            h?.round(a.qkv)
+            attention.forward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, output: a.attention.pointer,
+                              bf16: h.map { CausalAttention.BF16Operands(qkv: $0.shadow(of: a.qkv.pointer)!, products: $0.products) })
             a.residualMid.pointer.update(from: x, count: T * d)
+            h?.round(a.attention)
             ParallelGEMM.gemm(transB: true, m: T, n: d, k: d, a: a.attention.pointer, lda: d, b: W + o.output, ldb: d,
-                      beta: 1, c: a.residualMid.pointer, ldc: d)
+                              beta: 1, c: a.residualMid.pointer, ldc: d, bf16: h)
             RMSNorm.forward(x: a.residualMid.pointer, xStride: d, rows: T, dim: d, weight: W + o.postNorm, eps: c.rmsNormEpsilon,
                             y: a.normedPost.pointer, yStride: d, rstd: a.rstdPost.pointer)
             moe.route(input: a.normedPost.pointer, router: W + o.router, a)
-            moe.forwardExperts(input: a.normedPost.pointer, gateUp: W + o.gateUp, down: W + o.down, a, output: next)
+            moe.forwardExperts(input: a.normedPost.pointer, gateUp: W + o.gateUp, down: W + o.down, a, output: next, bf16: h)
             let nx = UnsafeShared(next), mid = UnsafeShared(a.residualMid.pointer)
             Parallel.forRows(T, rowCost: d) { _, range in
                 for i in (range.lowerBound * d)..<(range.upperBound * d) { nx.value[i] = mid.value[i] + nx.value[i] }
@@ -97,7 +112,9 @@ public final class OlmoeNetwork: @unchecked Sendable {
         let last = ws.stream.pointer + c.layerCount * T * d
         RMSNorm.forward(x: last, xStride: d, rows: T, dim: d, weight: W + layout.finalNorm, eps: c.rmsNormEpsilon,
                         y: ws.normedFinal.pointer, yStride: d, rstd: ws.rstdFinal.pointer)
-        ParallelGEMM.gemm(transB: true, m: T, n: V, k: d, a: ws.normedFinal.pointer, lda: d, b: W + layout.lmHead, ldb: d, c: ws.logits.pointer, ldc: V)
+        h?.round(ws.normedFinal)
+        ParallelGEMM.gemm(transB: true, m: T, n: V, k: d, a: ws.normedFinal.pointer, lda: d, b: W + layout.lmHead, ldb: d, c: ws.logits.pointer, ldc: V,
+                          bf16: h)
     }
 
     /// q, k from their norms and v raw, each clamped to [-clip, clip] when `clip_qkv` is set.
@@ -120,9 +137,12 @@ public final class OlmoeNetwork: @unchecked Sendable {
     /// Backward pass after `forward`, with `ws.logits` holding dL/dlogits. Adds parameter
     /// gradients to `gradients` (same layout as `parameters`) for the groups in `trainable`;
     /// `lbPerExpert` and `zScale` seed the router losses' gradients (see `SparseMoE.backwardRouter`).
-    func backward(_ ws: ModelWorkspace, gradients: FloatBuffer, trainable: Set<ParameterGroup>, lbPerExpert: [Float], zScale: Float) {
+    /// `precision` must be the forward pass's.
+    func backward(_ ws: ModelWorkspace, gradients: FloatBuffer, trainable: Set<ParameterGroup>, lbPerExpert: [Float], zScale: Float,
+                  precision: TrainingPrecision = .fp32) {
         let c = config, T = ws.tokenCount, d = c.hiddenSize, kv = c.keyValueDim, V = c.vocabularySize
         let S = d + 2 * kv, W = parameters.pointer, G = gradients.pointer
+        let h = shadows(ws, precision)
         let rope = rotaryTable(length: ws.length)
         func grad(_ group: ParameterGroup, _ offset: Int) -> UnsafeMutablePointer<Float>? { trainable.contains(group) ? G + offset : nil }
         let headGroup: ParameterGroup = c.tieWordEmbeddings ? .embedding : .lmHead
@@ -131,7 +151,8 @@ public final class OlmoeNetwork: @unchecked Sendable {
         if let g = grad(headGroup, layout.lmHead) {
             calls.insert(ParallelGEMM.Call(transA: true, m: V, n: d, k: T, a: ws.logits.pointer, lda: V, b: ws.normedFinal.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
         }
-        ParallelGEMM.batch(calls)
+        h?.round(ws.logits)
+        ParallelGEMM.batch(calls, bf16: h)
         RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: ws.stream.pointer + c.layerCount * T * d, xStride: d,
                          rstd: ws.rstdFinal.pointer, weight: W + layout.finalNorm, rows: T, dim: d,
                          dx: ws.dStream.pointer, dxStride: d, accumulate: false,
@@ -146,7 +167,7 @@ public final class OlmoeNetwork: @unchecked Sendable {
             moe.backwardExperts(dOutput: ws.dStream.pointer, gateUp: W + o.gateUp, down: W + o.down, a,
                                 dTopWeight: ws.dTopWeight.pointer, dInput: ws.dNormed.pointer,
                                 dGateUp: (trainable.contains(.gateProjection) || trainable.contains(.upProjection)) ? G + o.gateUp : nil,
-                                dDown: grad(.downProjection, o.down))
+                                dDown: grad(.downProjection, o.down), bf16: h)
             moe.backwardRouter(a, dTopWeight: ws.dTopWeight.pointer, lbPerExpert: lbPerExpert, zScale: zScale,
                                dLogits: ws.dRouterLogits.pointer)
             let n = c.expertCount
@@ -165,9 +186,13 @@ public final class OlmoeNetwork: @unchecked Sendable {
             if let g = grad(.attention, o.output) {
                 outputCalls.insert(ParallelGEMM.Call(transA: true, m: d, n: d, k: T, a: ws.dStream.pointer, lda: d, b: a.attention.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
             }
-            ParallelGEMM.batch(outputCalls)
+            h?.round(ws.dStream)
+            ParallelGEMM.batch(outputCalls, bf16: h)
+            h?.round(ws.dAttention)
             attention.backward(qkv: a.qkv.pointer, probabilities: a.probabilities.pointer, dOutput: ws.dAttention.pointer,
-                               dqkv: ws.dQKV.pointer, scratch: ws.attentionScratch.pointer)
+                               dqkv: ws.dQKV.pointer, scratch: ws.attentionScratch.pointer,
+                               bf16: h.map { CausalAttention.BF16Operands(qkv: $0.shadow(of: a.qkv.pointer)!, dOutput: $0.shadow(of: ws.dAttention.pointer)!,
+                                                                          products: $0.products) })
             rope.apply(ws.dQKV.pointer, rows: T, rowStride: S, heads: c.headCount, sequenceLength: ws.length, inverse: true)
             rope.apply(ws.dQKV.pointer + d, rows: T, rowStride: S, heads: c.keyValueHeadCount, sequenceLength: ws.length, inverse: true)
             if let clip = config.clipQKV { clipBackward(a, dqkv: ws.dQKV.pointer, rows: T, d: d, kv: kv, clip: clip) }
@@ -182,7 +207,8 @@ public final class OlmoeNetwork: @unchecked Sendable {
             if let g = grad(.attention, o.qkv) {
                 qkvCalls.insert(ParallelGEMM.Call(transA: true, m: S, n: d, k: T, a: ws.dQKV.pointer, lda: S, b: a.normedInput.pointer, ldb: d, beta: 1, c: g, ldc: d), at: 0)
             }
-            ParallelGEMM.batch(qkvCalls)
+            h?.round(ws.dQKV)
+            ParallelGEMM.batch(qkvCalls, bf16: h)
             RMSNorm.backward(dy: ws.dNormed.pointer, dyStride: d, x: x, xStride: d, rstd: a.rstdInput.pointer,
                              weight: W + o.inputNorm, rows: T, dim: d, dx: ws.dStream.pointer, dxStride: d, accumulate: true,
                              dWeight: grad(.norm, o.inputNorm), partials: ws.partials.pointer)

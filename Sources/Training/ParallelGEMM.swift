@@ -44,21 +44,30 @@ enum ParallelGEMM {
             return (rows, size, (dim + size - 1) / size)
         }
 
-        /// Computes block `i` of `split`.
-        func run(block i: Int, of s: (rows: Bool, size: Int, blocks: Int)) {
-            if s.blocks <= 1 {
-                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            } else if s.rows {
-                let r0 = i * s.size, rows = min(m, r0 + s.size) - r0
-                let aStart = transA ? a + r0 : a + r0 * lda
-                BLAS.gemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: aStart, lda: lda,
-                          b: b, ldb: ldb, beta: beta, c: c + r0 * ldc, ldc: ldc)
-            } else {
-                let c0 = i * s.size, cols = min(n, c0 + s.size) - c0
-                let bStart = transB ? b + c0 * ldb : b + c0
-                BLAS.gemm(transA: transA, transB: transB, m: m, n: cols, k: k, alpha: alpha, a: a, lda: lda,
-                          b: bStart, ldb: ldb, beta: beta, c: c + c0, ldc: ldc)
+        /// Computes block `i` of `split`, on `bf16` (BF16 copies of A and B laid out as A and B,
+        /// and the products that multiply them) when given, else on OpenBLAS.
+        func run(block i: Int, of s: (rows: Bool, size: Int, blocks: Int),
+                 bf16: (a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, products: BF16Products)? = nil) {
+            var m = self.m, n = self.n, aOffset = 0, bOffset = 0, cOffset = 0
+            if s.blocks > 1 && s.rows {
+                let r0 = i * s.size
+                m = min(self.m, r0 + s.size) - r0
+                aOffset = transA ? r0 : r0 * lda
+                cOffset = r0 * ldc
+            } else if s.blocks > 1 {
+                let c0 = i * s.size
+                n = min(self.n, c0 + s.size) - c0
+                bOffset = transB ? c0 * ldb : c0
+                cOffset = c0
             }
+            guard let bf16 else {
+                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a + aOffset, lda: lda,
+                          b: b + bOffset, ldb: ldb, beta: beta, c: c + cOffset, ldc: ldc)
+                return
+            }
+            precondition(alpha == 1, "BF16 products are made for alpha 1")
+            bf16.products.multiply(transA: transA, transB: transB, m: m, n: n, k: k, a: bf16.a + aOffset, lda: lda, b: bf16.b + bOffset, ldb: ldb,
+                                   beta: beta, c: c + cOffset, ldc: ldc)
         }
     }
 
@@ -66,32 +75,42 @@ enum ParallelGEMM {
     /// run concurrently (`concurrent: false` runs the same blocks in order, for tests).
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, concurrent: Bool = true) {
+                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, concurrent: Bool = true, bf16: BF16Shadows? = nil) {
         batch([Call(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                    beta: beta, c: c, ldc: ldc)], concurrent: concurrent)
+                    beta: beta, c: c, ldc: ldc)], concurrent: concurrent, bf16: bf16)
     }
 
     /// Independent products (no call writes what another reads or writes), all their blocks
     /// in one concurrent pass: each call gives the same bits as `gemm` alone.
-    static func batch(_ calls: [Call], concurrent: Bool = true) {
+    ///
+    /// With `bf16`, a call whose A and B both have BF16 shadows runs on them (BF16 inputs,
+    /// Float32 accumulation and output, in the same blocks); the other calls run in Float32.
+    static func batch(_ calls: [Call], concurrent: Bool = true, bf16: BF16Shadows? = nil) {
         var jobs: [(call: Int, block: Int)] = []
         let splits = calls.map(\.split)
+        let shadows = calls.map { call -> (a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, products: BF16Products)? in
+            guard let bf16, let a = bf16.shadow(of: call.a), let b = bf16.shadow(of: call.b) else { return nil }
+            return (a, b, bf16.products)
+        }
         for (i, s) in splits.enumerated() where calls[i].m > 0 && calls[i].n > 0 {
             for b in 0..<s.blocks { jobs.append((i, b)) }
         }
         if jobs.count <= 1 || !concurrent {
-            for j in jobs { calls[j.call].run(block: j.block, of: splits[j.call]) }
+            for j in jobs { calls[j.call].run(block: j.block, of: splits[j.call], bf16: shadows[j.call]) }
             return
         }
         jobs.withUnsafeBufferPointer { jp in
             calls.withUnsafeBufferPointer { cp in
                 splits.withUnsafeBufferPointer { sp in
-                    let j = UnsafeShared(UnsafeMutablePointer(mutating: jp.baseAddress!))
-                    let c = UnsafeShared(UnsafeMutablePointer(mutating: cp.baseAddress!))
-                    let s = UnsafeShared(UnsafeMutablePointer(mutating: sp.baseAddress!))
-                    DispatchQueue.concurrentPerform(iterations: jp.count) { i in
-                        let job = j.value[i]
-                        c.value[job.call].run(block: job.block, of: s.value[job.call])
+                    shadows.withUnsafeBufferPointer { hp in
+                        let j = UnsafeShared(UnsafeMutablePointer(mutating: jp.baseAddress!))
+                        let c = UnsafeShared(UnsafeMutablePointer(mutating: cp.baseAddress!))
+                        let s = UnsafeShared(UnsafeMutablePointer(mutating: sp.baseAddress!))
+                        let h = UnsafeShared(UnsafeMutablePointer(mutating: hp.baseAddress!))
+                        DispatchQueue.concurrentPerform(iterations: jp.count) { i in
+                            let job = j.value[i]
+                            c.value[job.call].run(block: job.block, of: s.value[job.call], bf16: h.value[job.call])
+                        }
                     }
                 }
             }

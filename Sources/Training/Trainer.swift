@@ -93,7 +93,8 @@ public final class Trainer {
         gradients = FloatBuffer(count: model.parameters.count)
         generator = SeededGenerator(seed: options.seed).split(0x7EA1_7EA1)
         sampler = WindowSampler(order: options.dataOrder, windows: windows, seed: options.seed)
-        workspace = ModelWorkspace(model.config, batch: options.batchSize, length: options.sequenceLength)
+        workspace = ModelWorkspace(model.config, batch: options.batchSize, length: options.sequenceLength,
+                                   bf16: options.precision == .bf16 ? (model.parameters, try BF16Products()) : nil)
         targets = [Int32](repeating: -1, count: options.batchSize * options.sequenceLength)
         switch options.schedule {
         case .constant: schedule = .constant(peak: options.learningRate, warmup: options.warmupSteps)
@@ -104,10 +105,10 @@ public final class Trainer {
     }
 
     /// Resumes the run saved in `folder` (a `step{N}` folder, or a run folder whose latest
-    /// step folder is used). `steps` and `saveEvery`, when given, replace the saved ones;
-    /// every other option is the saved run's.
+    /// step folder is used). `steps`, `saveEvery` and `precision`, when given, replace the saved
+    /// ones; every other option is the saved run's.
     public static func resume(from folder: String, data: TokenData, evalData: TokenData? = nil, outputFolder: String,
-                              steps: Int? = nil, saveEvery: Int? = nil) throws(TrainingError) -> Trainer {
+                              steps: Int? = nil, saveEvery: Int? = nil, precision: TrainingPrecision? = nil) throws(TrainingError) -> Trainer {
         let stepFolder = try TrainerState.resolve(folder)
         let state = try TrainerState.read(folder: stepFolder)
         try state.validate(folder: stepFolder)
@@ -124,6 +125,7 @@ public final class Trainer {
             options.steps = steps
         }
         if let saveEvery { options.saveEvery = saveEvery }
+        if let precision { options.precision = precision }
         guard options.steps >= state.step else { throw .invalidOption("--steps \(options.steps) is below the saved step \(state.step)") }
         let (model, _) = try NetworkCheckpoint.load(stepFolder)
         let trainer = try Trainer(model: model, format: state.format, data: data, evalData: evalData, options: options, outputFolder: outputFolder)
@@ -215,7 +217,7 @@ public final class Trainer {
             loadBatch(micro: m)
             let l = targets.withUnsafeBufferPointer { tp in
                 model.forwardBackward(workspace, targets: tp.baseAddress!, lbWeight: lbWeight, zWeight: options.zWeight,
-                                      scale: 1 / Double(K), gradients: gradients, trainable: trainable)
+                                      scale: 1 / Double(K), gradients: gradients, trainable: trainable, precision: options.precision)
             }
             losses.languageModel += l.languageModel / Double(K)
             losses.loadBalancing += l.loadBalancing / Double(K)

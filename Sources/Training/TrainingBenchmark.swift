@@ -3,7 +3,8 @@ import Foundation
 import Tensors
 
 /// Training throughput on the reference configuration (vocab 256, d 256, 4 layers,
-/// 4 heads, 8 experts, top-2, D 256, sequence 256, batch 8, fp32, AdamW), for `make bench`.
+/// 4 heads, 8 experts, top-2, D 256, sequence 256, batch 8, AdamW), in fp32 or bf16 products,
+/// for `make bench`.
 public enum TrainingBenchmark {
     /// What one measurement gave.
     public struct Result: Sendable {
@@ -51,8 +52,9 @@ public enum TrainingBenchmark {
     /// Trains `warmup + steps` steps on random tokens and reports the median of the last `steps`.
     /// - Parameters:
     ///   - ercWeight: > 0 adds the ERC loss (alpha 1, noise on).
+    ///   - precision: of the matrix products.
     public static func run(config: OlmoeConfig, batch: Int = 8, length: Int = 256, steps: Int = 8, warmup: Int = 2,
-                           ercWeight: Double = 0) throws(TrainingError) -> Result {
+                           ercWeight: Double = 0, precision: TrainingPrecision = .fp32) throws(TrainingError) -> Result {
         let folder = NSTemporaryDirectory() + "moe-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectoryOrThrow(folder)
@@ -77,6 +79,7 @@ public enum TrainingBenchmark {
         o.clipGradNorm = 1
         o.ercWeight = ercWeight
         o.dataOrder = .sequential
+        o.precision = precision
         let trainer = try Trainer(model: model, format: .float32, data: data, options: o, outputFolder: folder + "/run")
         var times: [Double] = [], cpu: [Double] = []
         for s in 0..<(warmup + steps) {

@@ -5,6 +5,39 @@ public enum ScheduleKind: String, Sendable, Codable, CaseIterable {
     case constant, cosine
 }
 
+/// Element type of the inputs of training's matrix products.
+public enum TrainingPrecision: String, Sendable, Codable, CaseIterable {
+    /// Float32 products, as transformers' fp32 training.
+    case fp32
+    /// The products of the attention and expert projections, of attention itself (scores and
+    /// weighted values) and of the LM head, forward and backward, take BF16 inputs rounded from
+    /// the Float32 weights, activations and gradients and accumulate into Float32 outputs
+    /// (oneDNN, on the CPU's AVX-512 BF16 units). Master weights, optimizer state, norms,
+    /// softmax, the router, losses and reductions stay Float32. BF16 keeps Float32's exponent
+    /// range, so no loss scaling.
+    case bf16
+}
+
+/// `TrainingOptions.precision` as saved: a trainer state written before the option existed
+/// holds no `precision` and reads as fp32 (see the decoding overload below).
+@propertyWrapper
+public struct SavedPrecision: Codable, Sendable, Equatable {
+    public var wrappedValue: TrainingPrecision
+    public init(wrappedValue: TrainingPrecision) { self.wrappedValue = wrappedValue }
+    public init(from decoder: any Decoder) throws { wrappedValue = try decoder.singleValueContainer().decode(TrainingPrecision.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(wrappedValue)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Chosen by `TrainingOptions`' synthesised decoding for its `precision`: absent is fp32.
+    func decode(_ type: SavedPrecision.Type, forKey key: Key) throws -> SavedPrecision {
+        try decodeIfPresent(type, forKey: key) ?? SavedPrecision(wrappedValue: .fp32)
+    }
+}
+
 /// Every setting of a training run. Saved with each checkpoint so that a resumed run
 /// continues with the same ones.
 public struct TrainingOptions: Sendable, Codable, Equatable {
@@ -54,6 +87,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// resumed to more steps keeps its schedule: the rate stays at the minimum past this step
     /// instead of jumping back up.
     public var scheduleSteps: Int?
+    /// Element type of the matrix products' inputs (master weights and optimizer state are
+    /// Float32 either way).
+    @SavedPrecision public var precision: TrainingPrecision = .fp32
 
     public init() {}
 

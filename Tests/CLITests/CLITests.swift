@@ -172,6 +172,19 @@ extension CLITests {
         #expect(bad.status == 1)
         #expect(bad.stderr.contains("position 3"), "\(bad.stderr)")
     }
+
+    /// `--precision bf16` without oneDNN's BF16 products (forced here by asking for OpenBLAS) is
+    /// one error line and no run, never a quiet fp32 run.
+    @Test func bf16WithoutOneDNNIsOneErrorLine() throws {
+        let dir = temporaryFolder()
+        let r = try run(["train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", CLITests.fixtures + "/corpus/kjv-eval.txt",
+                         "--out", dir + "/run", "--steps", "2", "--batch-size", "2", "--seq-len", "16", "--precision", "bf16", "-q"],
+                        environment: ["MOE_INSPECT_GEMM": "openblas"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "moe-inspect: error: --precision bf16 needs oneDNN's BF16 matrix products, and MOE_INSPECT_GEMM=openblas "
+            + "asks for OpenBLAS, which has none; unset it or use --precision fp32\n", "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/log.csv"))
+    }
 }
 
 extension CLITests {

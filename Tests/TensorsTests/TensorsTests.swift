@@ -22,6 +22,19 @@ import Tensors
         #expect(Conversion.bf16Bits(.nan) & 0x7FC0 == 0x7FC0)
     }
 
+    @Test func bf16RoundingOfArraysGivesTheScalarBitsOnEveryLane() {
+        // 37 values (two full vectors and a tail of 5), the same cases as above in several lanes
+        let cases: [Float] = [1 + 0x1p-8, 1 + 3 * 0x1p-8, -2, .infinity, -.infinity, 0, -0.0, 0x1p-130, .greatestFiniteMagnitude,
+                              Float(bitPattern: 0x7F80_0001), 3.14159]
+        let values = (0..<37).map { cases[$0 % cases.count] }
+        var bits = [UInt16](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { v in bits.withUnsafeMutableBufferPointer { Conversion.roundToBF16(v.baseAddress!, count: 37, into: $0.baseAddress!) } }
+        // 2^-130 is subnormal in both (bits 0x0008_0000); the largest float rounds up to infinity
+        let expected: [UInt16] = [0x3F80, 0x3F82, 0xC000, 0x7F80, 0xFF80, 0, 0x8000, 0x0008, 0x7F80, 0x7FC0, 0x4049]
+        #expect(bits == (0..<37).map { expected[$0 % expected.count] })
+        #expect(bits == values.map(Conversion.bf16Bits))
+    }
+
     @Test func seededGeneratorIsReproducibleAndSplitsIndependently() {
         var a = SeededGenerator(seed: 42), b = SeededGenerator(seed: 42)
         let xs = (0..<5).map { _ in a.next() }

@@ -45,6 +45,44 @@ import Tensors
         #expect(c == [12])
     }
 
+    /// Runs `p` on `a` and `b` given as Float, passed as f32 or as BF16 bits (every value here is
+    /// exact in BF16) as `p` takes them.
+    static func run(_ p: AnyShapeProduct, m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int,
+                    c: inout [Float], ldc: Int) -> Bool {
+        c.withUnsafeMutableBufferPointer { cb in
+            if p.inputs == .f32 {
+                return a.withUnsafeBytes { ab in b.withUnsafeBytes { bb in
+                    p.run(m: m, n: n, k: k, a: ab.baseAddress!, lda: lda, b: bb.baseAddress!, ldb: ldb, c: cb.baseAddress!, ldc: ldc) } }
+            }
+            return a.map(Conversion.bf16Bits).withUnsafeBytes { ab in b.map(Conversion.bf16Bits).withUnsafeBytes { bb in
+                p.run(m: m, n: n, k: k, a: ab.baseAddress!, lda: lda, b: bb.baseAddress!, ldb: ldb, c: cb.baseAddress!, ldc: ldc) } }
+        }
+    }
+
+    @Test func anyShapeProductsTakeTheirSizesAtEachRun() throws {
+        guard OneDNN.isAvailable else {
+            #expect(AnyShapeProduct(inputs: .bf16) == nil)
+            return
+        }
+        for inputs in [ThreadProduct.Inputs.f32, .bf16] {
+            // A [[1,2,3],[4,5,6]] stored transposed with leading dimension 3 (a padding column of
+            // 99), B [[7,8],[9,10],[11,12]] stored [n, k]: A B = [[58,64],[139,154]], plus C (beta 1)
+            let p = try #require(AnyShapeProduct(transA: true, transB: true, beta: 1, inputs: inputs))
+            var c: [Float] = [1, 1, -7, 1, 1, -7]  // leading dimension 3; -7 must stay
+            #expect(Self.run(p, m: 2, n: 2, k: 3, a: [1, 4, 99, 2, 5, 99, 3, 6, 99], lda: 3, b: [7, 9, 11, 8, 10, 12], ldb: 3, c: &c, ldc: 3))
+            #expect(c == [59, 65, -7, 140, 155, -7])
+            // the same product object on other sizes: A's first column against B's second row
+            var d: [Float] = [0, 0]
+            #expect(Self.run(p, m: 2, n: 1, k: 1, a: [1, 4], lda: 2, b: [8], ldb: 1, c: &d, ldc: 1))
+            #expect(d == [8, 32])
+            // plain layouts, a new shape again
+            let q = try #require(AnyShapeProduct(inputs: inputs))
+            var e: [Float] = [5]
+            #expect(Self.run(q, m: 1, n: 1, k: 3, a: [1, 2, 3], lda: 3, b: [7, 9, 11], ldb: 1, c: &e, ldc: 1))
+            #expect(e == [58])
+        }
+    }
+
     @Test func kernelDescriptionNamesWhatRuns() {
         let text = GEMMKernel.description
         #expect(text.hasPrefix(GEMMKernel.preferred == .oneDNN ? "onednn 2." : "openblas"))

@@ -49,6 +49,17 @@ const char *cdnnl_product_kernel(const cdnnl_product *product);
 
 void cdnnl_product_destroy(cdnnl_product *product);
 
+/// A matrix product of any shape: C[m, n] = alpha * op(A) * op(B) + beta * C with m, n, k and the
+/// leading dimensions given at each run (oneDNN's runtime dimensions: one primitive serves every
+/// shape, and oneDNN runs its `gemm:jit` kernels for it). NULL on failure. Destroy with
+/// cdnnl_product_destroy.
+cdnnl_product *cdnnl_any_shape_product_create(cdnnl_input_type input, int trans_a, int trans_b, float alpha, float beta);
+
+/// Runs an any-shape product on the calling thread (scratch memory, if oneDNN asks for any, is
+/// allocated per run). Returns 0 on success, else oneDNN's status (-1: not an any-shape product).
+int cdnnl_any_shape_product_run(const cdnnl_product *product, int64_t m, int64_t n, int64_t k,
+                                const void *a, int64_t lda, const void *b, int64_t ldb, float *c, int64_t ldc);
+
 #ifdef __cplusplus
 }
 #endif

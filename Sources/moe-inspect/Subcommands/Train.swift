@@ -8,6 +8,7 @@ extension ScheduleKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension DataOrder: ExpressibleByArgument {}
 extension TokenDType: ExpressibleByArgument {}
+extension TrainingPrecision: ExpressibleByArgument {}
 
 extension MoEInspect {
     struct Train: ParsableCommand {
@@ -66,7 +67,8 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Parameter groups to train, comma-separated: embed, attention, norm, router, gate_proj, up_proj, down_proj, lm_head, experts, all.", valueName: "groups")) var train: String = "all"
         @Option(help: ArgumentHelp("Held-out tokens; the mean LM loss on them is printed at each save.", valueName: "FILE")) var evalData: String?
         @Option(help: "Batches of held-out data per evaluation.") var evalBatches: Int = 8
-        @Option(help: ArgumentHelp("Continue the run in DIR (its latest step folder) or in a step{N} folder. The saved run's settings apply; only --steps, --save-every, --eval-data and --quiet given here are used.", valueName: "DIR")) var resume: String?
+        @Option(help: ArgumentHelp("Matrix products: fp32 (default) or bf16 (BF16 inputs, Float32 accumulation, on oneDNN and the CPU's AVX-512 BF16 units; weights, optimizer state, norms, softmax and losses stay Float32). With --resume: default the run's own.", valueName: "precision")) var precision: TrainingPrecision?
+        @Option(help: ArgumentHelp("Continue the run in DIR (its latest step folder) or in a step{N} folder. The saved run's settings apply; only --steps, --save-every, --eval-data, --precision and --quiet given here are used.", valueName: "DIR")) var resume: String?
         @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
         func validate() throws {
@@ -109,6 +111,7 @@ extension MoEInspect {
             o.saveDType = saveDtype.flatMap { DType(userSpelling: $0) }
             o.trainGroups = ParameterGroup.allCases.filter { (try? ParameterGroup.parseList(train))?.contains($0) == true }
             o.evalBatches = evalBatches
+            o.precision = precision ?? .fp32
             return o
         }
 
@@ -139,10 +142,10 @@ extension MoEInspect {
                 let train = try TokenData(path: data ?? saved.dataPath, vocabularySize: V, binaryDType: binary, tokenizer: tok)
                 let eval = try evalPath.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary, tokenizer: tok) }
                 trainer = try Trainer.resume(from: resume, data: train, evalData: eval, outputFolder: out, steps: steps,
-                                             saveEvery: saveEvery > 0 ? saveEvery : nil)
+                                             saveEvery: saveEvery > 0 ? saveEvery : nil, precision: precision)
                 trainer.tokenizerFile = tokFile
                 let changed = [data.map { "--data \($0)" }, evalData.map { "--eval-data \($0)" }, steps.map { "--steps \($0)" },
-                               saveEvery > 0 ? "--save-every \(saveEvery)" : nil].compactMap { $0 }
+                               saveEvery > 0 ? "--save-every \(saveEvery)" : nil, precision.map { "--precision \($0)" }].compactMap { $0 }
                 var note = ""
                 if trainer.options.schedule == .cosine, let end = trainer.options.scheduleSteps, end < trainer.options.steps {
                     note = String(format: "; the cosine schedule still ends at step %d, steps after it run at --min-lr %g", end, trainer.options.minimumLearningRate)
@@ -174,7 +177,7 @@ extension MoEInspect {
             let bar = TrainProgress(quiet: quiet, startStep: trainer.step)
             if !quiet {
                 let c = trainer.model.config
-                bar.line("training \(formatCount(trainer.model.parameters.count)) parameters (\(c.layerCount) layers, \(c.expertCount) experts, top-\(c.topK)) from step \(trainer.step) to \(trainer.options.steps) on \(trainer.data.count) tokens")
+                bar.line("training \(formatCount(trainer.model.parameters.count)) parameters (\(c.layerCount) layers, \(c.expertCount) experts, top-\(c.topK)) from step \(trainer.step) to \(trainer.options.steps) on \(trainer.data.count) tokens\(trainer.options.precision == .bf16 ? ", bf16 products" : "")")
             }
             var last: TrainingLogRow?
             try trainer.run { event in
