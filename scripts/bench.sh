@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Performance figures of moe-inspect beside the Python peers (when installed).
-#   BENCH_DIR  where the synthetic OLMoE-1B-7B checkpoint lives (default ~/.cache/moe-inspect-bench; 14 GB)
+#   BENCH_DIR  where the synthetic OLMoE-1B-7B (14 GB) and DeepSeek-V3 (2 MoE layers, 28.5 GB) checkpoints
+#              live (default ~/.cache/moe-inspect-bench)
 #   PYTHON     a Python with torch/safetensors (and scikit-learn/openTSNE) for the peer side
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,8 @@ for samples in 0 8; do
     echo "   (PyTorch not installed for $PYTHON: peer skipped)"
   fi
 done
+
+BENCH_DIR="$BENCH_DIR" PYTHON="$PYTHON" scripts/bench_deepseek_v3.sh
 
 echo "== issue 4: t-SNE of one OLMoE-1B-7B layer's W_g rows (64 per expert) and router rows"
 timed "moe-inspect tsne --points neurons (4096 + 64 points, d 2048)" $BIN tsne "$CKPT" --points neurons --layer 0 --per-expert 64 -q

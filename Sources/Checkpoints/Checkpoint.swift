@@ -283,9 +283,15 @@ public final class Checkpoint: @unchecked Sendable {
         guard br > 0, bc > 0, (rows + br - 1) / br <= 128, (rows + 127) / 128 == br, (cols + 127) / 128 == bc else {
             throw .malformed(file: path, reason: "'\(name)_scale_inv' shape \(scale.shape) does not tile \(info.shape) in 128x128 blocks")
         }
-        for r in 0..<rows {
-            let srow = (r / 128) * bc
-            for c in 0..<cols { w[r * cols + c] *= scale.storage[srow + c / 128] }
+        guard let base = w.baseAddress else { return }
+        scale.storage.withUnsafeBufferPointer { s in
+            for r in 0..<rows {
+                let row = base + r * cols, blockRow = (r / 128) * bc
+                for k in 0..<bc {
+                    let factor = s[blockRow + k]
+                    for c in (k * 128)..<min(cols, (k + 1) * 128) { row[c] *= factor }
+                }
+            }
         }
     }
 }

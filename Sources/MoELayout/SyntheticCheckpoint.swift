@@ -118,32 +118,43 @@ public struct SyntheticCheckpoint: Sendable {
         let root = SeededGenerator(seed: seed)
         try AtomicOutput.buildFolder(at: path, replace: overwrite) { tmp in
             try SafetensorsWriter.writeFolder(all, folder: tmp, maxShardBytes: maxShardBytes) { spec, buffer in
-                let count = spec.shape.reduce(1, *)
-                let tensorIndex = UInt64(order[spec.name] ?? 0)
                 progress(spec.name, spec.byteCount)
                 if spec.name.hasSuffix("norm.weight") {
-                    var ones = [Float](repeating: 1, count: count)
-                    ones.withUnsafeMutableBufferPointer { o in
-                        if let s = o.baseAddress, let d = buffer.baseAddress { Conversion.encode(spec.dtype, from: s, count: count, into: d) }
-                    }
-                    return
-                }
-                let chunk = 1 << 20
-                let chunks = (count + chunk - 1) / chunk
-                let out = UnsafeShared(buffer.baseAddress)
-                let std = initStd
-                DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                    let start = c * chunk, n = min(chunk, count - start)
-                    var g = root.split(tensorIndex << 24 | UInt64(c))
-                    let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
-                    defer { values.deallocate() }
-                    g.fillNormal(values, std: std)
-                    if let base = out.value, let src = values.baseAddress {
-                        Conversion.encode(spec.dtype, from: src, count: n, into: base + start * spec.dtype.byteSize)
-                    }
+                    SyntheticCheckpoint.fill(spec, buffer, with: 1)
+                } else {
+                    SyntheticCheckpoint.fillNormal(spec, buffer, std: initStd, root: root, key: UInt64(order[spec.name] ?? 0))
                 }
             }
             try AtomicOutput.write(config.serialized(pretty: true) + "\n", to: tmp + "/config.json")
+        }
+    }
+
+    /// Fills `buffer` with `spec`'s elements all equal to `value`, in its dtype.
+    static func fill(_ spec: TensorSpec, _ buffer: UnsafeMutableRawBufferPointer, with value: Float) {
+        let count = spec.shape.reduce(1, *)
+        var values = [Float](repeating: value, count: count)
+        values.withUnsafeMutableBufferPointer { v in
+            if let s = v.baseAddress, let d = buffer.baseAddress { Conversion.encode(spec.dtype, from: s, count: count, into: d) }
+        }
+    }
+
+    /// Fills `buffer` with normal draws of std `std` in `spec`'s dtype, drawn in chunks of 2^20
+    /// elements on every core, chunk c from `root.split(key << 24 | c)`: the bytes do not depend
+    /// on the thread count.
+    static func fillNormal(_ spec: TensorSpec, _ buffer: UnsafeMutableRawBufferPointer, std: Float, root: SeededGenerator, key: UInt64) {
+        let count = spec.shape.reduce(1, *)
+        let chunk = 1 << 20
+        let chunks = (count + chunk - 1) / chunk
+        let out = UnsafeShared(buffer.baseAddress)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let start = c * chunk, n = min(chunk, count - start)
+            var g = root.split(key << 24 | UInt64(c))
+            let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+            defer { values.deallocate() }
+            g.fillNormal(values, std: std)
+            if let base = out.value, let src = values.baseAddress {
+                Conversion.encode(spec.dtype, from: src, count: n, into: base + start * spec.dtype.byteSize)
+            }
         }
     }
 }

@@ -111,8 +111,24 @@ public enum Conversion {
         while i < count { destination[i] = bf16Bits(source[i]); i += 1 }
     }
 
-    /// Nearest F8_E4M3 (fn) code for `x`, saturating to ±448, NaN to 0x7F.
-    public static func f8e4m3Code(_ x: Float) -> UInt8 { nearestCode(x, table: f8e4m3Table, saturate: 448) }
+    /// Nearest F8_E4M3 (fn) code for `x`, ties to even, as PyTorch's `float8_e4m3fn` conversion
+    /// below 464; larger magnitudes saturate to ±448 (0x7E/0xFE; PyTorch gives NaN there), NaN
+    /// gives 0x7F. Bit arithmetic, no table search: synthetic FP8 checkpoints encode billions.
+    @inline(__always) public static func f8e4m3Code(_ x: Float) -> UInt8 {
+        let bits = x.bitPattern
+        let sign = UInt8(truncatingIfNeeded: (bits >> 24) & 0x80)
+        let magnitude = bits & 0x7FFF_FFFF
+        let a = Float(bitPattern: magnitude)
+        guard a < 448 else { return a.isNaN ? 0x7F : sign | 0x7E }
+        if a < 0x1p-6 {
+            // subnormals: multiples of 2^-9 (8 * 2^-9 is the smallest normal, code 8)
+            return sign | UInt8((a * 512).rounded(.toNearestOrEven))
+        }
+        // normals: the 23-bit mantissa rounded to 3 bits, ties to even; a carry moves the exponent
+        let rounded = magnitude &+ 0x7FFFF &+ ((magnitude >> 20) & 1)
+        let exponent = (rounded >> 23) &- 120  // re-biased from 127 to 7
+        return sign | UInt8(truncatingIfNeeded: min(exponent << 3 | (rounded >> 20) & 7, 0x7E))
+    }
     /// Nearest F8_E5M2 code for `x`, saturating to ±57344, NaN to 0x7F.
     public static func f8e5m2Code(_ x: Float) -> UInt8 { nearestCode(x, table: f8e5m2Table, saturate: 57344) }
 

@@ -211,3 +211,57 @@ extension CLITests {
         #expect(p.status == 1 && p.stderr.contains("appears twice"))
     }
 }
+
+extension CLITests {
+    /// `synth --like deepseek-v3-tiny` read back by `info` and `erc` (FP8 dequantised), against
+    /// PyTorch's float64 values on the dequantised weights (fixtures/deepseek-v3-synth/make_expected.py).
+    @Test func deepseekV3SynthIsReadByInfoAndERC() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try run(["synth", "--like", "deepseek-v3-tiny", dir + "/ds", "--shard-size", "300KB", "-q"])
+        #expect(s.status == 0, "\(s.stderr)")
+        let info = try run(["info", "--json", dir + "/ds"])
+        #expect(info.status == 0, "\(info.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+        #expect(obj?["family"] as? String == "deepseek_v3")
+        #expect(obj?["dense_layers"] as? [Int] == [0] && obj?["moe_layers"] as? [Int] == [1, 2])
+        let r = try run(["erc", dir + "/ds", "--no-noise", "--alpha", "1", "--alpha", "0.5", "--csv", "-", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let header = lines[0].split(separator: ",").map(String.init)
+        #expect(lines.count == 1 + 2 * 2)
+        let layers = try #require(try loadFixtureJSON("deepseek-v3-synth/expected.json")["layers"] as? [String: [String: Any]])
+        for line in lines.dropFirst() {
+            let row = Dictionary(uniqueKeysWithValues: zip(header, line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+            let want = try #require(layers[row["layer"] ?? ""])
+            let alpha = Double(row["alpha"] ?? "") == 1 ? "1.0" : "0.5"
+            let at = try #require((want["alphas"] as? [String: [String: Double]])?[alpha])
+            for (column, value) in [("erc_loss", at["loss"]), ("erc_specialization", at["specialization"]), ("erc_precision", at["precision"]),
+                                    ("eps_mean", want["eps_mean"] as? Double), ("m_diag_mean", want["m_diag_mean"] as? Double),
+                                    ("m_offdiag_mean", want["m_offdiag_mean"] as? Double), ("coupling_alpha", want["coupling_alpha"] as? Double)] {
+                let got = try #require(Double(row[column] ?? ""), "\(column)")
+                let v = try #require(value)
+                #expect(abs(got - v) <= 1e-4 * abs(v), "layer \(row["layer"] ?? "") alpha \(alpha) \(column): \(got) vs PyTorch \(v)")
+            }
+        }
+    }
+
+    @Test func deepseekV3SynthRefusesWhatDoesNotFit() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (args, says) in [(["--like", "deepseek-v3-tiny", "--layers", "0"], "at least 1"),
+                             (["--like", "deepseek-v3-tiny", "--experts", "9"], "not divisible"),
+                             (["--like", "deepseek-v3", "--dtype", "bf16"], "FP8"),
+                             (["--like", "tiny", "--groups", "2"], "deepseek-v3 only"),
+                             (["--like", "deepseek-v4"], "--like must be")] {
+            let r = try run(["synth", dir + "/x"] + args)
+            #expect(r.status != 0 && r.stderr.contains(says), "\(args): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x"))
+    }
+
+    func loadFixtureJSON(_ relative: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: CLITests.fixtures + "/" + relative))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+}

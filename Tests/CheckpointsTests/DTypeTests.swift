@@ -53,6 +53,21 @@ import Tensors
         }
     }
 
+    @Test func fp8E4M3EncodingMatchesTorchRounding() throws {
+        // fixtures/fp8/make_encode_fixture.py: codes, signed zeros, ties and their neighbours,
+        // random magnitudes, each with the code PyTorch's float8_e4m3fn conversion gives.
+        let expected = try loadJSON("fp8/encode-e4m3.json")
+        let bits = try #require(expected["float32_bits"] as? [NSNumber]).map { UInt32(truncating: $0) }
+        let codes = try #require(expected["codes"] as? [NSNumber]).map { UInt8(truncating: $0) }
+        #expect(bits.count == codes.count && bits.count > 1000)
+        for (b, code) in zip(bits, codes) {
+            let x = Float(bitPattern: b)
+            #expect(Conversion.f8e4m3Code(x) == code, "\(x) (bits \(b))")
+        }
+        // Beyond the range PyTorch gives NaN; DeepSeek's quantiser clamps first, and so do we.
+        #expect(Conversion.f8e4m3Code(1000) == 0x7E && Conversion.f8e4m3Code(-.infinity) == 0xFE && Conversion.f8e4m3Code(.nan) == 0x7F)
+    }
+
     @Test func h5pyDTypesDecode() throws {
         let expected = try loadJSON("dtypes/h5py-expected.json")
         let datasets = try #require((expected["datasets"] ?? expected["tensors"]) as? [String: [String: Any]])
