@@ -38,6 +38,9 @@ public enum OneDNN {
     public static var unavailableReason: String { String(cString: cdnnl_unavailable_reason()) }
     /// The loaded version, e.g. `2.6.3` (empty when unavailable).
     public static var version: String { String(cString: cdnnl_version()) }
+    /// True when oneDNN loaded and has BF16 products on this CPU (its BF16 kernels need AVX-512
+    /// with BF16 units that its build recognises; some CPUs and virtual CPUs have none).
+    public static let hasBF16Products: Bool = AnyShapeProduct(inputs: .bf16) != nil
 }
 
 /// A matrix product of fixed shape, `C[m, n] = alpha op(A) op(B) + beta C` (row-major, with

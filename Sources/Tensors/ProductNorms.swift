@@ -77,7 +77,8 @@ public enum ProductNorms {
         let columns = split ? 2 * m : m
         guard let product = ThreadProduct(m: r, n: columns, k: d, transB: true, lda: d, ldb: d, ldc: columns,
                                           inputs: split ? .bf16 : .f32, kernel: kernel) else {
-            return try compute(x: x, source: source, precision: .f32, kernel: .openBLAS, workers: workers)
+            // no BF16 product on this CPU: Float32 products on the same kernel (never nil for f32)
+            return try compute(x: x, source: source, precision: .f32, kernel: kernel, workers: workers)
         }
         var xb = [UInt16]()
         if split {

@@ -57,6 +57,10 @@ public final class Trainer {
     var generator: SeededGenerator
     var sampler: WindowSampler
     let workspace: ModelWorkspace
+
+    /// Why bf16 products are emulated in Float32 on this machine (no BF16 kernel), nil when
+    /// they run on BF16 kernels or the run is fp32.
+    public var bf16EmulationReason: String? { workspace.bf16?.products.emulationReason }
     var targets: [Int32]
     let schedule: LearningRateSchedule
     let erc: ERCRegularizer
@@ -94,7 +98,7 @@ public final class Trainer {
         generator = SeededGenerator(seed: options.seed).split(0x7EA1_7EA1)
         sampler = WindowSampler(order: options.dataOrder, windows: windows, seed: options.seed)
         workspace = ModelWorkspace(model.config, batch: options.batchSize, length: options.sequenceLength,
-                                   bf16: options.precision == .bf16 ? (model.parameters, try BF16Products()) : nil)
+                                   bf16: options.precision == .bf16 ? (model.parameters, BF16Products()) : nil)
         targets = [Int32](repeating: -1, count: options.batchSize * options.sequenceLength)
         switch options.schedule {
         case .constant: schedule = .constant(peak: options.learningRate, warmup: options.warmupSteps)

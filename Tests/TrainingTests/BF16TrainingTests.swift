@@ -5,15 +5,17 @@ import Testing
 @testable import Training
 
 /// `--precision bf16`: BF16 inputs to the projections' products, everything else Float32.
-@Suite(.enabled(if: OneDNN.isAvailable && GEMMKernel.preferred == .oneDNN, "bf16 products need oneDNN"))
-struct BF16TrainingTests {
+/// On a machine without oneDNN's BF16 kernels the products are emulated (widened to Float32):
+/// every test here holds for both, and the split-product test runs both on every machine.
+@Suite struct BF16TrainingTests {
     /// A split product on BF16 shadows is the Float32 product of the BF16-rounded operands
     /// (BF16 x BF16 products are exact in Float32; only the order of the Float32 additions
     /// differs), in the same blocks whatever the cores.
-    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
-    func splitProductsOnShadowsMultiplyTheRoundedOperands(trans: (Bool, Bool)) throws {
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)], [false, true])
+    func splitProductsOnShadowsMultiplyTheRoundedOperands(trans: (Bool, Bool), emulate: Bool) throws {
         var g = SeededGenerator(seed: 9)
-        let products = try BF16Products()
+        let products = BF16Products(emulate: emulate)
+        #expect(products.isEmulated == (emulate || !OneDNN.hasBF16Products))
         for (m, n, k, beta) in [(600, 70, 129, Float(1)), (40, 513, 256, 0), (257, 257, 33, 1)] {
             let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c0 = FloatBuffer(count: m * n)
             g.fillNormal(a.buffer, std: 1); g.fillNormal(b.buffer, std: 1); g.fillNormal(c0.buffer, std: 1)
@@ -46,7 +48,7 @@ struct BF16TrainingTests {
         let tokens = try Fixtures.tensor(folder + "/expected_outputs.safetensors", "tokens")
         let B = tokens.shape[0], L = tokens.shape[1]
         let ws = ModelWorkspace(model.config, batch: B, length: L,
-                                bf16: precision == .bf16 ? (model.parameters, try BF16Products()) : nil)
+                                bf16: precision == .bf16 ? (model.parameters, BF16Products()) : nil)
         var targets = [Int32](repeating: -1, count: B * L)
         for i in 0..<(B * L) {
             ws.tokens.pointer[i] = Int32(tokens.storage[i])
@@ -160,17 +162,41 @@ struct BF16TrainingTests {
     }
 }
 
-/// What `--precision bf16` says on a machine without oneDNN's BF16 products (the CLI test runs
-/// the binary with MOE_INSPECT_GEMM=openblas for the whole line).
+/// Where `--precision bf16` has no BF16 kernel (oneDNN missing, asked for OpenBLAS, or a CPU
+/// without BF16 units) the products are emulated, and the reason names what is missing.
 @Suite struct BF16AvailabilityTests {
-    @Test func missingOneDNNIsOneErrorNamingThePackage() {
-        let missing = #expect(throws: TrainingError.self) {
-            try BF16Products(kernel: .openBLAS, unavailableReason: "libdnnl.so.2 not loadable (apt-get install libdnnl2): no such file")
-        }
-        #expect(missing?.description == "--precision bf16 needs oneDNN's BF16 matrix products, and oneDNN is unavailable "
-            + "(libdnnl.so.2 not loadable (apt-get install libdnnl2): no such file); install libdnnl2 or use --precision fp32")
-        let refused = #expect(throws: TrainingError.self) { try BF16Products(kernel: .openBLAS, unavailableReason: nil) }
-        #expect(refused?.description == "--precision bf16 needs oneDNN's BF16 matrix products, and MOE_INSPECT_GEMM=openblas asks for "
-            + "OpenBLAS, which has none; unset it or use --precision fp32")
+    @Test func withoutBF16KernelsTheProductsAreEmulatedAndSaySo() {
+        let missing = BF16Products(kernel: .openBLAS, unavailableReason: "libdnnl.so.2 not loadable (apt-get install libdnnl2): no such file")
+        #expect(missing.emulationReason == "oneDNN is unavailable: libdnnl.so.2 not loadable (apt-get install libdnnl2): no such file")
+        let refused = BF16Products(kernel: .openBLAS, unavailableReason: nil)
+        #expect(refused.emulationReason == "MOE_INSPECT_GEMM=openblas asks for OpenBLAS, which has no BF16 products")
+        #expect(refused.description.hasPrefix("BF16 products emulated in Float32 (MOE_INSPECT_GEMM=openblas"))
+        let preferred = BF16Products()
+        #expect(preferred.isEmulated == !(OneDNN.hasBF16Products && GEMMKernel.preferred == .oneDNN))
+    }
+
+    /// The emulated product is the Float32 product of the BF16 values, with leading dimensions
+    /// wider than the operands and beta 1: 1.5 * 3 + 0.25 * (-2) + 1024 * 0.0078125 = 12, plus C.
+    @Test func emulatedProductsHonourLeadingDimensionsAndBeta() {
+        let p = BF16Products(emulate: true)
+        // A [1 x 3] in a row of 4 (last is padding), B [3 x 1] in rows of 2 (second column padding)
+        let a: [UInt16] = [1.5, 0.25, 1024, 77].map { Conversion.bf16Bits($0) }
+        let b: [UInt16] = [3, 55, -2, 55, 0.0078125, 55].map { Conversion.bf16Bits($0) }
+        var c: [Float] = [0.5, -9]
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+            p.multiply(m: 1, n: 1, k: 3, a: ap.baseAddress!, lda: 4, b: bp.baseAddress!, ldb: 2, beta: 1, c: cp.baseAddress!, ldc: 2)
+        } } }
+        #expect(c == [12.5, -9])
+        // transposed: op(A) = A^T with A stored [3 x 1] at stride 2, op(B) = B^T with B stored [1 x 3]
+        var d: [Float] = [100]
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in d.withUnsafeMutableBufferPointer { dp in
+            let at: [UInt16] = [1.5, 0, 0.25, 0, 1024, 0].map { Conversion.bf16Bits($0) }
+            let bt: [UInt16] = [3, -2, 0.0078125].map { Conversion.bf16Bits($0) }
+            at.withUnsafeBufferPointer { atp in bt.withUnsafeBufferPointer { btp in
+                p.multiply(transA: true, transB: true, m: 1, n: 1, k: 3, a: atp.baseAddress!, lda: 2, b: btp.baseAddress!, ldb: 3, c: dp.baseAddress!, ldc: 1)
+            } }
+            _ = (ap, bp)
+        } } }
+        #expect(d == [12])
     }
 }

@@ -67,7 +67,7 @@ extension MoEInspect {
         @Option(help: ArgumentHelp("Parameter groups to train, comma-separated: embed, attention, norm, router, gate_proj, up_proj, down_proj, lm_head, experts, all.", valueName: "groups")) var train: String = "all"
         @Option(help: ArgumentHelp("Held-out tokens; the mean LM loss on them is printed at each save.", valueName: "FILE")) var evalData: String?
         @Option(help: "Batches of held-out data per evaluation.") var evalBatches: Int = 8
-        @Option(help: ArgumentHelp("Matrix products: fp32 (default) or bf16 (BF16 inputs, Float32 accumulation, on oneDNN and the CPU's AVX-512 BF16 units; weights, optimizer state, norms, softmax and losses stay Float32). With --resume: default the run's own.", valueName: "precision")) var precision: TrainingPrecision?
+        @Option(help: ArgumentHelp("Matrix products: fp32 (default) or bf16 (BF16 inputs, Float32 accumulation, on oneDNN and the CPU's AVX-512 BF16 units, emulated in Float32 with a warning where there are none; weights, optimizer state, norms, softmax and losses stay Float32). With --resume: default the run's own.", valueName: "precision")) var precision: TrainingPrecision?
         @Option(help: ArgumentHelp("Continue the run in DIR (its latest step folder) or in a step{N} folder. The saved run's settings apply; only --steps, --save-every, --eval-data, --precision and --quiet given here are used.", valueName: "DIR")) var resume: String?
         @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
@@ -173,6 +173,9 @@ extension MoEInspect {
                 let eval = try evalData.map { p throws(TrainingError) in try TokenData(path: p, vocabularySize: V, binaryDType: binary, tokenizer: tok) }
                 trainer = try Trainer(model: model, format: format, data: train, evalData: eval, options: try options(), outputFolder: out)
                 trainer.tokenizerFile = tokFile
+            }
+            if let why = trainer.bf16EmulationReason {
+                FileHandle.standardError.write(Data("moe-inspect: warning: --precision bf16: \(why); the BF16-rounded operands are multiplied in Float32 (the same numbers, without the speed-up)\n".utf8))
             }
             let bar = TrainProgress(quiet: quiet, startStep: trainer.step)
             if !quiet {
