@@ -19,9 +19,11 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "moe-inspect", targets: ["moe-inspect"]),
-        .library(name: "MoEInspect", targets: [
-            "Tensors", "Checkpoints", "Tokenizers", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
-        ]),
+        .library(
+            name: "MoEInspect",
+            targets: [
+                "Tensors", "Checkpoints", "Tokenizers", "MoELayout", "Embedding", "Analysis", "Training", "Plotting", "Reports", "Models", "Routing",
+            ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,8 +45,9 @@ let package = Package(
         .target(name: "MoELayout", dependencies: ["Tensors", "Checkpoints"]),
         // tokenizer.json readers; Unicode normalization through the ICU inside the toolchain
         // (Foundation's NFKC is wrong on Linux).
-        .target(name: "Tokenizers", dependencies: ["Checkpoints"],
-                linkerSettings: [.linkedLibrary("_FoundationICU", .when(platforms: [.linux]))]),
+        .target(
+            name: "Tokenizers", dependencies: ["Checkpoints"],
+            linkerSettings: [.linkedLibrary("_FoundationICU", .when(platforms: [.linux]))]),
 
         // MARK: - Analyses and training
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
@@ -71,8 +74,12 @@ let package = Package(
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Tensors",
-                                                           .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(
+            name: "CheckpointsTests",
+            dependencies: [
+                "TestSupport", "Checkpoints", "Tensors",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Checkpoints"]),
         .testTarget(name: "MoELayoutTests", dependencies: ["TestSupport", "MoELayout", "Checkpoints", "Tensors"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Tensors"]),

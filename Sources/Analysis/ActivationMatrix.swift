@@ -33,8 +33,14 @@ public enum ActivationMatrix {
         guard m > 0, n > 0, D > 0, d > 0 else { throw .invalid("empty activation matrix: \(m) proxies, \(n) experts, D = \(D), d = \(d)") }
         guard x.columns == d else { throw .invalid("proxies have \(x.columns) columns, experts expect d = \(d)") }
         if feature.needsGate { guard let g = stack.gate, g.count == n * D * d else { throw .invalid("gate projections missing or of the wrong size") } }
-        if feature.needsUp { guard let u = stack.up, u.count == n * D * d else { throw .invalid("feature '\(feature.rawValue)' needs the up projections, which this layer lacks") } }
-        if feature.needsDown { guard let w = stack.down, w.count == n * d * D else { throw .invalid("feature 'output' needs the down projections, which this layer lacks") } }
+        if feature.needsUp {
+            guard let u = stack.up, u.count == n * D * d else {
+                throw .invalid("feature '\(feature.rawValue)' needs the up projections, which this layer lacks")
+            }
+        }
+        if feature.needsDown {
+            guard let w = stack.down, w.count == n * d * D else { throw .invalid("feature 'output' needs the down projections, which this layer lacks") }
+        }
         var out = Tensor(shape: [m, n])
         let perExpertBytes = m * D * 4 * (feature.needsUp && feature.needsGate ? 2 : 1)
         let block = max(1, min(n, blockBytes / max(1, perExpertBytes)))
@@ -50,16 +56,18 @@ public enum ActivationMatrix {
                 if feature.needsGate, let g = stack.gate {
                     g.storage.withUnsafeBufferPointer { gp in
                         pg.withUnsafeMutableBufferPointer { pb in
-                            BLAS.gemm(transB: true, m: m, n: count * D, k: d, a: xb, lda: d,
-                                      b: gp.baseAddress! + start * D * d, ldb: d, c: pb.baseAddress!, ldc: count * D)
+                            BLAS.gemm(
+                                transB: true, m: m, n: count * D, k: d, a: xb, lda: d,
+                                b: gp.baseAddress! + start * D * d, ldb: d, c: pb.baseAddress!, ldc: count * D)
                         }
                     }
                 }
                 if feature.needsUp, let u = stack.up {
                     u.storage.withUnsafeBufferPointer { up in
                         pu.withUnsafeMutableBufferPointer { pb in
-                            BLAS.gemm(transB: true, m: m, n: count * D, k: d, a: xb, lda: d,
-                                      b: up.baseAddress! + start * D * d, ldb: d, c: pb.baseAddress!, ldc: count * D)
+                            BLAS.gemm(
+                                transB: true, m: m, n: count * D, k: d, a: xb, lda: d,
+                                b: up.baseAddress! + start * D * d, ldb: d, c: pb.baseAddress!, ldc: count * D)
                         }
                     }
                 }
@@ -80,8 +88,9 @@ public enum ActivationMatrix {
                         pg.withUnsafeBufferPointer { hp in
                             w.storage.withUnsafeBufferPointer { wp in
                                 po.withUnsafeMutableBufferPointer { op in
-                                    BLAS.gemm(transB: true, m: m, n: d, k: D, a: hp.baseAddress! + j * D, lda: count * D,
-                                              b: wp.baseAddress! + (start + j) * d * D, ldb: D, c: op.baseAddress!, ldc: d)
+                                    BLAS.gemm(
+                                        transB: true, m: m, n: d, k: D, a: hp.baseAddress! + j * D, lda: count * D,
+                                        b: wp.baseAddress! + (start + j) * d * D, ldb: D, c: op.baseAddress!, ldc: d)
                                 }
                             }
                         }

@@ -167,8 +167,10 @@ public enum CouplingAnalysis {
     /// The ERC measures of `all` = M for the rows of `proxies` (clean first, then each sample),
     /// computed with the router scaled by `scale`: M and the losses (homogeneous of degree 1 in
     /// M) are scaled back in Double; alpha* is a ratio, the same at any scale.
-    static func summarize(_ all: Tensor, experts n: Int, scale: Double, layer: Int, options: CouplingOptions,
-                          into r: inout LayerCoupling) throws(AnalysisError) {
+    static func summarize(
+        _ all: Tensor, experts n: Int, scale: Double, layer: Int, options: CouplingOptions,
+        into r: inout LayerCoupling
+    ) throws(AnalysisError) {
         if all.hasNonFinite {
             throw .nonFinite(layer: layer, what: "M (the weights' magnitudes overflow Float32 in the \(options.feature.rawValue) feature)")
         }
@@ -179,16 +181,18 @@ public enum CouplingAnalysis {
         r.couplingAlpha = ERCLoss.couplingThreshold(clean)
         let used: [Tensor] = samples == 0 ? [clean] : (1...samples).map { all.rows(($0 * n)..<(($0 + 1) * n)) }
         r.mDiagonalMean = Estimate(used.map { m in unscale * (0..<n).reduce(0.0) { $0 + Double(m[$1, $1]) } / Double(n) })
-        r.mOffDiagonalMean = Estimate(used.map { m in
-            var s = 0.0
-            for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
-            return unscale * s / Double(n * (n - 1))
-        })
+        r.mOffDiagonalMean = Estimate(
+            used.map { m in
+                var s = 0.0
+                for i in 0..<n { for j in 0..<n where i != j { s += Double(m[i, j]) } }
+                return unscale * s / Double(n * (n - 1))
+            })
         r.ercLosses = options.alphas.map { a in
             let losses = used.map { ERCLoss(activation: $0, alpha: a) }
-            return ERCLossAtAlpha(alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
-                               specialization: Estimate(losses.map { $0.specialization * unscale }),
-                               precision: Estimate(losses.map { $0.precision * unscale }))
+            return ERCLossAtAlpha(
+                alpha: a, loss: Estimate(losses.map { $0.total * unscale }),
+                specialization: Estimate(losses.map { $0.specialization * unscale }),
+                precision: Estimate(losses.map { $0.precision * unscale }))
         }
     }
 
@@ -198,8 +202,10 @@ public enum CouplingAnalysis {
 
     /// Analyses every selected MoE layer of `model`, reading one layer at a time, calling
     /// `each` with each layer's result as soon as it is ready.
-    public static func analyze(_ model: MoECheckpoint, options: CouplingOptions,
-                               each: (LayerCoupling) -> Void = { _ in }) -> [LayerCoupling] {
+    public static func analyze(
+        _ model: MoECheckpoint, options: CouplingOptions,
+        each: (LayerCoupling) -> Void = { _ in }
+    ) -> [LayerCoupling] {
         var results: [LayerCoupling] = []
         // One buffer per projection, reused from layer to layer: fresh 0.5 GB allocations per
         // layer cost more in page faults than the decoding itself.
@@ -216,11 +222,12 @@ public enum CouplingAnalysis {
             var result: LayerCoupling
             // The paper's feature (and the up projection) of per-expert layouts streams expert by
             // expert; the others need the whole stack in memory.
-            let streamed: ProductNorms.Source? = switch options.feature {
-            case .gate: model.expertSource(layer, .gate)
-            case .up: model.expertSource(layer, .up)
-            default: nil
-            }
+            let streamed: ProductNorms.Source? =
+                switch options.feature {
+                case .gate: model.expertSource(layer, .gate)
+                case .up: model.expertSource(layer, .up)
+                default: nil
+                }
             if let source = streamed, streamLayers {
                 do {
                     let router = try model.routerWeight(layer)
@@ -245,8 +252,9 @@ public enum CouplingAnalysis {
                     if let down { buffers[.down] = down }
                 }
                 let t1 = Date()
-                let stack = ExpertStack(gate: gate, up: up, down: down, experts: layer.expertCount,
-                                        intermediate: layer.intermediateSize, hidden: layer.hiddenSize)
+                let stack = ExpertStack(
+                    gate: gate, up: up, down: down, experts: layer.expertCount,
+                    intermediate: layer.intermediateSize, hidden: layer.hiddenSize)
                 result = analyze(layer: layer.index, router: router, stack: stack, options: options)
                 result.readSeconds = t1.timeIntervalSince(t0)
                 result.computeSeconds = Date().timeIntervalSince(t1)
@@ -262,8 +270,10 @@ public enum CouplingAnalysis {
     /// Analyses every selected MoE layer of the checkpoint `model` opened from `path`.
     /// - Throws: `LayoutError` when it has no MoE layer or the selection names one that is not;
     ///   a layer that cannot be analysed gets a status instead.
-    public static func analyze(_ model: MoECheckpoint, path: String, options: CouplingOptions,
-                               each: (LayerCoupling) -> Void = { _ in }) throws(LayoutError) -> CheckpointCoupling {
+    public static func analyze(
+        _ model: MoECheckpoint, path: String, options: CouplingOptions,
+        each: (LayerCoupling) -> Void = { _ in }
+    ) throws(LayoutError) -> CheckpointCoupling {
         _ = try model.moeLayers(in: options.layers)
         return CheckpointCoupling(checkpoint: path, step: step(fromPath: path), layers: analyze(model, options: options, each: each))
     }

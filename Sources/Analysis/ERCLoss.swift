@@ -92,7 +92,9 @@ public struct ERCGradient: Sendable {
     public init(router: Tensor, gate: Tensor, delta: Tensor?, alpha: Double) throws(AnalysisError) {
         let n = router.rows, d = router.columns
         guard n >= 2 else { throw .tooFewExperts(layer: 0, count: n) }
-        guard d > 0, gate.count % (n * d) == 0, gate.count > 0 else { throw .invalid("gate projections of \(gate.count) elements do not fit n = \(n), d = \(d)") }
+        guard d > 0, gate.count % (n * d) == 0, gate.count > 0 else {
+            throw .invalid("gate projections of \(gate.count) elements do not fit n = \(n), d = \(d)")
+        }
         let D = gate.count / (n * d)
         var x = router
         if let delta {
@@ -154,9 +156,11 @@ extension ERCGradient {
     /// added straight into the caller's gradient buffers (same strides), as training needs:
     /// no copy of W_g and no temporary dW. Same mathematics as `init(router:gate:delta:alpha:)`.
     /// - Returns: the loss (specialization and precision parts).
-    public static func accumulate(router: Tensor, gate: UnsafePointer<Float>, expertStride: Int, intermediate D: Int,
-                                  delta: Tensor?, alpha: Double, weight: Float,
-                                  routerGradient: UnsafeMutablePointer<Float>?, gateGradient: UnsafeMutablePointer<Float>?) throws(AnalysisError) -> ERCLoss {
+    public static func accumulate(
+        router: Tensor, gate: UnsafePointer<Float>, expertStride: Int, intermediate D: Int,
+        delta: Tensor?, alpha: Double, weight: Float,
+        routerGradient: UnsafeMutablePointer<Float>?, gateGradient: UnsafeMutablePointer<Float>?
+    ) throws(AnalysisError) -> ERCLoss {
         let n = router.rows, d = router.columns
         guard n >= 2 else { throw .tooFewExperts(layer: 0, count: n) }
         guard d > 0, D > 0, expertStride >= D * d else { throw .invalid("gate projections of \(D) x \(d) do not fit a stride of \(expertStride)") }
@@ -196,8 +200,9 @@ extension ERCGradient {
                 if let gg = gateGradient {
                     // dW_e += weight * dP_e^T X
                     for e in 0..<n {
-                        BLAS.gemm(transA: true, m: D, n: d, k: n, alpha: weight, a: pp + e * D, lda: width, b: xp, ldb: d,
-                                  beta: 1, c: gg + e * expertStride, ldc: d)
+                        BLAS.gemm(
+                            transA: true, m: D, n: d, k: n, alpha: weight, a: pp + e * D, lda: width, b: xp, ldb: d,
+                            beta: 1, c: gg + e * expertStride, ldc: d)
                     }
                 }
                 if let rg = routerGradient {

@@ -64,8 +64,9 @@ public struct ExpertPoints: Sendable {
             row += layer.expertCount
         }
         let what = allProjections ? "W_g, W_p and W_o" : "W_g"
-        return ExpertPoints(data: data, layers: ls, experts: es, kinds: Array(repeating: .expert, count: total),
-                            note: "one point per expert: its flattened \(what), count-sketched to \(dims) coordinates")
+        return ExpertPoints(
+            data: data, layers: ls, experts: es, kinds: Array(repeating: .expert, count: total),
+            note: "one point per expert: its flattened \(what), count-sketched to \(dims) coordinates")
     }
 
     /// Rows of every expert's W_g in one layer (`perExpert` sampled rows each, all if nil) and the
@@ -94,8 +95,9 @@ public struct ExpertPoints: Sendable {
             rows += unit(router.storage[(e * d)..<((e + 1) * d)])
             ls.append(layer.index); es.append(e); kinds.append(.router)
         }
-        return ExpertPoints(data: Tensor(shape: [kinds.count, d], storage: rows), layers: ls, experts: es, kinds: kinds,
-                            note: "rows of each expert's W_g (\(k) per expert) and the router rows R[i], each scaled to unit length")
+        return ExpertPoints(
+            data: Tensor(shape: [kinds.count, d], storage: rows), layers: ls, experts: es, kinds: kinds,
+            note: "rows of each expert's W_g (\(k) per expert) and the router rows R[i], each scaled to unit length")
     }
 
     static func unit(_ v: ArraySlice<Float>) -> [Float] {
@@ -126,8 +128,10 @@ public struct ExpertMap: Sendable {
     public var labelKind: MapLabel
 
     /// Embeds `points` with `tsne` and scores the clusters by `labelBy`.
-    public static func make(_ points: ExpertPoints, tsne: TSNE, labelBy: MapLabel,
-                            progress: ((TSNEProgress) -> Void)? = nil) throws -> ExpertMap {
+    public static func make(
+        _ points: ExpertPoints, tsne: TSNE, labelBy: MapLabel,
+        progress: ((TSNEProgress) -> Void)? = nil
+    ) throws -> ExpertMap {
         let result = try tsne.fit(points.data, progress: progress)
         let labels = labelBy == .layer ? points.layers : points.experts
         var s2: Double?, sOrig: Double?
@@ -136,8 +140,9 @@ public struct ExpertMap: Sendable {
             s2 = try? Silhouette.score(result.embedding, labels: labels)
             sOrig = try? Silhouette.score(points.data, labels: labels)
         }
-        return ExpertMap(points: points, embedding: result.embedding, klDivergence: result.klDivergence,
-                         silhouette2D: s2, silhouetteOriginal: sOrig, labelKind: labelBy)
+        return ExpertMap(
+            points: points, embedding: result.embedding, klDivergence: result.klDivergence,
+            silhouette2D: s2, silhouetteOriginal: sOrig, labelKind: labelBy)
     }
 }
 

@@ -102,8 +102,9 @@ public final class Checkpoint: @unchecked Sendable {
             }
         }
         let config = (folder as NSString).appendingPathComponent("config.json")
-        return try Checkpoint(path: folder, files: files,
-                              configPath: FileManager.default.fileExists(atPath: config) ? config : nil)
+        return try Checkpoint(
+            path: folder, files: files,
+            configPath: FileManager.default.fileExists(atPath: config) ? config : nil)
     }
 
     /// The (tensor, shard file) pairs of a `model.safetensors.index.json`'s `weight_map`.
@@ -177,7 +178,9 @@ public final class Checkpoint: @unchecked Sendable {
             configSource = hdf5.path + " (config attribute)"
         } else if let c = Checkpoint.siblingConfig(hdf5.path) {
             config = try ModelConfig(contentsOf: c); configSource = c
-        } else { config = nil; configSource = nil }
+        } else {
+            config = nil; configSource = nil
+        }
     }
 
     private init(path: String, reader: any CheckpointTensorReader, format: Format, configPath: String?) throws(CheckpointError) {
@@ -209,8 +212,10 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Decodes tensor `name` to Float32 into `destination` (its element count long), applying
     /// DeepSeek-V3 block dequantisation when `dequantize` and a `<name>_scale_inv` exists.
-    public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>,
-                     dequantize: Bool = true) throws(CheckpointError) {
+    public func read(
+        _ name: String, into destination: UnsafeMutableBufferPointer<Float>,
+        dequantize: Bool = true
+    ) throws(CheckpointError) {
         guard let i = location[ExactName(name)] else { throw .missingTensor(file: path, name: name) }
         switch backing {
         case let .safetensors(f): try f[i].read(name, into: destination)
@@ -218,7 +223,8 @@ public final class Checkpoint: @unchecked Sendable {
         case let .reader(r): try r.read(name, into: destination)
         }
         if dequantize, let info = info(name), info.dtype == .f8e4m3 || info.dtype == .f8e5m2,
-           contains(name + "_scale_inv") {
+            contains(name + "_scale_inv")
+        {
             try applyBlockScales(name, info: info, destination)
         }
     }
@@ -247,8 +253,9 @@ public final class Checkpoint: @unchecked Sendable {
         case let .reader(r):
             guard let info = r.info(name) else { throw .missingTensor(file: path, name: name) }
             var out = [UInt8](repeating: 0, count: info.byteCount)
-            do { try out.withUnsafeMutableBytes { b in try r.copyRawBytes(name, into: b) } }
-            catch let e as CheckpointError { throw e } catch { throw .io(file: path, reason: "\(error)") }
+            do { try out.withUnsafeMutableBytes { b in try r.copyRawBytes(name, into: b) } } catch let e as CheckpointError { throw e } catch {
+                throw .io(file: path, reason: "\(error)")
+            }
             return out
         }
     }

@@ -30,9 +30,11 @@ public enum CheckpointConverter {
     ///   - maxShardBytes: shard size for folder output.
     ///   - compress: gzip chunks in HDF5 output.
     ///   - progress: called with each tensor name as it is written.
-    public static func convert(_ source: Checkpoint, to output: String, dtype: DType? = nil, overwrite: Bool = false,
-                               maxShardBytes: Int = 5_000_000_000, compress: Bool = false,
-                               progress: @escaping (String) -> Void = { _ in }) throws {
+    public static func convert(
+        _ source: Checkpoint, to output: String, dtype: DType? = nil, overwrite: Bool = false,
+        maxShardBytes: Int = 5_000_000_000, compress: Bool = false,
+        progress: @escaping (String) -> Void = { _ in }
+    ) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: output) && !overwrite {
             throw CheckpointError.io(file: output, reason: "already exists; choose another output or pass --overwrite")
@@ -41,7 +43,8 @@ public enum CheckpointConverter {
         var dequantized = Set<String>()
         for t in source.tensors {
             if let d = dtype, t.name.hasSuffix("_scale_inv"),
-               let w = source.info(String(t.name.dropLast("_scale_inv".count))), w.dtype == .f8e4m3 || w.dtype == .f8e5m2, d != w.dtype {
+                let w = source.info(String(t.name.dropLast("_scale_inv".count))), w.dtype == .f8e4m3 || w.dtype == .f8e5m2, d != w.dtype
+            {
                 continue
             }
             var out = t.dtype
@@ -71,22 +74,31 @@ public enum CheckpointConverter {
         case .hdf5:
             // HDF5 stores `a.b.c` as groups a/b and dataset c, and reads it back by joining with
             // dots: a name with a slash or an empty part would come back renamed.
-            if let bad = specs.first(where: { $0.name.contains("/") || $0.name.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) }) {
-                throw CheckpointError.io(file: output, reason: "tensor '\(bad.name)' cannot be stored in HDF5 under its own name (a '/' or an empty part between dots); convert to .safetensors instead")
+            if let bad = specs.first(where: {
+                $0.name.contains("/") || $0.name.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty)
+            }) {
+                throw CheckpointError.io(
+                    file: output,
+                    reason:
+                        "tensor '\(bad.name)' cannot be stored in HDF5 under its own name (a '/' or an empty part between dots); convert to .safetensors instead"
+                )
             }
-            try HDF5Writer.write(specs, config: configText.map { source.config?.json.serialized() ?? $0 }, to: output,
-                                 compress: compress, produce: produce)
+            try HDF5Writer.write(
+                specs, config: configText.map { source.config?.json.serialized() ?? $0 }, to: output,
+                compress: compress, produce: produce)
         case .safetensorsFile:
-            try SafetensorsWriter.write(specs, metadata: source.metadata.isEmpty ? ["format": "pt"] : source.metadata,
-                                        to: output, produce: produce)
+            try SafetensorsWriter.write(
+                specs, metadata: source.metadata.isEmpty ? ["format": "pt"] : source.metadata,
+                to: output, produce: produce)
             if let c = configText {
                 let cfg = ((output as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
                 if !fm.fileExists(atPath: cfg) { try AtomicOutput.write(c, to: cfg) }
             }
         case .safetensorsFolder:
             try AtomicOutput.buildFolder(at: output, replace: overwrite) { tmp in
-                try SafetensorsWriter.writeFolder(specs, metadata: source.metadata.isEmpty ? ["format": "pt"] : source.metadata,
-                                                  folder: tmp, maxShardBytes: maxShardBytes, produce: produce)
+                try SafetensorsWriter.writeFolder(
+                    specs, metadata: source.metadata.isEmpty ? ["format": "pt"] : source.metadata,
+                    folder: tmp, maxShardBytes: maxShardBytes, produce: produce)
                 if let c = configText { try AtomicOutput.write(c, to: tmp + "/config.json") }
                 try carryOverSideFiles(from: source, into: tmp)
             }

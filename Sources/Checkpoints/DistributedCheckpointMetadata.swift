@@ -207,8 +207,11 @@ public struct DistributedCheckpointMetadata: Sendable {
             // TensorProperties pickles its state as a tuple (dtype, layout, requires_grad, memory_format, pin_memory);
             // accept a dict with "dtype" too.
             var dv: PickleValue?
-            if let s = o.state, case .tuple? = doc.node(s), let t = doc.sequence(s), let first = t.first { dv = first }
-            else { dv = try attributes(o, "TensorProperties of '\(key)'")["dtype"] }
+            if let s = o.state, case .tuple? = doc.node(s), let t = doc.sequence(s), let first = t.first {
+                dv = first
+            } else {
+                dv = try attributes(o, "TensorProperties of '\(key)'")["dtype"]
+            }
             guard let dv, let g = doc.globalName(dv), g.hasPrefix("torch."), let t = DistributedCheckpointMetadata.torchDTypes[String(g.dropFirst(6))] else {
                 throw bad("properties of '\(key)' name no known torch dtype")
             }

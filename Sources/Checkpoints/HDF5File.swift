@@ -96,15 +96,19 @@ public final class HDF5File: @unchecked Sendable {
                 try scan.run()
                 let config = try HDF5File.readConfig(opened)
                 let order = scan.found.indices.sorted { scan.found[$0].path < scan.found[$1].path }
-                return (order.map { i in
-                    let f = scan.found[i]
-                    return TensorInfo(name: f.path.replacingOccurrences(of: "/", with: "."), dtype: f.dtype, shape: f.shape, file: path)
-                }, order.map { scan.found[$0].path }, config)
+                return (
+                    order.map { i in
+                        let f = scan.found[i]
+                        return TensorInfo(name: f.path.replacingOccurrences(of: "/", with: "."), dtype: f.dtype, shape: f.shape, file: path)
+                    }, order.map { scan.found[$0].path }, config
+                )
             }
         }
         switch scanned {
         case .failure(let p):
-            HDF5Lock.run { _ = H5Pclose(access); _ = H5Fclose(opened) }
+            HDF5Lock.run {
+                _ = H5Pclose(access); _ = H5Fclose(opened)
+            }
             throw .malformed(file: path, reason: p.text)
         case .success(let (infos, paths, config)):
             var index: [String: Int] = [:]
@@ -112,7 +116,9 @@ public final class HDF5File: @unchecked Sendable {
             index.reserveCapacity(infos.count); map.reserveCapacity(infos.count)
             for (i, t) in infos.enumerated() {
                 if let other = map[t.name] {
-                    HDF5Lock.run { _ = H5Pclose(access); _ = H5Fclose(opened) }
+                    HDF5Lock.run {
+                        _ = H5Pclose(access); _ = H5Fclose(opened)
+                    }
                     throw .malformed(file: path, reason: "datasets \(quoted(other)) and \(quoted(paths[i])) both map to tensor \(quoted(t.name))")
                 }
                 index[t.name] = i
@@ -127,7 +133,11 @@ public final class HDF5File: @unchecked Sendable {
         }
     }
 
-    deinit { HDF5Lock.run { _ = H5Pclose(access); _ = H5Fclose(file) } }
+    deinit {
+        HDF5Lock.run {
+            _ = H5Pclose(access); _ = H5Fclose(file)
+        }
+    }
 
     /// Information on tensor `name`, or nil.
     public func info(_ name: String) -> TensorInfo? { index[name].map { tensors[$0] } }
@@ -196,15 +206,19 @@ public final class HDF5File: @unchecked Sendable {
             guard depth <= Limits.depth else { throw Problem("groups nest more than \(Limits.depth) deep at \(quoted(path))") }
             final class Box { var links: [Scan.Link] = [] }
             let box = Box()
-            let status = moe_h5_list_links(g, { name, kind, target, targetFile, ctx in
-                guard let name, let ctx else { return -1 }
-                let b = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
-                b.links.append(Scan.Link(name: String(validatingCString: name),
-                                         raw: String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)).prefix(200), as: UTF8.self),
-                                         kind: Int32(kind), target: target.map { String(cString: $0) },
-                                         targetFile: targetFile.map { String(cString: $0) }))
-                return b.links.count > Limits.links ? 1 : 0
-            }, Unmanaged.passUnretained(box).toOpaque())
+            let status = moe_h5_list_links(
+                g,
+                { name, kind, target, targetFile, ctx in
+                    guard let name, let ctx else { return -1 }
+                    let b = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
+                    b.links.append(
+                        Scan.Link(
+                            name: String(validatingCString: name),
+                            raw: String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)).prefix(200), as: UTF8.self),
+                            kind: Int32(kind), target: target.map { String(cString: $0) },
+                            targetFile: targetFile.map { String(cString: $0) }))
+                    return b.links.count > Limits.links ? 1 : 0
+                }, Unmanaged.passUnretained(box).toOpaque())
             guard status >= 0 else { throw Problem("cannot list group \(quoted(path.isEmpty ? "/" : path)) (corrupt file)") }
 
             var entries: [Entry] = []
@@ -224,7 +238,8 @@ public final class HDF5File: @unchecked Sendable {
                     continue
                 case Int32(MOE_LINK_EXTERNAL):
                     let file = link.targetFile.map(quoted) ?? "another file"
-                    throw Problem("\(quoted(full)) is an external link to \(file)\(link.target.map { ":" + $0 } ?? ""): a checkpoint must not read files outside itself")
+                    throw Problem(
+                        "\(quoted(full)) is an external link to \(file)\(link.target.map { ":" + $0 } ?? ""): a checkpoint must not read files outside itself")
                 case Int32(MOE_LINK_USER):
                     throw Problem("\(quoted(full)) is a user-defined link, which this tool does not follow")
                 default:
@@ -273,7 +288,9 @@ public final class HDF5File: @unchecked Sendable {
                     let full = path.isEmpty ? name : path + "/" + name
                     let o = H5Oopen(g, name, access)
                     guard o >= 0 else {
-                        throw Problem("soft link \(quoted(full)) points to \(quoted(target)), which does not resolve to an object in the file (missing, a cycle, or more than 16 links in a row)")
+                        throw Problem(
+                            "soft link \(quoted(full)) points to \(quoted(target)), which does not resolve to an object in the file (missing, a cycle, or more than 16 links in a row)"
+                        )
                     }
                     defer { H5Oclose(o) }
                     entries[i] = try entry(o, name: name, path: full, depth: full.split(separator: "/").count)
@@ -335,7 +352,9 @@ public final class HDF5File: @unchecked Sendable {
                 guard id >= 0 else { throw Problem("cannot read the filters of dataset \(q) (corrupt file)") }
                 if H5Zfilter_avail(id) <= 0 {
                     let filterName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                    throw Problem("dataset \(q) is compressed with filter \(id)\(filterName.isEmpty ? "" : " (\(quoted(filterName)))"), which this HDF5 library cannot decode")
+                    throw Problem(
+                        "dataset \(q) is compressed with filter \(id)\(filterName.isEmpty ? "" : " (\(quoted(filterName)))"), which this HDF5 library cannot decode"
+                    )
                 }
             }
 
@@ -378,12 +397,15 @@ public final class HDF5File: @unchecked Sendable {
             let justified = 1100 * min(max(stored, 1), max(fileSize, 1))
             if bytes > justified {
                 guard bytes <= Limits.unwrittenPerDataset else {
-                    throw Problem("dataset \(q) claims \(shape) of \(dtype.rawValue) (\(bytes) bytes) but the file stores \(stored) bytes of it: "
-                                  + "refused as corrupt or hostile (unwritten data, read as the fill value, is accepted up to \(Limits.unwrittenPerDataset >> 30) GiB per dataset)")
+                    throw Problem(
+                        "dataset \(q) claims \(shape) of \(dtype.rawValue) (\(bytes) bytes) but the file stores \(stored) bytes of it: "
+                            + "refused as corrupt or hostile (unwritten data, read as the fill value, is accepted up to \(Limits.unwrittenPerDataset >> 30) GiB per dataset)"
+                    )
                 }
                 unwrittenTotal += bytes
                 guard unwrittenTotal <= Limits.unwrittenTotal else {
-                    throw Problem("datasets claim more than \(Limits.unwrittenTotal >> 30) GiB that the file does not store (at \(q)): refused as corrupt or hostile")
+                    throw Problem(
+                        "datasets claim more than \(Limits.unwrittenTotal >> 30) GiB that the file does not store (at \(q)): refused as corrupt or hostile")
                 }
             }
             return (dtype, shape)
@@ -395,7 +417,12 @@ public final class HDF5File: @unchecked Sendable {
         let size = H5Tget_size(t)
         switch H5Tget_class(t) {
         case H5T_FLOAT:
-            switch size { case 2: return .f16; case 4: return .f32; case 8: return .f64; default: return nil }
+            switch size {
+            case 2: return .f16;
+            case 4: return .f32;
+            case 8: return .f64;
+            default: return nil
+            }
         case H5T_INTEGER:
             let signed = H5Tget_sign(t) == H5T_SGN_2
             switch size {
@@ -465,7 +492,9 @@ public final class HDF5File: @unchecked Sendable {
         let count = H5Sget_simple_extent_npoints(s)
         guard spaceType != H5S_NULL, count > 0 else { throw Problem("config attribute is empty (no value); expected one JSON string") }
         guard H5Tget_class(t) == H5T_STRING else {
-            throw Problem("config attribute is \(count == 1 ? "one" : "an array of \(count)") \(typeDescription(t))\(count == 1 ? "" : " values"); expected one JSON string")
+            throw Problem(
+                "config attribute is \(count == 1 ? "one" : "an array of \(count)") \(typeDescription(t))\(count == 1 ? "" : " values"); expected one JSON string"
+            )
         }
         guard count == 1 else { throw Problem("config attribute is an array of \(count) strings; expected one JSON string") }
         let bytes: [UInt8]
@@ -496,7 +525,9 @@ public final class HDF5File: @unchecked Sendable {
             case MOE_ISOLATED_CRASHED:
                 throw Problem("the config attribute's string data is corrupt (the HDF5 library crashed reading it, in a separate process)")
             case MOE_ISOLATED_TIMED_OUT:
-                throw Problem("reading the config attribute did not end within \(Limits.isolatedReadMilliseconds / 1000) s (the HDF5 library loops on corrupt string data)")
+                throw Problem(
+                    "reading the config attribute did not end within \(Limits.isolatedReadMilliseconds / 1000) s (the HDF5 library loops on corrupt string data)"
+                )
             case MOE_ISOLATED_TOO_LONG:
                 throw Problem("config attribute is longer than \(Limits.configBytes >> 20) MiB")
             default:
@@ -505,7 +536,9 @@ public final class HDF5File: @unchecked Sendable {
         } else {
             let size = H5Tget_size(t)
             guard size > 0 else { throw Problem("cannot read the config attribute (corrupt file)") }
-            guard size <= Limits.configBytes else { throw Problem("config attribute is a string of \(size) bytes, longer than \(Limits.configBytes >> 20) MiB") }
+            guard size <= Limits.configBytes else {
+                throw Problem("config attribute is a string of \(size) bytes, longer than \(Limits.configBytes >> 20) MiB")
+            }
             var buf = [UInt8](repeating: 0, count: size + 1)  // one element of `size` bytes
             guard H5Aread(a, t, &buf) >= 0 else { throw Problem("cannot read the config attribute (corrupt file)") }
             bytes = Array(buf.prefix { $0 != 0 })
@@ -561,7 +594,9 @@ public func quoted(_ s: String) -> String {
         default:
             if ch.value < 0x20 || ch.value == 0x7F || (0x80..<0xA0).contains(ch.value) || ch.value == 0x2028 || ch.value == 0x2029 {
                 out += "\\u{\(String(ch.value, radix: 16))}"
-            } else { out.unicodeScalars.append(ch) }
+            } else {
+                out.unicodeScalars.append(ch)
+            }
         }
     }
     return "'" + out + (s.unicodeScalars.count > 200 ? "...'" : "'")
@@ -575,18 +610,21 @@ public enum HDF5Writer {
     /// - Parameters:
     ///   - compress: gzip level 4 on chunks of about 1 MB (h5py `compression="gzip"`).
     ///   - produce: fills a tensor's little-endian bytes in its spec's dtype.
-    public static func write(_ specs: [TensorSpec], config: String?, to path: String, compress: Bool = false,
-                             produce: TensorBytesProducer) throws {
+    public static func write(
+        _ specs: [TensorSpec], config: String?, to path: String, compress: Bool = false,
+        produce: TensorBytesProducer
+    ) throws {
         for s in specs where !hdf5Stores(s.dtype) {
             throw CheckpointError.unsupported(file: path, reason: "HDF5 has no \(s.dtype.rawValue) type that h5py reads; choose --dtype f16 or f32")
         }
         let names = specs.map { $0.name }
         if Set(names).count != names.count { throw CheckpointError.malformed(file: path, reason: "duplicate tensor names") }
         // A name that is a prefix group of another cannot also be a dataset.
-        let groupPaths = Set(names.flatMap { n -> [String] in
-            let parts = n.split(separator: ".")
-            return (1..<max(parts.count, 1)).map { parts[0..<$0].joined(separator: ".") }
-        })
+        let groupPaths = Set(
+            names.flatMap { n -> [String] in
+                let parts = n.split(separator: ".")
+                return (1..<max(parts.count, 1)).map { parts[0..<$0].joined(separator: ".") }
+            })
         let tmp = AtomicOutput.temporaryPath(for: path)
         let file: hid_t = HDF5Lock.run { H5Fcreate(tmp, moe_h5f_acc_trunc(), moe_h5p_default(), moe_h5p_default()) }
         guard file >= 0 else { throw CheckpointError.io(file: path, reason: "cannot create HDF5 file") }

@@ -16,7 +16,8 @@ public enum HubCache {
         if let h = environment["HF_HOME"], !h.isEmpty {
             home = expand(h)
         } else {
-            let cache = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : expand($0) }
+            let cache =
+                environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : expand($0) }
                 ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")
             home = (cache as NSString).appendingPathComponent("huggingface")
         }
@@ -83,11 +84,14 @@ public enum HubCache {
         guard let ref = parse(argument) else { return nil }
         let cache = folder(environment: environment)
         let repoFolder = (cache as NSString).appendingPathComponent("models--\(ref.organisation)--\(ref.name)")
-        let download = "download it with `huggingface-cli download \(ref.repository)\(ref.revision.map { " --revision \($0)" } ?? "")` (or `hf download ...`), or set HF_HUB_CACHE to the cache that holds it"
+        let download =
+            "download it with `huggingface-cli download \(ref.repository)\(ref.revision.map { " --revision \($0)" } ?? "")` (or `hf download ...`), or set HF_HUB_CACHE to the cache that holds it"
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: repoFolder, isDirectory: &isDir), isDir.boolValue else {
-            throw .io(file: argument, reason: "no such file or folder, and no model \(ref.repository) in the Hugging Face cache (looked for \(repoFolder)); \(download)")
+            throw .io(
+                file: argument,
+                reason: "no such file or folder, and no model \(ref.repository) in the Hugging Face cache (looked for \(repoFolder)); \(download)")
         }
         let revision = ref.revision ?? "main"
         let refFile = ((repoFolder as NSString).appendingPathComponent("refs") as NSString).appendingPathComponent(revision)
@@ -101,11 +105,17 @@ public enum HubCache {
             commit = revision
         } else {
             let refs = (try? fm.subpathsOfDirectory(atPath: (repoFolder as NSString).appendingPathComponent("refs")))?.sorted() ?? []
-            throw .io(file: argument, reason: "the Hugging Face cache has \(ref.repository) but not revision '\(revision)' (no \(refFile); cached refs: \(refs.isEmpty ? "none" : refs.joined(separator: ", "))); \(download)")
+            throw .io(
+                file: argument,
+                reason:
+                    "the Hugging Face cache has \(ref.repository) but not revision '\(revision)' (no \(refFile); cached refs: \(refs.isEmpty ? "none" : refs.joined(separator: ", "))); \(download)"
+            )
         }
         let snapshot = ((repoFolder as NSString).appendingPathComponent("snapshots") as NSString).appendingPathComponent(commit)
         guard fm.fileExists(atPath: snapshot, isDirectory: &isDir), isDir.boolValue else {
-            throw .io(file: argument, reason: "the Hugging Face cache names commit \(commit) for \(ref.repository)@\(revision), but \(snapshot) is missing; \(download)")
+            throw .io(
+                file: argument,
+                reason: "the Hugging Face cache names commit \(commit) for \(ref.repository)@\(revision), but \(snapshot) is missing; \(download)")
         }
         return snapshot
     }

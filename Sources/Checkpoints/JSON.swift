@@ -84,7 +84,9 @@ public indirect enum JSONValue: Sendable, Equatable {
         case let .number(d):
             if d.isFinite {
                 if d.rounded() == d && abs(d) < 1e15 { out += String(Int(d)) + ".0" } else { out += "\(d)" }
-            } else { out += "null" }
+            } else {
+                out += "null"
+            }
         case let .string(s): JSONValue.writeString(s, to: &out)
         case let .array(a):
             if a.isEmpty { out += "[]"; return }
@@ -122,7 +124,9 @@ public indirect enum JSONValue: Sendable, Equatable {
                 if u.value < 0x20 {
                     let h = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else { out.unicodeScalars.append(u) }
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         out += "\""
@@ -144,8 +148,10 @@ public struct JSONParser {
     private let rejectDuplicateKeys: Bool
 
     /// Parses one JSON value filling all of `bytes` (trailing white space allowed).
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64,
-                             rejectDuplicateKeys: Bool = true) throws(JSONParseError) -> JSONValue {
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64,
+        rejectDuplicateKeys: Bool = true
+    ) throws(JSONParseError) -> JSONValue {
         var p = JSONParser(bytes: bytes, maxDepth: maxDepth, rejectDuplicateKeys: rejectDuplicateKeys)
         p.skipSpace()
         let v = try p.value(depth: 0)

@@ -63,7 +63,8 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
         let inner = (path as NSString).appendingPathComponent("model_and_optim")
         if fm.fileExists(atPath: (inner as NSString).appendingPathComponent(".metadata")) { return inner }
         if fm.fileExists(atPath: (path as NSString).appendingPathComponent(".metadata")),
-           ((try? fm.contentsOfDirectory(atPath: path)) ?? []).contains(where: { $0.hasSuffix(".distcp") }) {
+            ((try? fm.contentsOfDirectory(atPath: path)) ?? []).contains(where: { $0.hasSuffix(".distcp") })
+        {
             return path
         }
         return nil
@@ -89,11 +90,14 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
         let fm = FileManager.default
         for t in meta.tensors {
             let name: String
-            if t.key.hasPrefix("model.") { name = String(t.key.dropFirst("model.".count)) }
-            else if t.key.hasPrefix("optim.") {
+            if t.key.hasPrefix("model.") {
+                name = String(t.key.dropFirst("model.".count))
+            } else if t.key.hasPrefix("optim.") {
                 guard includeOptimizerState else { skipped += 1; continue }
                 name = t.key
-            } else { name = t.key }
+            } else {
+                name = t.key
+            }
             guard entries[ExactName(name)] == nil else { throw .malformed(file: metadataPath, reason: "two entries read as tensor '\(name)'") }
             for c in t.chunks {
                 if sizes[c.file] == nil {
@@ -105,8 +109,11 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
                 }
                 let s = sizes[c.file] ?? 0
                 guard c.byteOffset <= s, c.byteLength <= s - c.byteOffset else {
-                    throw .malformed(file: (folder as NSString).appendingPathComponent(c.file),
-                                     reason: "chunk \(c.offsets) of '\(t.key)' at bytes [\(c.byteOffset), +\(c.byteLength)) lies past the end of the \(s)-byte file (truncated?)")
+                    throw .malformed(
+                        file: (folder as NSString).appendingPathComponent(c.file),
+                        reason:
+                            "chunk \(c.offsets) of '\(t.key)' at bytes [\(c.byteOffset), +\(c.byteLength)) lies past the end of the \(s)-byte file (truncated?)"
+                    )
                 }
             }
             let file = t.chunks.first.map { (folder as NSString).appendingPathComponent($0.file) } ?? folder
@@ -181,8 +188,10 @@ public final class OLMoCoreCheckpoint: CheckpointTensorReader, @unchecked Sendab
 
     /// Calls `run(file, fileOffset, destinationElement, count)` for every contiguous run of every
     /// chunk of `e`, after checking each chunk's archive against the index.
-    private func assemble(_ e: DistributedCheckpointMetadata.TensorEntry,
-                          _ run: (ReadOnlyFile, Int, Int, Int) throws(CheckpointError) -> Void) throws(CheckpointError) {
+    private func assemble(
+        _ e: DistributedCheckpointMetadata.TensorEntry,
+        _ run: (ReadOnlyFile, Int, Int, Int) throws(CheckpointError) -> Void
+    ) throws(CheckpointError) {
         let shape = e.shape, r = shape.count
         var strides = [Int](repeating: 1, count: r)
         if r > 1 { for a in (0..<(r - 1)).reversed() { strides[a] = strides[a + 1] * shape[a + 1] } }

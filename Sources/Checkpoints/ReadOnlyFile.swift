@@ -66,7 +66,8 @@ public final class ReadOnlyFile: @unchecked Sendable {
                 throw .io(file: path, reason: "read failed at byte \(offset + done): \(String(cString: strerror(errno)))")
             }
             if n == 0 {
-                throw .io(file: path, reason: "file ends at byte \(offset + done), before the \(destination.count) bytes at \(offset) (truncated while being read?)")
+                throw .io(
+                    file: path, reason: "file ends at byte \(offset + done), before the \(destination.count) bytes at \(offset) (truncated while being read?)")
             }
             done += n
         }

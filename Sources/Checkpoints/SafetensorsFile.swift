@@ -177,7 +177,8 @@ public struct SafetensorsHeader: Sendable {
             let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
             guard !o else { throw bad("tensor '\(key)': shape \(shape) overflows the byte count") }
             guard let off = value["data_offsets"]?.arrayValue, off.count == 2,
-                  case let .int(b) = off[0], case let .int(e) = off[1] else {
+                case let .int(b) = off[0], case let .int(e) = off[1]
+            else {
                 throw bad("tensor '\(key)': data_offsets must be two integers")
             }
             guard b >= 0, e >= b else { throw bad("tensor '\(key)': data_offsets [\(b), \(e)] are negative or reversed") }

@@ -25,8 +25,10 @@ public enum SafetensorsWriter {
     ///   - specs: the tensors; names must be unique.
     ///   - metadata: the `__metadata__` map (omitted when empty).
     ///   - produce: called once per tensor with a buffer of exactly `spec.byteCount` bytes.
-    public static func write(_ specs: [TensorSpec], metadata: [String: String] = [:], to path: String,
-                             produce: TensorBytesProducer) throws {
+    public static func write(
+        _ specs: [TensorSpec], metadata: [String: String] = [:], to path: String,
+        produce: TensorBytesProducer
+    ) throws {
         let ordered = specs.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
         var seen = Set<String>()
         var pairs: [(String, JSONValue)] = []
@@ -37,11 +39,15 @@ public enum SafetensorsWriter {
         for s in ordered {
             guard seen.insert(s.name).inserted else { throw CheckpointError.malformed(file: path, reason: "duplicate tensor name '\(s.name)'") }
             let end = offset + s.byteCount
-            pairs.append((s.name, .object([
-                ("dtype", .string(s.dtype.rawValue)),
-                ("shape", .array(s.shape.map { .int($0) })),
-                ("data_offsets", .array([.int(offset), .int(end)])),
-            ])))
+            pairs.append(
+                (
+                    s.name,
+                    .object([
+                        ("dtype", .string(s.dtype.rawValue)),
+                        ("shape", .array(s.shape.map { .int($0) })),
+                        ("data_offsets", .array([.int(offset), .int(end)])),
+                    ])
+                ))
             offset = end
         }
         var header = Array(JSONValue.object(pairs).serialized().utf8)
@@ -105,9 +111,11 @@ public enum SafetensorsWriter {
     /// `model.safetensors.index.json` when the tensors exceed `maxShardBytes`.
     /// - Returns: the file names written.
     @discardableResult
-    public static func writeFolder(_ specs: [TensorSpec], metadata: [String: String] = ["format": "pt"],
-                                   folder: String, maxShardBytes: Int = 5_000_000_000,
-                                   produce: TensorBytesProducer) throws -> [String] {
+    public static func writeFolder(
+        _ specs: [TensorSpec], metadata: [String: String] = ["format": "pt"],
+        folder: String, maxShardBytes: Int = 5_000_000_000,
+        produce: TensorBytesProducer
+    ) throws -> [String] {
         let shards = planShards(specs, maxShardBytes: maxShardBytes)
         if shards.count == 1 {
             try write(specs, metadata: metadata, to: folder + "/model.safetensors", produce: produce)

@@ -52,12 +52,14 @@ public struct TorchSavedTensor: Sendable, Equatable {
         }
         let doc = try PickleReader.parse(pklBytes, allowed: Self.allowedGlobals, file: what + " data.pkl")
         guard let call = doc.object(doc.root), call.type == "torch._utils._rebuild_tensor_v2",
-              let args = doc.sequence(call.arguments), args.count >= 6 else {
+            let args = doc.sequence(call.arguments), args.count >= 6
+        else {
             throw bad("data.pkl does not rebuild one tensor")
         }
         guard case let .persistentID(pid)? = doc.node(args[0]), let ref = doc.sequence(pid), ref.count == 5,
-              ref[0] == .string("storage"), let cls = doc.globalName(ref[1]), case let .string(key) = ref[2],
-              case let .int(numel) = ref[4], numel >= 0 else {
+            ref[0] == .string("storage"), let cls = doc.globalName(ref[1]), case let .string(key) = ref[2],
+            case let .int(numel) = ref[4], numel >= 0
+        else {
             throw bad("data.pkl's storage reference is not ('storage', type, key, location, size)")
         }
         guard let dtype = Self.storageTypes[String(cls.dropFirst("torch.".count))] else { throw bad("unknown storage class \(cls)") }

@@ -1,5 +1,5 @@
-import Tensors
 import Foundation
+import Tensors
 
 /// Gaussian conditional probabilities calibrated to a perplexity, row by row.
 ///
@@ -27,8 +27,10 @@ public struct PerplexityCalibration: Sendable {
     ///   - excludingDiagonal: the matrix is square and entry (i, i) is the point itself: skip it.
     ///   - perplexity: the target exp(H_i), > 0.
     ///   - tolerance: allowed |H_i - ln(perplexity)|.
-    public init(squaredDistances: [Float], rows: Int, columns: Int, excludingDiagonal: Bool = false,
-                perplexity: Double, tolerance: Double = 1e-5, threads: Int = NearestNeighbors.defaultThreads) {
+    public init(
+        squaredDistances: [Float], rows: Int, columns: Int, excludingDiagonal: Bool = false,
+        perplexity: Double, tolerance: Double = 1e-5, threads: Int = NearestNeighbors.defaultThreads
+    ) {
         precondition(squaredDistances.count == rows * columns, "PerplexityCalibration: shape mismatch")
         var p = [Float](repeating: 0, count: rows * columns)
         var betas = [Double](repeating: 1, count: rows)
@@ -62,8 +64,10 @@ public struct PerplexityCalibration: Sendable {
     }
 
     /// One row's bisection; leaves the normalised probabilities in `row` and returns (beta, H).
-    static func calibrateRow(_ d: UnsafePointer<Float>, count: Int, skipping skip: Int, target: Double,
-                             tolerance: Double, into row: inout [Double]) -> (Double, Double) {
+    static func calibrateRow(
+        _ d: UnsafePointer<Float>, count: Int, skipping skip: Int, target: Double,
+        tolerance: Double, into row: inout [Double]
+    ) -> (Double, Double) {
         var dmin = Double.infinity
         for j in 0..<count where j != skip { dmin = min(dmin, Double(d[j])) }
         if !dmin.isFinite { dmin = 0 }

@@ -1,12 +1,14 @@
-import Tensors
 import Foundation
+import Tensors
 
 /// The KL objective of t-SNE and its gradient for one way of computing the repulsion.
 protocol GradientModel: AnyObject {
     /// Writes dKL/dy for the map `y` (`[N * 2]`, interleaved) into `gradient`, with P multiplied
     /// by `exaggeration`; returns KL(P || Q) on the unexaggerated P when `computeError`.
-    func gradient(_ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
-                  exaggeration: Float, computeError: Bool) -> Double?
+    func gradient(
+        _ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
+        exaggeration: Float, computeError: Bool
+    ) -> Double?
     /// KL(P || Q) of the final map, with the exact normaliser Z when N <= `limit`.
     func finalKLDivergence(_ y: [Float], exactNormalizerUpTo limit: Int) -> Double
 }
@@ -79,8 +81,10 @@ final class ExactGradient: GradientModel {
         forces = .init(repeating: 0, count: 4 * n)
     }
 
-    func gradient(_ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
-                  exaggeration: Float, computeError: Bool) -> Double? {
+    func gradient(
+        _ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
+        exaggeration: Float, computeError: Bool
+    ) -> Double? {
         deinterleave(y, n: n, xs: &xs, ys: &ys)
         let n = self.n, chunks = self.chunks
         var partials = [Double](repeating: 0, count: 2 * chunks.chunkCount)
@@ -94,8 +98,9 @@ final class ExactGradient: GradientModel {
                                 var z = 0.0, logTerm = 0.0
                                 for i in chunks.range(c) {
                                     let row = pp.baseAddress! + i * n
-                                    z += ExactGradient.row(i, n: n, p: row, xs: xp.baseAddress!, ys: yp.baseAddress!,
-                                                           forces: out.value.0.baseAddress! + 4 * i)
+                                    z += ExactGradient.row(
+                                        i, n: n, p: row, xs: xp.baseAddress!, ys: yp.baseAddress!,
+                                        forces: out.value.0.baseAddress! + 4 * i)
                                     if computeError {
                                         logTerm += ExactGradient.logTerm(i, n: n, p: row, xs: xp.baseAddress!, ys: yp.baseAddress!)
                                     }
@@ -121,8 +126,10 @@ final class ExactGradient: GradientModel {
 
     /// Forces on point i; returns its row of Z (without the self term).
     @inline(__always)
-    private static func row(_ i: Int, n: Int, p: UnsafePointer<Float>, xs: UnsafePointer<Float>,
-                            ys: UnsafePointer<Float>, forces: UnsafeMutablePointer<Float>) -> Double {
+    private static func row(
+        _ i: Int, n: Int, p: UnsafePointer<Float>, xs: UnsafePointer<Float>,
+        ys: UnsafePointer<Float>, forces: UnsafeMutablePointer<Float>
+    ) -> Double {
         let px = SIMD8<Float>(repeating: xs[i]), py = SIMD8<Float>(repeating: ys[i])
         var ax = SIMD8<Float>(repeating: 0), ay = ax, rx = ax, ry = ax, z = ax
         var j = 0
@@ -150,8 +157,10 @@ final class ExactGradient: GradientModel {
     }
 
     /// sum_j p_ij ln(1 + d_ij^2) for row i.
-    private static func logTerm(_ i: Int, n: Int, p: UnsafePointer<Float>, xs: UnsafePointer<Float>,
-                                ys: UnsafePointer<Float>) -> Double {
+    private static func logTerm(
+        _ i: Int, n: Int, p: UnsafePointer<Float>, xs: UnsafePointer<Float>,
+        ys: UnsafePointer<Float>
+    ) -> Double {
         var s: Float = 0
         for j in 0..<n where j != i {
             let dx = xs[i] - xs[j], dy = ys[i] - ys[j]
@@ -195,8 +204,10 @@ final class BarnesHutGradient: GradientModel {
         attraction = .init(repeating: 0, count: 2 * n)
     }
 
-    func gradient(_ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
-                  exaggeration: Float, computeError: Bool) -> Double? {
+    func gradient(
+        _ y: UnsafePointer<Float>, into gradient: UnsafeMutablePointer<Float>,
+        exaggeration: Float, computeError: Bool
+    ) -> Double? {
         // The quadtree is built by one worker while the others start on the attraction.
         let n = self.n
         let logTerm = attract(y, computeError: computeError) { self.tree.build(y, n: n) }
@@ -258,8 +269,10 @@ final class BarnesHutGradient: GradientModel {
 
     /// sum_j p_ij w_ij (y_i - y_j) over stored entries `from..<to` of row i, eight at a time.
     @inline(__always)
-    private static func attraction(row i: Int, y: UnsafePointer<Float>, from: Int, to: Int,
-                                   columns: UnsafePointer<Int32>, values: UnsafePointer<Float>) -> (Float, Float) {
+    private static func attraction(
+        row i: Int, y: UnsafePointer<Float>, from: Int, to: Int,
+        columns: UnsafePointer<Int32>, values: UnsafePointer<Float>
+    ) -> (Float, Float) {
         let px = y[2 * i], py = y[2 * i + 1]
         let vx = SIMD8<Float>(repeating: px), vy = SIMD8<Float>(repeating: py)
         var fx8 = SIMD8<Float>(repeating: 0), fy8 = fx8
@@ -290,8 +303,10 @@ final class BarnesHutGradient: GradientModel {
     }
 
     /// sum_j p_ij ln(1 + d_ij^2) over stored entries `from..<to` of row i.
-    private static func logTerm(row i: Int, y: UnsafePointer<Float>, from: Int, to: Int,
-                                columns: UnsafePointer<Int32>, values: UnsafePointer<Float>) -> Double {
+    private static func logTerm(
+        row i: Int, y: UnsafePointer<Float>, from: Int, to: Int,
+        columns: UnsafePointer<Int32>, values: UnsafePointer<Float>
+    ) -> Double {
         var s: Float = 0
         for e in from..<to {
             let j = Int(columns[e])

@@ -56,8 +56,9 @@ public struct NearestNeighbors: Sendable {
                             let rows = chunks.range(c)
                             let block = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * n)
                             defer { block.deallocate() }
-                            Products.multiplyRows(xb + rows.lowerBound * d, m: rows.count, bp.baseAddress!, padded,
-                                                  into: block)
+                            Products.multiplyRows(
+                                xb + rows.lowerBound * d, m: rows.count, bp.baseAddress!, padded,
+                                into: block)
                             // k plus a margin: when the margin's candidates all lie beyond the
                             // rounding band, no other point can belong among the k nearest.
                             let capacity = min(n - 1, k + 16)
@@ -176,8 +177,10 @@ struct NeighborHeap {
     }
 
     @inline(__always)
-    private static func greater(_ d: UnsafeMutableBufferPointer<Float>, _ x: UnsafeMutableBufferPointer<Int32>,
-                                _ a: Int, _ b: Int) -> Bool {
+    private static func greater(
+        _ d: UnsafeMutableBufferPointer<Float>, _ x: UnsafeMutableBufferPointer<Int32>,
+        _ a: Int, _ b: Int
+    ) -> Bool {
         d[a] > d[b] || (d[a] == d[b] && x[a] > x[b])
     }
 

@@ -34,34 +34,39 @@ public struct PCA: Sendable {
     ///   - threads: workers for the products; the result does not depend on it.
     /// - Throws: `EmbeddingError` for a non-matrix, fewer than 2 points, non-finite values or
     ///   a component count out of range.
-    public static func fit(_ data: Tensor, components k: Int, seed: UInt64 = 0, powerIterations: Int = 7,
-                           threads: Int = NearestNeighbors.defaultThreads) throws -> PCA {
+    public static func fit(
+        _ data: Tensor, components k: Int, seed: UInt64 = 0, powerIterations: Int = 7,
+        threads: Int = NearestNeighbors.defaultThreads
+    ) throws -> PCA {
         try validatePoints(data, minimumPoints: 2)
         let n = data.rows, d = data.columns
         guard k >= 1, k <= min(n, d) else {
-            throw EmbeddingError.invalidParameter(name: "number of components", value: "\(k)",
-                                                  expected: "1 ... \(min(n, d))")
+            throw EmbeddingError.invalidParameter(
+                name: "number of components", value: "\(k)",
+                expected: "1 ... \(min(n, d))")
         }
         let (centered, mean) = centerColumns(data)
         let totalSquares = centered.storage.withUnsafeBufferPointer { p in
             p.reduce(0.0) { $0 + Double($1) * Double($1) }
         }
-        var axes: [Double]          // k x d
-        var eigenvalues: [Double]   // k
+        var axes: [Double]  // k x d
+        var eigenvalues: [Double]  // k
         if min(n, d) <= exactLimit {
             (axes, eigenvalues) = exactAxes(centered, n: n, d: d, k: k, threads: threads)
         } else {
-            (axes, eigenvalues) = randomizedAxes(centered, n: n, d: d, k: k, seed: seed,
-                                                 iterations: max(0, powerIterations), threads: threads)
+            (axes, eigenvalues) = randomizedAxes(
+                centered, n: n, d: d, k: k, seed: seed,
+                iterations: max(0, powerIterations), threads: threads)
         }
         flipSigns(&axes, k: k, d: d)
         let scale = 1 / Double(max(1, n - 1))
         let total = totalSquares * scale
         let variance = eigenvalues.map { max(0, $0) * scale }
-        return PCA(mean: mean, components: Tensor(shape: [k, d], storage: axes.map { Float($0) }),
-                   explainedVariance: variance,
-                   explainedVarianceRatio: variance.map { total > 0 ? $0 / total : 0 },
-                   totalVariance: total)
+        return PCA(
+            mean: mean, components: Tensor(shape: [k, d], storage: axes.map { Float($0) }),
+            explainedVariance: variance,
+            explainedVarianceRatio: variance.map { total > 0 ? $0 / total : 0 },
+            totalVariance: total)
     }
 
     /// Projects `data` (`[M, d]`) onto the axes: `(data - mean) * components^T`, `[M, k]`.
@@ -83,9 +88,12 @@ public struct PCA: Sendable {
     }
 
     /// Fits and projects in one step.
-    public static func fitTransform(_ data: Tensor, components k: Int, seed: UInt64 = 0,
-                                    threads: Int = NearestNeighbors.defaultThreads) throws
-        -> (pca: PCA, projected: Tensor) {
+    public static func fitTransform(
+        _ data: Tensor, components k: Int, seed: UInt64 = 0,
+        threads: Int = NearestNeighbors.defaultThreads
+    ) throws
+        -> (pca: PCA, projected: Tensor)
+    {
         let pca = try fit(data, components: k, seed: seed, threads: threads)
         return (pca, pca.transform(data, threads: threads))
     }
@@ -134,8 +142,10 @@ public struct PCA: Sendable {
     }
 
     /// Top-k axes by randomised subspace iteration on X^T X, without forming it.
-    private static func randomizedAxes(_ x: Tensor, n: Int, d: Int, k: Int, seed: UInt64,
-                                       iterations: Int, threads: Int) -> ([Double], [Double]) {
+    private static func randomizedAxes(
+        _ x: Tensor, n: Int, d: Int, k: Int, seed: UInt64,
+        iterations: Int, threads: Int
+    ) -> ([Double], [Double]) {
         let l = min(d, n, k + 10)
         var rng = SeededGenerator(seed: seed)
         // Q: d x l, orthonormal columns, stored row-major (d rows of l).
@@ -183,7 +193,7 @@ public struct PCA: Sendable {
     /// Modified Gram-Schmidt with one re-orthogonalisation pass, in Double, on the columns of a
     /// row-major `rows x columns` matrix. A column that vanishes is replaced by a unit vector.
     static func orthonormalizeColumns(_ a: inout [Float], rows: Int, columns: Int) {
-        var cols = [Double](repeating: 0, count: rows * columns)   // column-major copy
+        var cols = [Double](repeating: 0, count: rows * columns)  // column-major copy
         for r in 0..<rows { for c in 0..<columns { cols[c * rows + r] = Double(a[r * columns + c]) } }
         cols.withUnsafeMutableBufferPointer { v in
             for c in 0..<columns {

@@ -1,4 +1,5 @@
 import Tensors
+
 /// Matrix products whose every bit is fixed by the inputs.
 ///
 /// OpenBLAS changes how it splits and accumulates a GEMM with its own thread count, which moves
@@ -27,8 +28,10 @@ enum Products {
 
     /// Rows of A B: `out[r * n ..< (r + 1) * n] = a[r * k ..< (r + 1) * k] * B` for r in 0..<m.
     /// Columns are the outer loop, so a block of B (k x 32) stays in cache across the rows.
-    static func multiplyRows(_ a: UnsafePointer<Float>, m: Int, _ b: UnsafePointer<Float>, _ shape: PaddedMatrix,
-                             into out: UnsafeMutablePointer<Float>) {
+    static func multiplyRows(
+        _ a: UnsafePointer<Float>, m: Int, _ b: UnsafePointer<Float>, _ shape: PaddedMatrix,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         let k = shape.rows, n = shape.columns, stride = shape.stride
         var cb = 0
         while cb < stride {
@@ -63,8 +66,10 @@ enum Products {
     }
 
     /// C = A B for row-major A (`m x k`) and B (`k x n`); returns C (`m x n`).
-    static func multiply(_ a: UnsafePointer<Float>, m: Int, k: Int, _ b: UnsafePointer<Float>, n: Int,
-                         threads: Int) -> [Float] {
+    static func multiply(
+        _ a: UnsafePointer<Float>, m: Int, k: Int, _ b: UnsafePointer<Float>, n: Int,
+        threads: Int
+    ) -> [Float] {
         let padded = PaddedMatrix(b, rows: k, columns: n)
         var out = [Float](repeating: 0, count: m * n)
         let chunks = Chunks(count: m, size: 16)
@@ -74,8 +79,9 @@ enum Products {
                 Parallel.forEach(chunks.chunkCount, threads: threads) { c in
                     let (a, op) = shared.value
                     let rows = chunks.range(c)
-                    multiplyRows(a + rows.lowerBound * k, m: rows.count, bp.baseAddress!, padded,
-                                 into: op.baseAddress! + rows.lowerBound * n)
+                    multiplyRows(
+                        a + rows.lowerBound * k, m: rows.count, bp.baseAddress!, padded,
+                        into: op.baseAddress! + rows.lowerBound * n)
                 }
             }
         }
@@ -85,8 +91,10 @@ enum Products {
     /// C = A B^T (`m x k`) for row-major A (`m x d`) and B (`k x d`): dot products of rows, taken
     /// over blocks of columns (so that a block of B stays in cache while A streams past once) and
     /// added block by block in order. No copy of either factor is made, which suits long rows.
-    static func multiplyTransposed(_ a: UnsafePointer<Float>, m: Int, _ b: UnsafePointer<Float>, k: Int, d: Int,
-                                   threads: Int) -> [Float] {
+    static func multiplyTransposed(
+        _ a: UnsafePointer<Float>, m: Int, _ b: UnsafePointer<Float>, k: Int, d: Int,
+        threads: Int
+    ) -> [Float] {
         let columns = Chunks(count: d, size: max(512, (1 << 18) / max(1, k)))
         let rows = Chunks(count: m, size: max(1, 8192 / max(1, k)), maxChunks: 64)
         var partial = [Float](repeating: 0, count: columns.chunkCount * m * k)
@@ -114,8 +122,10 @@ enum Products {
 
     /// C = W X (`k x d`) for row-major weights W (`k x n`) and X (`n x d`), split over column
     /// blocks of X so that long rows need no copy.
-    static func combineRows(_ w: UnsafePointer<Float>, k: Int, _ x: UnsafePointer<Float>, n: Int, d: Int,
-                            threads: Int) -> [Float] {
+    static func combineRows(
+        _ w: UnsafePointer<Float>, k: Int, _ x: UnsafePointer<Float>, n: Int, d: Int,
+        threads: Int
+    ) -> [Float] {
         var out = [Float](repeating: 0, count: k * d)
         let chunks = Chunks(count: d, size: 512, maxChunks: 4096)
         out.withUnsafeMutableBufferPointer { op in

@@ -1,4 +1,5 @@
 import Tensors
+
 /// A 2-D quadtree over the embedding for Barnes-Hut repulsion, rebuilt every iteration.
 ///
 /// Points are sorted along a Morton (Z-order) curve of 21 bits per axis by an LSD radix sort, so
@@ -79,8 +80,10 @@ struct QuadTree {
     }
 
     /// Appends the subtree over sorted points `lo..<hi` in the cell at `level`; returns its index.
-    private mutating func addNode(lo: Int, hi: Int, level: Int, width: Float, inGroup: Bool,
-                                  keys: UnsafeBufferPointer<UInt64>) -> Int {
+    private mutating func addNode(
+        lo: Int, hi: Int, level: Int, width: Float, inGroup: Bool,
+        keys: UnsafeBufferPointer<UInt64>
+    ) -> Int {
         let index = nodes.count
         let startsGroup = !inGroup && hi - lo <= groupSize
         if startsGroup { groups.append(Int32(lo)); groups.append(Int32(hi)) }
@@ -102,8 +105,9 @@ struct QuadTree {
                     if (keys[mid] >> shift) & 3 <= quadrant { a = mid + 1 } else { b = mid }
                 }
                 if a > start {
-                    let child = addNode(lo: start, hi: a, level: level + 1, width: width / 2,
-                                        inGroup: inGroup || startsGroup, keys: keys)
+                    let child = addNode(
+                        lo: start, hi: a, level: level + 1, width: width / 2,
+                        inGroup: inGroup || startsGroup, keys: keys)
                     let c = nodes[child]
                     sx += c.x * c.count; sy += c.y * c.count
                 }
@@ -166,9 +170,10 @@ struct QuadTree {
                                 defer { list.deallocate() }
                                 var z = 0.0
                                 for g in chunks.range(c) {
-                                    z += QuadTree.repulsion(group: Int(gp[2 * g])..<Int(gp[2 * g + 1]), theta2: theta2,
-                                                            nodes: np, xs: xp, ys: yp, order: op,
-                                                            list: &list, out: target.value)
+                                    z += QuadTree.repulsion(
+                                        group: Int(gp[2 * g])..<Int(gp[2 * g + 1]), theta2: theta2,
+                                        nodes: np, xs: xp, ys: yp, order: op,
+                                        list: &list, out: target.value)
                                 }
                                 return z
                             }
@@ -212,10 +217,12 @@ struct QuadTree {
         }
     }
 
-    private static func repulsion(group: Range<Int>, theta2: Float, nodes: UnsafeBufferPointer<Node>,
-                                  xs: UnsafeBufferPointer<Float>, ys: UnsafeBufferPointer<Float>,
-                                  order: UnsafeBufferPointer<Int32>, list: inout InteractionList,
-                                  out: UnsafeMutablePointer<Float>) -> Double {
+    private static func repulsion(
+        group: Range<Int>, theta2: Float, nodes: UnsafeBufferPointer<Node>,
+        xs: UnsafeBufferPointer<Float>, ys: UnsafeBufferPointer<Float>,
+        order: UnsafeBufferPointer<Int32>, list: inout InteractionList,
+        out: UnsafeMutablePointer<Float>
+    ) -> Double {
         var minX = Float.infinity, maxX = -Float.infinity, minY = Float.infinity, maxY = -Float.infinity
         for s in group {
             minX = min(minX, xs[s]); maxX = max(maxX, xs[s])

@@ -37,8 +37,10 @@ struct SymmetricEigen {
 
     /// Reduces `a` to tridiagonal T = Q^T A Q by Householder reflections `H = I - beta v v^T`,
     /// multiplying them into `q` (`q = H_0 H_1 ... H_{n-3}`).
-    private static func tridiagonalize(_ a: inout [Double], n: Int, q: inout [Double],
-                                       diagonal d: inout [Double], offDiagonal e: inout [Double]) {
+    private static func tridiagonalize(
+        _ a: inout [Double], n: Int, q: inout [Double],
+        diagonal d: inout [Double], offDiagonal e: inout [Double]
+    ) {
         var v = [Double](repeating: 0, count: n), p = [Double](repeating: 0, count: n)
         a.withUnsafeMutableBufferPointer { a in
             q.withUnsafeMutableBufferPointer { q in
@@ -89,8 +91,10 @@ struct SymmetricEigen {
 
     /// Diagonalises the symmetric tridiagonal matrix (`d`, `e[i]` coupling i and i + 1) by
     /// implicit QL steps, applying each plane rotation to rows i, i + 1 of `vectors`.
-    private static func implicitQL(diagonal d: inout [Double], offDiagonal e: inout [Double],
-                                   vectors: inout [Double], n: Int) {
+    private static func implicitQL(
+        diagonal d: inout [Double], offDiagonal e: inout [Double],
+        vectors: inout [Double], n: Int
+    ) {
         let eps = Double.ulpOfOne
         vectors.withUnsafeMutableBufferPointer { z in
             for l in 0..<n {

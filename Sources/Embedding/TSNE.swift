@@ -143,19 +143,25 @@ public struct TSNE: Sendable {
             var p = x.storage.withUnsafeBufferPointer {
                 Products.squaredDistances($0.baseAddress!, n: n, d: x.columns, threads: threads)
             }
-            p = PerplexityCalibration(squaredDistances: p, rows: n, columns: n, excludingDiagonal: true,
-                                      perplexity: perplexity, threads: threads).probabilities
+            p =
+                PerplexityCalibration(
+                    squaredDistances: p, rows: n, columns: n, excludingDiagonal: true,
+                    perplexity: perplexity, threads: threads
+                ).probabilities
             symmetrizeDenseProbabilities(&p, n: n)
             model = ExactGradient(p: p, n: n, threads: threads)
             neighbors = n - 1
         case .barnesHut:
             neighbors = neighborCount(points: n)
             let knn = NearestNeighbors.exactUnchecked(x, k: neighbors, threads: threads)
-            let conditional = PerplexityCalibration(squaredDistances: knn.squaredDistances, rows: n,
-                                                    columns: neighbors, perplexity: perplexity,
-                                                    threads: threads).probabilities
-            model = BarnesHutGradient(p: SparseAffinities(neighbors: knn, conditional: conditional),
-                                      angle: Float(angle), threads: threads)
+            let conditional = PerplexityCalibration(
+                squaredDistances: knn.squaredDistances, rows: n,
+                columns: neighbors, perplexity: perplexity,
+                threads: threads
+            ).probabilities
+            model = BarnesHutGradient(
+                p: SparseAffinities(neighbors: knn, conditional: conditional),
+                angle: Float(angle), threads: threads)
         }
         timings.affinities = seconds(clock.now - t1)
 
@@ -169,9 +175,10 @@ public struct TSNE: Sendable {
         let kl = model.finalKLDivergence(y, exactNormalizerUpTo: exactKLLimit)
         timings.optimization = seconds(clock.now - t3)
         timings.total = seconds(clock.now - started)
-        return TSNEResult(embedding: Tensor(shape: [n, 2], storage: y), klDivergence: kl,
-                          iterations: run, learningRate: rate, neighbors: neighbors, method: method,
-                          timings: timings)
+        return TSNEResult(
+            embedding: Tensor(shape: [n, 2], storage: y), klDivergence: kl,
+            iterations: run, learningRate: rate, neighbors: neighbors, method: method,
+            timings: timings)
     }
 
     private func validate(_ data: Tensor) throws {
@@ -238,16 +245,20 @@ public struct TSNE: Sendable {
     }
 
     /// The two-phase gradient descent; returns the number of iterations run.
-    private func optimize(_ y: inout [Float], model: GradientModel, learningRate: Double,
-                          progress: ((TSNEProgress) -> Void)?) -> Int {
+    private func optimize(
+        _ y: inout [Float], model: GradientModel, learningRate: Double,
+        progress: ((TSNEProgress) -> Void)?
+    ) -> Int {
         let count = y.count
         var gradient = [Float](repeating: 0, count: count)
         var update = [Float](repeating: 0, count: count)
         var gains = [Float](repeating: 1, count: count)
         let rate = Float(learningRate), floor = Float(minimumGain)
         let phases = [
-            (end: min(earlyExaggerationIterations, iterations), exaggeration: earlyExaggeration,
-             momentum: initialMomentum, patience: earlyExaggerationIterations),
+            (
+                end: min(earlyExaggerationIterations, iterations), exaggeration: earlyExaggeration,
+                momentum: initialMomentum, patience: earlyExaggerationIterations
+            ),
             (end: iterations, exaggeration: 1.0, momentum: finalMomentum, patience: iterationsWithoutProgress),
         ]
         var next = 0
@@ -260,18 +271,22 @@ public struct TSNE: Sendable {
                 let check = (i + 1) % checkInterval == 0
                 let error = y.withUnsafeBufferPointer { yp in
                     gradient.withUnsafeMutableBufferPointer { gp in
-                        model.gradient(yp.baseAddress!, into: gp.baseAddress!,
-                                       exaggeration: Float(phase.exaggeration),
-                                       computeError: check || i == phase.end - 1)
+                        model.gradient(
+                            yp.baseAddress!, into: gp.baseAddress!,
+                            exaggeration: Float(phase.exaggeration),
+                            computeError: check || i == phase.end - 1)
                     }
                 }
-                let norm2 = TSNE.step(count: count, y: &y, gradient: gradient, update: &update, gains: &gains,
-                                      momentum: momentum, rate: rate, minimumGain: floor)
+                let norm2 = TSNE.step(
+                    count: count, y: &y, gradient: gradient, update: &update, gains: &gains,
+                    momentum: momentum, rate: rate, minimumGain: floor)
                 var stop = false
                 if check {
                     let kl = error ?? .nan
-                    progress?(TSNEProgress(iteration: i + 1, iterations: iterations, klDivergence: kl,
-                                           exaggerated: phase.exaggeration != 1, gradientNorm: norm2.squareRoot()))
+                    progress?(
+                        TSNEProgress(
+                            iteration: i + 1, iterations: iterations, klDivergence: kl,
+                            exaggerated: phase.exaggeration != 1, gradientNorm: norm2.squareRoot()))
                     if kl < bestError {
                         bestError = kl
                         bestIteration = i
@@ -290,8 +305,10 @@ public struct TSNE: Sendable {
 
     /// One gradient-descent step with gains and momentum (scikit-learn's `_gradient_descent`):
     /// returns the squared norm of the gain-scaled gradient.
-    private static func step(count: Int, y: inout [Float], gradient: [Float], update: inout [Float],
-                             gains: inout [Float], momentum: Float, rate: Float, minimumGain: Float) -> Double {
+    private static func step(
+        count: Int, y: inout [Float], gradient: [Float], update: inout [Float],
+        gains: inout [Float], momentum: Float, rate: Float, minimumGain: Float
+    ) -> Double {
         var norm2 = 0.0
         y.withUnsafeMutableBufferPointer { y in
             update.withUnsafeMutableBufferPointer { u in

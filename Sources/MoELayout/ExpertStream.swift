@@ -40,7 +40,8 @@ extension MoECheckpoint {
         let readBF16: @Sendable (Int, UnsafeMutableBufferPointer<UInt16>) throws -> Void = { e, buffer in
             try ckpt.copyRawBytes(names[e], into: UnsafeMutableRawBufferPointer(buffer))
         }
-        return ProductNorms.Source(count: names.count, rows: shape[0], columns: shape[1], read: read,
-                                   readBF16: bf16 ? readBF16 : nil, prefetch: { e in ckpt.prefetch(names[e]) })
+        return ProductNorms.Source(
+            count: names.count, rows: shape[0], columns: shape[1], read: read,
+            readBF16: bf16 ? readBF16 : nil, prefetch: { e in ckpt.prefetch(names[e]) })
     }
 }

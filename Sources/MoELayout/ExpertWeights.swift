@@ -36,8 +36,10 @@ extension MoECheckpoint {
     }
 
     /// Decodes the stacked projection `p` of `layer` into `destination` (n * D * d floats).
-    public func readExpertWeights(_ layer: MoELayer, _ p: Projection,
-                                  into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
+    public func readExpertWeights(
+        _ layer: MoELayer, _ p: Projection,
+        into destination: UnsafeMutableBufferPointer<Float>
+    ) throws(CheckpointError) {
         let n = layer.expertCount, D = layer.intermediateSize, d = layer.hiddenSize
         let per = D * d
         guard destination.count == n * per, let base = destination.baseAddress else {

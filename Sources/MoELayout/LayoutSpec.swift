@@ -1,5 +1,5 @@
-import Foundation
 import Checkpoints
+import Foundation
 
 /// Where a model family keeps its MoE tensors: name patterns with `{layer}` and `{expert}`.
 ///
@@ -38,12 +38,14 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
     /// Experts per token, when the config does not say.
     public var topK: Int?
 
-    public init(family: String, layerPrefix: String = "model.layers.{layer}.", router: String,
-                expertGate: String? = nil, expertUp: String? = nil, expertDown: String? = nil,
-                fusedGateUp: String? = nil, fusedDown: String? = nil,
-                sharedGate: String? = nil, sharedUp: String? = nil, sharedDown: String? = nil,
-                sharedExpertGate: String? = nil, scoreCorrectionBias: String? = nil,
-                denseGate: String? = nil, scoring: RouterScoring? = nil, topK: Int? = nil) {
+    public init(
+        family: String, layerPrefix: String = "model.layers.{layer}.", router: String,
+        expertGate: String? = nil, expertUp: String? = nil, expertDown: String? = nil,
+        fusedGateUp: String? = nil, fusedDown: String? = nil,
+        sharedGate: String? = nil, sharedUp: String? = nil, sharedDown: String? = nil,
+        sharedExpertGate: String? = nil, scoreCorrectionBias: String? = nil,
+        denseGate: String? = nil, scoring: RouterScoring? = nil, topK: Int? = nil
+    ) {
         self.family = family
         self.layerPrefix = NamePattern(layerPrefix)
         self.router = NamePattern(router)
@@ -169,10 +171,14 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
     }()
 
     /// FlexOlmo (what OLMo-core's Hugging Face export writes for MoE models): OLMoE naming.
-    public static let flexOlmo: LayoutSpec = { var s = olmoe; s.family = "flex_olmo"; return s }()
+    public static let flexOlmo: LayoutSpec = {
+        var s = olmoe; s.family = "flex_olmo"; return s
+    }()
 
     /// Qwen3-MoE: OLMoE naming, no shared expert.
-    public static let qwen3Moe: LayoutSpec = { var s = olmoe; s.family = "qwen3_moe"; return s }()
+    public static let qwen3Moe: LayoutSpec = {
+        var s = olmoe; s.family = "qwen3_moe"; return s
+    }()
 
     /// DeepSeek-V2: shared experts (plural), dense first layers.
     public static let deepseekV2: LayoutSpec = {
@@ -235,11 +241,13 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
         case let .badLayoutFile(f, r): return "\(f): \(r)"
         case let .inconsistent(f, r): return "\(f): \(r)"
         case let .layoutDoesNotFit(f, router):
-            return "\(f): no tensor matches the layout file's router pattern '\(router)'; check the names with 'moe-inspect info --json' (tensor names) and the layout file"
+            return
+                "\(f): no tensor matches the layout file's router pattern '\(router)'; check the names with 'moe-inspect info --json' (tensor names) and the layout file"
         case let .noMoELayers(f, problems):
             return "\(f): no MoE layer found" + (problems.isEmpty ? "" : " (\(problems.joined(separator: "; ")))")
         case let .notMoELayers(f, asked, available):
-            return "\(f): layer(s) \(asked.map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(available.map(String.init).joined(separator: ", ")))"
+            return
+                "\(f): layer(s) \(asked.map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(available.map(String.init).joined(separator: ", ")))"
         }
     }
 }

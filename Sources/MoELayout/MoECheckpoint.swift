@@ -51,7 +51,12 @@ public enum LayerKind: Sendable, Equatable {
     case dense(index: Int)
 
     /// Decoder layer index.
-    public var index: Int { switch self { case let .moe(l): return l.index; case let .dense(i): return i } }
+    public var index: Int {
+        switch self {
+        case let .moe(l): return l.index;
+        case let .dense(i): return i
+        }
+    }
 }
 
 /// A checkpoint seen as a Mixture-of-Experts model: its family and its layers.
@@ -72,7 +77,11 @@ public final class MoECheckpoint: @unchecked Sendable {
     public let olmoCoreConfig: OLMoCoreModelConfig?
 
     /// The MoE layers.
-    public var moeLayers: [MoELayer] { layers.compactMap { if case let .moe(l) = $0 { return l }; return nil } }
+    public var moeLayers: [MoELayer] {
+        layers.compactMap {
+            if case let .moe(l) = $0 { return l }; return nil
+        }
+    }
     /// Family name (`olmoe`, `mixtral`, `qwen2_moe`, ...).
     public var family: String { spec.family }
 
@@ -97,7 +106,8 @@ public final class MoECheckpoint: @unchecked Sendable {
         if let layout {
             spec = layout
         } else if let t = checkpoint.config?.modelType, let s = LayoutSpec.forModelType(t),
-                  names.contains(where: { s.router.match($0) != nil }) {
+            names.contains(where: { s.router.match($0) != nil })
+        {
             spec = s
         } else if let s = LayoutSpec.builtIn.first(where: { MoECheckpoint.fits($0, names) }) {
             spec = s
@@ -130,7 +140,8 @@ public final class MoECheckpoint: @unchecked Sendable {
         self.problems = problems
         topK = checkpoint.config?.topK ?? spec.topK
         if let text = checkpoint.config?.string("scoring_func"), RouterScoring(rawValue: text) == nil {
-            problems.append("config.json: unknown scoring_func '\(text)'; \((spec.scoring ?? .softmax).rawValue) assumed (the ERC measures do not depend on it)")
+            problems.append(
+                "config.json: unknown scoring_func '\(text)'; \((spec.scoring ?? .softmax).rawValue) assumed (the ERC measures do not depend on it)")
         }
         scoring = checkpoint.config?.string("scoring_func").flatMap(RouterScoring.init(rawValue:)) ?? spec.scoring ?? .softmax
     }
@@ -155,10 +166,14 @@ public final class MoECheckpoint: @unchecked Sendable {
         return markers.contains { n.contains($0) }
     }
 
-    private static func describeLayer(_ l: Int, router: String, spec: LayoutSpec, checkpoint: Checkpoint,
-                                      names: [String]) -> Result<MoELayer, LayerProblem> {
+    private static func describeLayer(
+        _ l: Int, router: String, spec: LayoutSpec, checkpoint: Checkpoint,
+        names: [String]
+    ) -> Result<MoELayer, LayerProblem> {
         guard let r = checkpoint.info(router) else { return .failure(LayerProblem("router missing")) }
-        guard r.shape.count == 2, r.shape[0] > 0, r.shape[1] > 0 else { return .failure(LayerProblem("router '\(router)' has shape \(r.shape), expected [n, d]")) }
+        guard r.shape.count == 2, r.shape[0] > 0, r.shape[1] > 0 else {
+            return .failure(LayerProblem("router '\(router)' has shape \(r.shape), expected [n, d]"))
+        }
         let n = r.shape[0], d = r.shape[1]
         if let e = checkpoint.config?.expertCount, e != n {
             return .failure(LayerProblem("router has \(n) rows but the config says \(e) experts"))
@@ -190,7 +205,8 @@ public final class MoECheckpoint: @unchecked Sendable {
                 experts.append(ExpertNames(gate: g, up: up, down: down))
             }
             if !missing.isEmpty {
-                return .failure(LayerProblem("router has \(n) experts but expert(s) \(missing.prefix(10).map(String.init).joined(separator: ", ")) are missing"))
+                return .failure(
+                    LayerProblem("router has \(n) experts but expert(s) \(missing.prefix(10).map(String.init).joined(separator: ", ")) are missing"))
             }
             storage = .perExpert(experts)
         } else if let fp = spec.fusedGateUp, checkpoint.contains(fp.name(layer: l)) {
@@ -206,7 +222,10 @@ public final class MoECheckpoint: @unchecked Sendable {
             }
             storage = .fused(gateUp: g, down: down.flatMap { checkpoint.contains($0) ? $0 : nil })
         } else {
-            return .failure(LayerProblem("router present but no expert weights found (looked for '\(spec.expertGate?.name(layer: l, expert: 0) ?? spec.fusedGateUp?.name(layer: l) ?? "?")')"))
+            return .failure(
+                LayerProblem(
+                    "router present but no expert weights found (looked for '\(spec.expertGate?.name(layer: l, expert: 0) ?? spec.fusedGateUp?.name(layer: l) ?? "?")')"
+                ))
         }
         var shared: ExpertNames?
         if let sg = spec.sharedGate?.name(layer: l), checkpoint.contains(sg) {
@@ -214,10 +233,12 @@ public final class MoECheckpoint: @unchecked Sendable {
         }
         let seg = spec.sharedExpertGate?.name(layer: l)
         let bias = spec.scoreCorrectionBias?.name(layer: l)
-        return .success(MoELayer(index: l, router: router, experts: storage, shared: shared,
-                                 sharedExpertGate: seg.flatMap { checkpoint.contains($0) ? $0 : nil },
-                                 scoreCorrectionBias: bias.flatMap { checkpoint.contains($0) ? $0 : nil },
-                                 expertCount: n, hiddenSize: d, intermediateSize: D, dtype: dtype))
+        return .success(
+            MoELayer(
+                index: l, router: router, experts: storage, shared: shared,
+                sharedExpertGate: seg.flatMap { checkpoint.contains($0) ? $0 : nil },
+                scoreCorrectionBias: bias.flatMap { checkpoint.contains($0) ? $0 : nil },
+                expertCount: n, hiddenSize: d, intermediateSize: D, dtype: dtype))
     }
 }
 

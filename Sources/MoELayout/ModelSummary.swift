@@ -38,7 +38,9 @@ public struct ModelSummary: Sendable {
         layerCount = model.layers.count
         let moe = model.moeLayers
         moeLayers = moe.map { $0.index }
-        denseLayers = model.layers.compactMap { if case let .dense(i) = $0 { return i }; return nil }
+        denseLayers = model.layers.compactMap {
+            if case let .dense(i) = $0 { return i }; return nil
+        }
         expertCounts = Array(Set(moe.map { $0.expertCount })).sorted()
         topK = model.topK
         scoring = model.scoring
@@ -97,7 +99,9 @@ public struct ModelSummary: Sendable {
                         if w.hasNonFinite {
                             let per = w.count / max(1, l.expertCount)
                             let bad = (0..<l.expertCount).filter { e in w.storage[(e * per)..<((e + 1) * per)].contains { !$0.isFinite } }
-                            problems.append("layer \(l.index): \(p.rawValue) projection of expert(s) \(bad.prefix(10).map(String.init).joined(separator: ", ")) contains NaN or Inf")
+                            problems.append(
+                                "layer \(l.index): \(p.rawValue) projection of expert(s) \(bad.prefix(10).map(String.init).joined(separator: ", ")) contains NaN or Inf"
+                            )
                         }
                     } catch {
                         if case .missingTensor = error { continue }

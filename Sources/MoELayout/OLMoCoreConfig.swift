@@ -53,16 +53,21 @@ public struct OLMoCoreModelConfig: Sendable, Equatable {
     ///   lacks a size: the layout of `w1`/`w3` depends on the type, which is never guessed.
     public init?(json: JSONValue, source: String) throws(LayoutError) {
         let model: JSONValue
-        if let m = json["model"], m["block"] != nil, m["d_model"] != nil { model = m }
-        else if json["block"] != nil, json["d_model"] != nil { model = json }
-        else { return nil }
+        if let m = json["model"], m["block"] != nil, m["d_model"] != nil {
+            model = m
+        } else if json["block"] != nil, json["d_model"] != nil {
+            model = json
+        } else {
+            return nil
+        }
         func bad(_ r: String) -> LayoutError { .inconsistent(file: source, reason: r) }
         guard let block = model["block"], block.objectPairs != nil else { return nil }
         guard let moe = block["feed_forward_moe"], moe.objectPairs != nil else {
             throw bad("OLMo-core config: model.block has no feed_forward_moe (not an MoE run)")
         }
         guard let name = moe["name"]?.stringValue else {
-            throw bad("OLMo-core config: model.block.feed_forward_moe.name is missing, so the storage of w1/w3 (dropless [n*D, d] or default [n*d, D]) is unknown")
+            throw bad(
+                "OLMo-core config: model.block.feed_forward_moe.name is missing, so the storage of w1/w3 (dropless [n*D, d] or default [n*d, D]) is unknown")
         }
         guard let t = MoEType(rawValue: name) else {
             throw bad("OLMo-core config: MoE type '\(name)' is neither 'dropless' nor 'default'; its expert weight layout is not known")
@@ -97,7 +102,8 @@ public struct OLMoCoreModelConfig: Sendable, Equatable {
     /// - Throws: `LayoutError` when a config is found but is not usable.
     public static func find(for checkpoint: Checkpoint) throws(LayoutError) -> OLMoCoreModelConfig? {
         if let c = checkpoint.config, let s = checkpoint.configSource,
-           let parsed = try OLMoCoreModelConfig(json: c.json, source: s) {
+            let parsed = try OLMoCoreModelConfig(json: c.json, source: s)
+        {
             return parsed
         }
         var isDir: ObjCBool = false

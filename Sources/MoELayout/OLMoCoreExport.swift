@@ -15,7 +15,9 @@ public enum OLMoCoreExport {
     /// The Hugging Face `config.json` (FlexOlmo) for a run, with weights of `dtype`.
     /// - Throws: `Unsupported` for model features FlexOlmo cannot express.
     public static func huggingFaceConfig(_ c: OLMoCoreModelConfig, dtype: DType) throws(Unsupported) -> JSONValue {
-        func no(_ r: String) -> Unsupported { Unsupported(description: "\(c.source): \(r); no Hugging Face model expresses it (OLMo-core exports moe_reordered_norm MoE blocks as flex_olmo)") }
+        func no(_ r: String) -> Unsupported {
+            Unsupported(description: "\(c.source): \(r); no Hugging Face model expresses it (OLMo-core exports moe_reordered_norm MoE blocks as flex_olmo)")
+        }
         guard c.blockName == "moe_reordered_norm" else { throw no("block type '\(c.blockName)'") }
         let block = c.model["block"]
         let attention = block?["sequence_mixer"] ?? block?["attention"]
@@ -101,8 +103,10 @@ public enum OLMoCoreExport {
     ///   - dtype: cast floating-point tensors to it (default: keep each tensor's dtype).
     ///   - overwrite: replace an existing output, only once the new one is complete.
     ///   - progress: called with each output tensor name as it is written.
-    public static func write(_ model: MoECheckpoint, to output: String, dtype: DType? = nil, overwrite: Bool = false,
-                             maxShardBytes: Int = 5_000_000_000, progress: (String) -> Void = { _ in }) throws {
+    public static func write(
+        _ model: MoECheckpoint, to output: String, dtype: DType? = nil, overwrite: Bool = false,
+        maxShardBytes: Int = 5_000_000_000, progress: (String) -> Void = { _ in }
+    ) throws {
         let ck = model.checkpoint
         guard let config = model.olmoCoreConfig else {
             throw Unsupported(description: "\(ck.path): not an OLMo-core checkpoint")
@@ -126,7 +130,8 @@ public enum OLMoCoreExport {
             if let l = OLMoCoreLayout.spec.router.match(t.name)?.layer, let layer = moe[l] {
                 add("model.layers.\(l).mlp.gate.weight", t.dtype, [layer.expertCount, layer.hiddenSize], .router(layer))
             } else if let l = OLMoCoreLayout.spec.layerPrefix.matchPrefix(t.name), let layer = moe[l],
-                      t.name.hasPrefix("blocks.\(l).feed_forward_moe.experts.mlp.w") {
+                t.name.hasPrefix("blocks.\(l).feed_forward_moe.experts.mlp.w")
+            {
                 let p: Projection
                 switch t.name.suffix(2) {
                 case "w1": p = .gate
@@ -156,8 +161,11 @@ public enum OLMoCoreExport {
             }
             switch source {
             case let .whole(name):
-                if spec.dtype == stored[spec.name] { try ck.copyRawBytes(name, into: buffer) }
-                else { try ck.tensor(name).storage.withUnsafeBufferPointer(encode) }
+                if spec.dtype == stored[spec.name] {
+                    try ck.copyRawBytes(name, into: buffer)
+                } else {
+                    try ck.tensor(name).storage.withUnsafeBufferPointer(encode)
+                }
             case let .router(layer):
                 try model.routerWeight(layer).storage.withUnsafeBufferPointer(encode)
             case let .expert(layer, e, p):

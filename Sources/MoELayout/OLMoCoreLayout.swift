@@ -7,8 +7,9 @@ import Tensors
 /// the MoE type, which is read from the run's `config.json`, never guessed from shapes.
 public enum OLMoCoreLayout {
     /// The layout spec shown for OLMo-core checkpoints (router pattern and layer prefix).
-    public static let spec = LayoutSpec(family: "olmo_core", layerPrefix: "blocks.{layer}.",
-                                        router: "blocks.{layer}.feed_forward_moe.router.weight", scoring: .softmax)
+    public static let spec = LayoutSpec(
+        family: "olmo_core", layerPrefix: "blocks.{layer}.",
+        router: "blocks.{layer}.feed_forward_moe.router.weight", scoring: .softmax)
 
     static let experts = "blocks.{layer}.feed_forward_moe.experts.mlp."
 
@@ -28,7 +29,11 @@ public enum OLMoCoreLayout {
     /// - Throws: `LayoutError` when no run config says the MoE type.
     static func describe(_ checkpoint: Checkpoint, names: [String]) throws(LayoutError) -> Description {
         guard let config = try OLMoCoreModelConfig.find(for: checkpoint) else {
-            throw .inconsistent(file: checkpoint.path, reason: "OLMo-core tensor names, but no run config.json (beside the checkpoint, or in a folder above) says the MoE type; w1/w3 are stored [n*D, d] (dropless) or [n*d, D] (default), so copy the run's config.json beside the checkpoint")
+            throw .inconsistent(
+                file: checkpoint.path,
+                reason:
+                    "OLMo-core tensor names, but no run config.json (beside the checkpoint, or in a folder above) says the MoE type; w1/w3 are stored [n*D, d] (dropless) or [n*d, D] (default), so copy the run's config.json beside the checkpoint"
+            )
         }
         var routers: [Int: String] = [:]
         var all = Set<Int>()
@@ -49,8 +54,10 @@ public enum OLMoCoreLayout {
         return Description(layers: layers, problems: problems, config: config)
     }
 
-    private static func layer(_ l: Int, router: String, config c: OLMoCoreModelConfig,
-                              checkpoint: Checkpoint) -> Result<MoELayer, LayerProblem> {
+    private static func layer(
+        _ l: Int, router: String, config c: OLMoCoreModelConfig,
+        checkpoint: Checkpoint
+    ) -> Result<MoELayer, LayerProblem> {
         let n = c.expertCount, d = c.hiddenSize, D = c.intermediateSize
         guard let r = checkpoint.info(router) else { return .failure(LayerProblem("router missing")) }
         guard r.shape == [n * d] || r.shape == [n, d] else {
@@ -72,16 +79,21 @@ public enum OLMoCoreLayout {
                 return .failure(LayerProblem(m))
             }
         }
-        let storage = ExpertStorage.stacked(w1: w1, w3: checkpoint.contains(w3) ? w3 : nil, w2: checkpoint.contains(w2) ? w2 : nil,
-                                            transposed: c.moeType == .default)
-        return .success(MoELayer(index: l, router: router, experts: storage, shared: nil, sharedExpertGate: nil,
-                                 scoreCorrectionBias: nil, expertCount: n, hiddenSize: d, intermediateSize: D, dtype: g.dtype))
+        let storage = ExpertStorage.stacked(
+            w1: w1, w3: checkpoint.contains(w3) ? w3 : nil, w2: checkpoint.contains(w2) ? w2 : nil,
+            transposed: c.moeType == .default)
+        return .success(
+            MoELayer(
+                index: l, router: router, experts: storage, shared: nil, sharedExpertGate: nil,
+                scoreCorrectionBias: nil, expertCount: n, hiddenSize: d, intermediateSize: D, dtype: g.dtype))
     }
 
     /// Decodes projection `p` of every expert of a stacked layer into `destination` as [n, D, d]
     /// (gate, up) or [n, d, D] (down), in Hugging Face orientation.
-    static func readStacked(_ checkpoint: Checkpoint, _ layer: MoELayer, w1: String, w3: String?, w2: String?,
-                            transposed: Bool, _ p: Projection, into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
+    static func readStacked(
+        _ checkpoint: Checkpoint, _ layer: MoELayer, w1: String, w3: String?, w2: String?,
+        transposed: Bool, _ p: Projection, into destination: UnsafeMutableBufferPointer<Float>
+    ) throws(CheckpointError) {
         let n = layer.expertCount, d = layer.hiddenSize, D = layer.intermediateSize
         guard let base = destination.baseAddress, destination.count == n * D * d else {
             throw .malformed(file: checkpoint.path, reason: "layer \(layer.index): buffer size mismatch")

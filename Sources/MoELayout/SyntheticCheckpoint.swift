@@ -17,7 +17,8 @@ public struct SyntheticCheckpoint: Sendable {
         }
 
         /// OLMoE-1B-7B: d 2048, D 1024, 16 layers, 64 experts, top-8, vocab 50304 (about 6.9B parameters).
-        public static let olmoe1B7B = Shape(vocabSize: 50304, hiddenSize: 2048, intermediateSize: 1024, layers: 16, heads: 16, kvHeads: 16, experts: 64, topK: 8)
+        public static let olmoe1B7B = Shape(
+            vocabSize: 50304, hiddenSize: 2048, intermediateSize: 1024, layers: 16, heads: 16, kvHeads: 16, experts: 64, topK: 8)
         /// A tiny model for tests and demos.
         public static let tiny = Shape(vocabSize: 256, hiddenSize: 64, intermediateSize: 32, layers: 2, heads: 4, kvHeads: 4, experts: 8, topK: 2)
 
@@ -111,8 +112,10 @@ public struct SyntheticCheckpoint: Sendable {
     /// Norm weights are ones; every other weight is normal with std `initStd`, drawn in fixed
     /// chunks from generators split off `seed` by tensor and chunk, so the bytes do not depend on
     /// the thread count.
-    public func write(to path: String, maxShardBytes: Int = 5_000_000_000, overwrite: Bool = false,
-                      progress: (String, Int) -> Void = { _, _ in }) throws {
+    public func write(
+        to path: String, maxShardBytes: Int = 5_000_000_000, overwrite: Bool = false,
+        progress: (String, Int) -> Void = { _, _ in }
+    ) throws {
         let all = specs
         let order = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.name, $0) })
         let root = SeededGenerator(seed: seed)

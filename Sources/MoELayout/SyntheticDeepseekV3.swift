@@ -28,10 +28,12 @@ public struct SyntheticDeepseekV3: Sendable {
         /// Multi-head latent attention sizes.
         public var qLoraRank: Int, kvLoraRank: Int, qkNopeHeadDim: Int, qkRopeHeadDim: Int, vHeadDim: Int
 
-        public init(vocabSize: Int, hiddenSize: Int, denseIntermediateSize: Int, expertIntermediateSize: Int,
-                    denseLayers: Int, moeLayers: Int, heads: Int, experts: Int, sharedExperts: Int, topK: Int,
-                    groups: Int, topGroups: Int, qLoraRank: Int, kvLoraRank: Int,
-                    qkNopeHeadDim: Int, qkRopeHeadDim: Int, vHeadDim: Int) {
+        public init(
+            vocabSize: Int, hiddenSize: Int, denseIntermediateSize: Int, expertIntermediateSize: Int,
+            denseLayers: Int, moeLayers: Int, heads: Int, experts: Int, sharedExperts: Int, topK: Int,
+            groups: Int, topGroups: Int, qLoraRank: Int, kvLoraRank: Int,
+            qkNopeHeadDim: Int, qkRopeHeadDim: Int, vHeadDim: Int
+        ) {
             self.vocabSize = vocabSize; self.hiddenSize = hiddenSize
             self.denseIntermediateSize = denseIntermediateSize; self.expertIntermediateSize = expertIntermediateSize
             self.denseLayers = denseLayers; self.moeLayers = moeLayers; self.heads = heads
@@ -125,17 +127,23 @@ public struct SyntheticDeepseekV3: Sendable {
             ("q_lora_rank", .int(s.qLoraRank)),
             ("qk_nope_head_dim", .int(s.qkNopeHeadDim)),
             ("qk_rope_head_dim", .int(s.qkRopeHeadDim)),
-            ("quantization_config", .object([
-                ("activation_scheme", .string("dynamic")),
-                ("fmt", .string("e4m3")),
-                ("quant_method", .string("fp8")),
-                ("weight_block_size", .array([.int(Self.blockSize), .int(Self.blockSize)])),
-            ])),
+            (
+                "quantization_config",
+                .object([
+                    ("activation_scheme", .string("dynamic")),
+                    ("fmt", .string("e4m3")),
+                    ("quant_method", .string("fp8")),
+                    ("weight_block_size", .array([.int(Self.blockSize), .int(Self.blockSize)])),
+                ])
+            ),
             ("rms_norm_eps", .number(1e-6)),
-            ("rope_scaling", .object([
-                ("beta_fast", .int(32)), ("beta_slow", .int(1)), ("factor", .int(40)), ("mscale", .number(1)),
-                ("mscale_all_dim", .number(1)), ("original_max_position_embeddings", .int(4096)), ("type", .string("yarn")),
-            ])),
+            (
+                "rope_scaling",
+                .object([
+                    ("beta_fast", .int(32)), ("beta_slow", .int(1)), ("factor", .int(40)), ("mscale", .number(1)),
+                    ("mscale_all_dim", .number(1)), ("original_max_position_embeddings", .int(4096)), ("type", .string("yarn")),
+                ])
+            ),
             ("rope_theta", .int(10000)),
             ("routed_scaling_factor", .number(2.5)),
             ("scoring_func", .string("sigmoid")),
@@ -203,8 +211,10 @@ public struct SyntheticDeepseekV3: Sendable {
     /// weights `fp8 * scale_inv` are w up to FP8 rounding (relative error at most 2^-4, well
     /// under 1% on the standard deviation): std `initStd`, as a real init. A scale is written
     /// before its weight (safetensors orders float32 first), so each FP8 weight is drawn twice.
-    public func write(to path: String, maxShardBytes: Int = 5_000_000_000, overwrite: Bool = false,
-                      progress: (String, Int) -> Void = { _, _ in }) throws {
+    public func write(
+        to path: String, maxShardBytes: Int = 5_000_000_000, overwrite: Bool = false,
+        progress: (String, Int) -> Void = { _, _ in }
+    ) throws {
         let all = specs
         let order = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.name, $0) })
         let shapes = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0.shape) })
@@ -222,11 +232,13 @@ public struct SyntheticDeepseekV3: Sendable {
                     guard let shape = shapes[weight], let key = order[weight] else {
                         throw CheckpointError.malformed(file: path, reason: "'\(spec.name)' has no weight beside it")
                     }
-                    Self.quantise(rows: shape[0], columns: shape[1], std: std, generator: root, key: UInt64(key),
-                                  codes: nil, scales: buffer.bindMemory(to: Float.self))
+                    Self.quantise(
+                        rows: shape[0], columns: shape[1], std: std, generator: root, key: UInt64(key),
+                        codes: nil, scales: buffer.bindMemory(to: Float.self))
                 } else if spec.dtype == .f8e4m3 {
-                    Self.quantise(rows: spec.shape[0], columns: spec.shape[1], std: std, generator: root,
-                                  key: UInt64(order[spec.name] ?? 0), codes: buffer.bindMemory(to: UInt8.self), scales: nil)
+                    Self.quantise(
+                        rows: spec.shape[0], columns: spec.shape[1], std: std, generator: root,
+                        key: UInt64(order[spec.name] ?? 0), codes: buffer.bindMemory(to: UInt8.self), scales: nil)
                 } else {
                     SyntheticCheckpoint.fillNormal(spec, buffer, std: std, root: root, key: UInt64(order[spec.name] ?? 0))
                 }
@@ -238,8 +250,10 @@ public struct SyntheticDeepseekV3: Sendable {
     /// Draws a [rows, columns] normal weight band by band (128 rows each, in parallel) and
     /// quantises it in 128x128 blocks: writes the FP8 codes [rows, columns] into `codes` and/or the
     /// block scales [ceil(rows/128), ceil(columns/128)] into `scales`.
-    static func quantise(rows: Int, columns: Int, std: Float, generator: SeededGenerator, key: UInt64,
-                         codes: UnsafeMutableBufferPointer<UInt8>?, scales: UnsafeMutableBufferPointer<Float>?) {
+    static func quantise(
+        rows: Int, columns: Int, std: Float, generator: SeededGenerator, key: UInt64,
+        codes: UnsafeMutableBufferPointer<UInt8>?, scales: UnsafeMutableBufferPointer<Float>?
+    ) {
         let bands = blocks(rows), blockColumns = blocks(columns)
         let out = UnsafeShared((codes?.baseAddress, scales?.baseAddress))
         DispatchQueue.concurrentPerform(iterations: bands) { b in

@@ -48,7 +48,11 @@ public struct Architecture: Sendable {
     public var declaredDType: String? = nil
 
     /// Indices of the MoE layers.
-    public var moeLayers: [Int] { feedForward.indices.filter { if case .moe = feedForward[$0] { return true }; return false } }
+    public var moeLayers: [Int] {
+        feedForward.indices.filter {
+            if case .moe = feedForward[$0] { return true }; return false
+        }
+    }
 }
 
 /// The attention variants.
@@ -194,7 +198,9 @@ extension Architecture {
         for (v, name) in [(vocabularySize, "vocab_size"), (hiddenSize, "hidden_size"), (layerCount, "num_hidden_layers")] where v <= 0 {
             throw fail("'\(name)' must be positive, got \(v)")
         }
-        guard vocabularySize <= 1 << 24, hiddenSize <= 1 << 16, layerCount <= 10_000 else { throw fail("sizes beyond what this tool runs (vocab \(vocabularySize), hidden \(hiddenSize), layers \(layerCount))") }
+        guard vocabularySize <= 1 << 24, hiddenSize <= 1 << 16, layerCount <= 10_000 else {
+            throw fail("sizes beyond what this tool runs (vocab \(vocabularySize), hidden \(hiddenSize), layers \(layerCount))")
+        }
         guard feedForward.count == layerCount, slidingWindow.count == layerCount else { throw fail("per-layer settings do not cover \(layerCount) layers") }
         guard rmsNormEpsilon >= 0, rmsNormEpsilon.isFinite else { throw fail("rms_norm_eps must be a non-negative number") }
         guard rope.theta > 0, rope.theta.isFinite else { throw fail("rope_theta must be positive") }
@@ -209,11 +215,14 @@ extension Architecture {
             if let c = a.clip, !(c > 0) { throw fail("clip_qkv must be positive") }
         case let .latent(a):
             guard a.heads <= 4096, a.keyValueRank <= 1 << 16, a.noPositionDim <= 1 << 16, a.ropeDim <= 1 << 16, a.valueDim <= 1 << 16,
-                  (a.queryRank ?? 0) <= 1 << 16 else {
+                (a.queryRank ?? 0) <= 1 << 16
+            else {
                 throw fail("latent attention sizes beyond what this tool runs (heads \(a.heads), ranks and head sizes up to 65536)")
             }
             guard a.heads > 0, a.keyValueRank > 0, a.noPositionDim >= 0, a.ropeDim > 0, a.valueDim > 0 else {
-                throw fail("latent attention sizes must be positive (heads \(a.heads), kv_lora_rank \(a.keyValueRank), qk_rope_head_dim \(a.ropeDim), v_head_dim \(a.valueDim))")
+                throw fail(
+                    "latent attention sizes must be positive (heads \(a.heads), kv_lora_rank \(a.keyValueRank), qk_rope_head_dim \(a.ropeDim), v_head_dim \(a.valueDim))"
+                )
             }
             if let r = a.queryRank, r <= 0 { throw fail("q_lora_rank must be positive or null") }
             guard rope.dim == a.ropeDim else { throw fail("rotary dimension \(rope.dim) differs from qk_rope_head_dim \(a.ropeDim)") }
@@ -228,11 +237,17 @@ extension Architecture {
                 guard m.experts <= 1 << 16, m.intermediate <= 1 << 20, (m.sharedIntermediate ?? 0) <= 1 << 24 else {
                     throw fail("MoE of \(m.experts) experts of size \(m.intermediate) is beyond what this tool runs")
                 }
-                guard m.router.topK > 0, m.router.topK <= m.experts else { throw fail("num_experts_per_tok \(m.router.topK) must be between 1 and the \(m.experts) experts") }
+                guard m.router.topK > 0, m.router.topK <= m.experts else {
+                    throw fail("num_experts_per_tok \(m.router.topK) must be between 1 and the \(m.experts) experts")
+                }
                 if let s = m.sharedIntermediate, s <= 0 { throw fail("shared expert intermediate size must be positive") }
                 if case let .groupLimited(g, tg, top2) = m.router.selection {
-                    guard g > 0, m.experts % g == 0, tg > 0, tg <= g else { throw fail("n_group \(g) must divide the \(m.experts) experts and topk_group \(tg) lie in 1...\(g)") }
-                    guard (m.experts / g) * tg >= m.router.topK else { throw fail("topk_group \(tg) groups of \(m.experts / g) experts hold fewer than num_experts_per_tok \(m.router.topK)") }
+                    guard g > 0, m.experts % g == 0, tg > 0, tg <= g else {
+                        throw fail("n_group \(g) must divide the \(m.experts) experts and topk_group \(tg) lie in 1...\(g)")
+                    }
+                    guard (m.experts / g) * tg >= m.router.topK else {
+                        throw fail("topk_group \(tg) groups of \(m.experts / g) experts hold fewer than num_experts_per_tok \(m.router.topK)")
+                    }
                     if top2 { guard m.experts / g >= 2 else { throw fail("group-limited routing needs at least 2 experts per group") } }
                 }
             }

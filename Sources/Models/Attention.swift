@@ -24,9 +24,11 @@ struct CausalAttention {
     /// `query` [T, qStride] (head h at column h * queryKeyDim), `key` [T, kStride], `value`
     /// [T, vStride] (key/value head g at g * dim), `output` [T, outStride] (head h at h * valueDim).
     /// `scratch` holds `batch * heads * min(length, 64) * length` floats.
-    func forward(query: UnsafePointer<Float>, qStride: Int, key: UnsafePointer<Float>, kStride: Int,
-                 value: UnsafePointer<Float>, vStride: Int, output: UnsafeMutablePointer<Float>, outStride: Int,
-                 scratch: UnsafeMutablePointer<Float>) {
+    func forward(
+        query: UnsafePointer<Float>, qStride: Int, key: UnsafePointer<Float>, kStride: Int,
+        value: UnsafePointer<Float>, vStride: Int, output: UnsafeMutablePointer<Float>, outStride: Int,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         let q = SharedPointer(query), k = SharedPointer(key), v = SharedPointer(value), out = SharedPointer(output)
         let sp = SharedPointer(scratch)
         let L = length, H = heads, group = heads / keyValueHeads, dq = queryKeyDim, dv = valueDim
@@ -44,8 +46,9 @@ struct CausalAttention {
                 let m = min(bs, L - r0), n = r0 + m
                 // the block's rows see keys lo..<n at most
                 let lo = win.map { max(0, r0 - $0 + 1) } ?? 0
-                BLAS.gemm(transB: true, m: m, n: n - lo, k: dq, a: qh + r0 * qStride, lda: qStride, b: kh + lo * kStride, ldb: kStride,
-                          c: scores, ldc: L)
+                BLAS.gemm(
+                    transB: true, m: m, n: n - lo, k: dq, a: qh + r0 * qStride, lda: qStride, b: kh + lo * kStride, ldb: kStride,
+                    c: scores, ldc: L)
                 for i in r0..<n {
                     let row = scores + (i - r0) * L
                     let first = win.map { max(0, i - $0 + 1) } ?? 0

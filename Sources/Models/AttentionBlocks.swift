@@ -16,8 +16,10 @@ struct AttentionContext {
 
 extension StandardAttentionWeights {
     /// `output` [T, d] = attention(`input` [T, d]) for grouped-query attention.
-    func forward(input h: UnsafePointer<Float>, spec a: StandardAttentionSpec, window: Int?, context c: AttentionContext,
-                 output: UnsafeMutablePointer<Float>) {
+    func forward(
+        input h: UnsafePointer<Float>, spec a: StandardAttentionSpec, window: Int?, context c: AttentionContext,
+        output: UnsafeMutablePointer<Float>
+    ) {
         let T = c.tokens, d = c.hidden, hd = a.headDim, qd = a.heads * hd, kd = a.keyValueHeads * hd
         let S = c.scratch
         let q = S(.query, T * qd), k = S(.key, T * kd), v = S(.value, T * kd), o = S(.output, T * qd)
@@ -51,14 +53,19 @@ extension StandardAttentionWeights {
             }
         }
         c.rope.apply(q, rows: T, rowStride: qd, heads: a.heads, headStride: hd, offset: 0, sequenceLength: c.length, interleaved: c.ropeSpec.interleaved)
-        c.rope.apply(k, rows: T, rowStride: kd, heads: a.keyValueHeads, headStride: hd, offset: 0, sequenceLength: c.length, interleaved: c.ropeSpec.interleaved)
-        let attention = CausalAttention(batch: c.batch, length: c.length, heads: a.heads, keyValueHeads: a.keyValueHeads,
-                                        queryKeyDim: hd, valueDim: hd, scale: Float(Foundation.pow(Double(hd), -0.5)), window: window)
-        attention.forward(query: q, qStride: qd, key: k, kStride: kd, value: v, vStride: kd, output: o, outStride: qd, scratch: S(.scores, attention.scratchCount))
+        c.rope.apply(
+            k, rows: T, rowStride: kd, heads: a.keyValueHeads, headStride: hd, offset: 0, sequenceLength: c.length, interleaved: c.ropeSpec.interleaved)
+        let attention = CausalAttention(
+            batch: c.batch, length: c.length, heads: a.heads, keyValueHeads: a.keyValueHeads,
+            queryKeyDim: hd, valueDim: hd, scale: Float(Foundation.pow(Double(hd), -0.5)), window: window)
+        attention.forward(
+            query: q, qStride: qd, key: k, kStride: kd, value: v, vStride: kd, output: o, outStride: qd, scratch: S(.scores, attention.scratchCount))
         withPointers([self.output]) { w in
             ParallelGEMM.gemm(transB: true, m: T, n: d, k: qd, a: o, lda: qd, b: w[0], ldb: qd, c: output, ldc: d)
         }
-        if let ob = outputBias { ob.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(output, rows: T, cols: d, stride: d, bias: p) } } }
+        if let ob = outputBias {
+            ob.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(output, rows: T, cols: d, stride: d, bias: p) } }
+        }
     }
 
 }
@@ -68,8 +75,10 @@ extension LatentAttentionWeights {
     static let latentNormEpsilon: Float = 1e-6
 
     /// `output` [T, d] = multi-head latent attention(`input` [T, d]).
-    func forward(input h: UnsafePointer<Float>, spec a: LatentAttentionSpec, context c: AttentionContext,
-                 output: UnsafeMutablePointer<Float>) {
+    func forward(
+        input h: UnsafePointer<Float>, spec a: LatentAttentionSpec, context c: AttentionContext,
+        output: UnsafeMutablePointer<Float>
+    ) {
         let T = c.tokens, d = c.hidden, H = a.heads, dqk = a.queryKeyDim, nope = a.noPositionDim, rope = a.ropeDim, dv = a.valueDim
         let r = a.keyValueRank, qd = H * dqk, kvw = H * (nope + dv)
         let eps = LatentAttentionWeights.latentNormEpsilon
@@ -79,7 +88,9 @@ extension LatentAttentionWeights {
             let qa = S(.queryLatent, T * rq)
             withPointers([down, norm, upW]) { w in
                 ParallelGEMM.gemm(transB: true, m: T, n: rq, k: d, a: h, lda: d, b: w[0], ldb: d, c: qa, ldc: rq)
-                if let b = queryDownBias { b.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(qa, rows: T, cols: rq, stride: rq, bias: p) } } }
+                if let b = queryDownBias {
+                    b.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(qa, rows: T, cols: rq, stride: rq, bias: p) } }
+                }
                 RMSNorm.forward(x: qa, xStride: rq, rows: T, dim: rq, weight: w[1], eps: eps, y: qa, yStride: rq)
                 ParallelGEMM.gemm(transB: true, m: T, n: qd, k: rq, a: qa, lda: rq, b: w[2], ldb: rq, c: q, ldc: qd)
             }
@@ -89,7 +100,9 @@ extension LatentAttentionWeights {
         let ckv = S(.keyValueLatent, T * (r + rope)), latent = S(.latent, T * r), kv = S(.keyValue, T * kvw)
         withPointers([keyValueDown, keyValueNorm, keyValueUp]) { w in
             ParallelGEMM.gemm(transB: true, m: T, n: r + rope, k: d, a: h, lda: d, b: w[0], ldb: d, c: ckv, ldc: r + rope)
-            if let b = keyValueDownBias { b.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(ckv, rows: T, cols: r + rope, stride: r + rope, bias: p) } } }
+            if let b = keyValueDownBias {
+                b.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(ckv, rows: T, cols: r + rope, stride: r + rope, bias: p) } }
+            }
             RMSNorm.forward(x: ckv, xStride: r + rope, rows: T, dim: r, weight: w[1], eps: eps, y: latent, yStride: r)
             ParallelGEMM.gemm(transB: true, m: T, n: kvw, k: r, a: latent, lda: r, b: w[2], ldb: r, c: kv, ldc: kvw)
         }
@@ -108,12 +121,16 @@ extension LatentAttentionWeights {
                 }
             }
         }
-        let attention = CausalAttention(batch: c.batch, length: c.length, heads: H, keyValueHeads: H, queryKeyDim: dqk, valueDim: dv,
-                                        scale: a.softmaxScale, window: nil)
-        attention.forward(query: q, qStride: qd, key: k, kStride: qd, value: v, vStride: H * dv, output: o, outStride: H * dv, scratch: S(.scores, attention.scratchCount))
+        let attention = CausalAttention(
+            batch: c.batch, length: c.length, heads: H, keyValueHeads: H, queryKeyDim: dqk, valueDim: dv,
+            scale: a.softmaxScale, window: nil)
+        attention.forward(
+            query: q, qStride: qd, key: k, kStride: qd, value: v, vStride: H * dv, output: o, outStride: H * dv, scratch: S(.scores, attention.scratchCount))
         withPointers([self.output]) { w in
             ParallelGEMM.gemm(transB: true, m: T, n: d, k: H * dv, a: o, lda: H * dv, b: w[0], ldb: H * dv, c: output, ldc: d)
         }
-        if let ob = outputBias { ob.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(output, rows: T, cols: d, stride: d, bias: p) } } }
+        if let ob = outputBias {
+            ob.storage.withUnsafeBufferPointer { bp in if let p = bp.baseAddress { addBias(output, rows: T, cols: d, stride: d, bias: p) } }
+        }
     }
 }

@@ -75,7 +75,11 @@ public final class CausalModel: @unchecked Sendable {
             if case .moe = arch.feedForward[l] { isMoE = true } else { isMoE = false }
             if isMoE != moeInCheckpoint.contains(l) {
                 let problem = layout.problems.first { $0.hasPrefix("layer \(l):") }
-                throw .weights(file: ck.path, reason: "layer \(l) is \(isMoE ? "an MoE layer" : "dense") in the config but \(isMoE ? "has no readable MoE block" : "has a router") in the checkpoint" + (problem.map { " (\($0))" } ?? ""))
+                throw .weights(
+                    file: ck.path,
+                    reason:
+                        "layer \(l) is \(isMoE ? "an MoE layer" : "dense") in the config but \(isMoE ? "has no readable MoE block" : "has a router") in the checkpoint"
+                        + (problem.map { " (\($0))" } ?? ""))
             }
         }
         if let extra = moeInCheckpoint.first(where: { $0 >= arch.layerCount }) {
@@ -98,7 +102,9 @@ public final class CausalModel: @unchecked Sendable {
         case "deepseek_v2", "deepseek_v3": arch = try decodeConfig(DeepseekConfiguration.self, from: config, source: source).architecture(source: source)
         case "flex_olmo": arch = try decodeConfig(FlexOlmoConfiguration.self, from: config, source: source).architecture(source: source)
         default:
-            throw .unsupported(file: source, reason: "model_type '\(type)' has no forward pass here (olmoe, mixtral, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3, flex_olmo)")
+            throw .unsupported(
+                file: source,
+                reason: "model_type '\(type)' has no forward pass here (olmoe, mixtral, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3, flex_olmo)")
         }
         return arch
     }
@@ -119,10 +125,12 @@ public final class CausalModel: @unchecked Sendable {
     ///   - layerDone: called after each decoder layer with its index and the seconds it took.
     ///   - onMoELayer: called at each MoE layer, after routing and before the experts run.
     /// - Throws: `ModelsError` for bad tokens or unreadable weights.
-    public func forward(tokens: [Int32], windowLength: Int, logitRows: [Int] = [], keepFinalHidden: Bool = false,
-                        chunkTokens: Int = CausalModel.defaultChunkTokens,
-                        layerDone: (Int, Double) -> Void = { _, _ in },
-                        onMoELayer: (MoELayerRouting) -> Void) throws(ModelsError) -> ForwardOutput {
+    public func forward(
+        tokens: [Int32], windowLength: Int, logitRows: [Int] = [], keepFinalHidden: Bool = false,
+        chunkTokens: Int = CausalModel.defaultChunkTokens,
+        layerDone: (Int, Double) -> Void = { _, _ in },
+        onMoELayer: (MoELayerRouting) -> Void
+    ) throws(ModelsError) -> ForwardOutput {
         let a = architecture, d = a.hiddenSize, V = a.vocabularySize
         guard windowLength > 0, !tokens.isEmpty, tokens.count % windowLength == 0 else {
             throw .input(reason: "\(tokens.count) tokens are not a positive whole number of windows of \(windowLength)")
@@ -137,8 +145,10 @@ public final class CausalModel: @unchecked Sendable {
         let activationBytes = Double(T) * Double(3 * d + 2 * widest) * 4
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         guard activationBytes < 0.5 * memory else {
-            throw .input(reason: String(format: "%d tokens need %.1f GB of activations, more than half of this machine's %.1f GB: run fewer tokens (--max-tokens)",
-                                        T, activationBytes / 1e9, memory / 1e9))
+            throw .input(
+                reason: String(
+                    format: "%d tokens need %.1f GB of activations, more than half of this machine's %.1f GB: run fewer tokens (--max-tokens)",
+                    T, activationBytes / 1e9, memory / 1e9))
         }
         let reader = WeightReader(checkpoint: layout.checkpoint, storedName: storedName)
         let path = layout.checkpoint.path
@@ -191,13 +201,17 @@ public final class CausalModel: @unchecked Sendable {
             case let .standard(spec):
                 let w = try StandardAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
                 attention = { rows in
-                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon, scratch: scratch)
+                    let c = AttentionContext(
+                        batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon,
+                        scratch: scratch)
                     w.forward(input: h.pointer + rows.lowerBound * d, spec: spec, window: a.slidingWindow[l], context: c, output: y.pointer)
                 }
             case let .latent(spec):
                 let w = try LatentAttentionWeights(reader, prefix: p + "self_attn.", spec: spec, hidden: d)
                 attention = { rows in
-                    let c = AttentionContext(batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon, scratch: scratch)
+                    let c = AttentionContext(
+                        batch: rows.count / windowLength, length: windowLength, hidden: d, rope: rope, ropeSpec: a.rope, rmsNormEpsilon: a.rmsNormEpsilon,
+                        scratch: scratch)
                     w.forward(input: h.pointer + rows.lowerBound * d, spec: spec, context: c, output: y.pointer)
                 }
             }
@@ -208,12 +222,14 @@ public final class CausalModel: @unchecked Sendable {
             sublayerInput(feedForwardNorm)
             switch a.feedForward[l] {
             case let .dense(D):
-                let w = try SwiGLUWeights(reader, gate: p + "mlp.gate_proj.weight", up: p + "mlp.up_proj.weight", down: p + "mlp.down_proj.weight",
-                                          hidden: d, intermediate: D)
+                let w = try SwiGLUWeights(
+                    reader, gate: p + "mlp.gate_proj.weight", up: p + "mlp.up_proj.weight", down: p + "mlp.down_proj.weight",
+                    hidden: d, intermediate: D)
                 withPointers([w.gate, w.up, w.down]) { wp in
                     for rows in chunks {
-                        FeedForward.swiglu(input: h.pointer + rows.lowerBound * d, rows: rows.count, hidden: d, intermediate: D,
-                                           gate: wp[0], up: wp[1], down: wp[2], output: y.pointer, scratch: scratch)
+                        FeedForward.swiglu(
+                            input: h.pointer + rows.lowerBound * d, rows: rows.count, hidden: d, intermediate: D,
+                            gate: wp[0], up: wp[1], down: wp[2], output: y.pointer, scratch: scratch)
                         addOutput(rows, norm: outputNorm)
                     }
                 }
@@ -221,8 +237,9 @@ public final class CausalModel: @unchecked Sendable {
                 guard let layer = moeLayers[l] else { throw .weights(file: path, reason: "layer \(l): no MoE block in the checkpoint") }
                 let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d, reuse: &expertBuffers)
                 defer { expertBuffers = [.gate: w.gate, .up: w.up, .down: w.down] }
-                runMoE(w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, scratch: scratch, onMoELayer: onMoELayer,
-                       addOutput: { addOutput($0, norm: outputNorm) })
+                runMoE(
+                    w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, scratch: scratch, onMoELayer: onMoELayer,
+                    addOutput: { addOutput($0, norm: outputNorm) })
             }
             releaseFreedMemory()
             layerDone(l, Date().timeIntervalSince(t0))
@@ -257,32 +274,38 @@ public final class CausalModel: @unchecked Sendable {
     /// One sparse MoE block: route every token, hand the routing out, then run routed and shared
     /// experts chunk by chunk into `y`, handing each chunk's rows to `addOutput` (which adds them
     /// to the residual stream).
-    private func runMoE(_ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, chunks: [Range<Int>],
-                        output y: Buffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void, addOutput: (Range<Int>) -> Void) {
+    private func runMoE(
+        _ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, chunks: [Range<Int>],
+        output y: Buffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void, addOutput: (Range<Int>) -> Void
+    ) {
         let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
         let routing = RouterActivations(tokens: T, experts: n, topK: k)
         withPointers([w.router] + (w.correctionBias.map { [$0] } ?? [])) { rp in
             Router.route(input: h.pointer, hidden: d, router: rp[0], bias: rp.count > 1 ? rp[1] : nil, spec: spec.router, into: routing)
         }
-        onMoELayer(MoELayerRouting(layer: l, tokens: T, experts: n, topK: k, hidden: d,
-                                   input: Tensor(shape: [T, d], storage: h.array),
-                                   logits: Tensor(shape: [T, n], storage: routing.logits.array),
-                                   scores: Tensor(shape: [T, n], storage: routing.scores.array),
-                                   scoring: spec.router.scoring,
-                                   topExperts: Array(UnsafeBufferPointer(start: routing.topExperts, count: T * k)),
-                                   topWeights: routing.topWeights.array, weights: w))
+        onMoELayer(
+            MoELayerRouting(
+                layer: l, tokens: T, experts: n, topK: k, hidden: d,
+                input: Tensor(shape: [T, d], storage: h.array),
+                logits: Tensor(shape: [T, n], storage: routing.logits.array),
+                scores: Tensor(shape: [T, n], storage: routing.scores.array),
+                scoring: spec.router.scoring,
+                topExperts: Array(UnsafeBufferPointer(start: routing.topExperts, count: T * k)),
+                topWeights: routing.topWeights.array, weights: w))
         for rows in chunks {
             let r0 = rows.lowerBound, m = rows.count, hin = h.pointer + r0 * d
             withPointers([w.gate, w.up, w.down]) { ep in
-                RoutedExperts.forward(input: hin, tokens: m, hidden: d, intermediate: D, experts: n, topK: k,
-                                      topExperts: routing.topExperts + r0 * k, topWeights: routing.topWeights.pointer + r0 * k,
-                                      gate: ep[0], up: ep[1], down: ep[2], output: y.pointer, scratch: scratch)
+                RoutedExperts.forward(
+                    input: hin, tokens: m, hidden: d, intermediate: D, experts: n, topK: k,
+                    topExperts: routing.topExperts + r0 * k, topWeights: routing.topWeights.pointer + r0 * k,
+                    gate: ep[0], up: ep[1], down: ep[2], output: y.pointer, scratch: scratch)
             }
             if let s = w.shared {
                 let sh = scratch(.shared, m * d)
                 withPointers([s.gate, s.up, s.down]) { sp in
-                    FeedForward.swiglu(input: hin, rows: m, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2],
-                                       output: sh, scratch: scratch)
+                    FeedForward.swiglu(
+                        input: hin, rows: m, hidden: d, intermediate: s.intermediate, gate: sp[0], up: sp[1], down: sp[2],
+                        output: sh, scratch: scratch)
                 }
                 if let g = w.sharedGate {
                     // Qwen2-MoE: routed + sigmoid(x . w) * shared

@@ -62,4 +62,3 @@ func describe(_ e: DecodingError) -> String {
     @unknown default: return "\(e)"
     }
 }
-

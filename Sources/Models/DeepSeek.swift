@@ -80,34 +80,41 @@ struct DeepseekConfiguration: FamilyConfig {
         try requireSiLU(hiddenAct, source: source)
         let ropeSpec = try rope.spec(dim: ropeDim, interleaved: version == 2 || ropeInterleave, source: source)
         guard sharedExperts >= 0 else { throw .config(file: source, reason: "n_shared_experts must not be negative") }
-        let attention = LatentAttentionSpec(heads: heads, queryRank: queryRank, keyValueRank: keyValueRank, noPositionDim: noPositionDim,
-                                            ropeDim: ropeDim, valueDim: valueDim, bias: attentionBias, softmaxMScale: rope.latentSoftmaxMScale)
+        let attention = LatentAttentionSpec(
+            heads: heads, queryRank: queryRank, keyValueRank: keyValueRank, noPositionDim: noPositionDim,
+            ropeDim: ropeDim, valueDim: valueDim, bias: attentionBias, softmaxMScale: rope.latentSoftmaxMScale)
         let selection: RouterSpec.Selection
         let router: RouterSpec
         if version == 2 {
             switch topKMethod {
             case "greedy": selection = .plain
             case "group_limited_greedy":
-                guard let g = groups, let tg = topGroups else { throw .config(file: source, reason: "topk_method group_limited_greedy needs n_group and topk_group") }
+                guard let g = groups, let tg = topGroups else {
+                    throw .config(file: source, reason: "topk_method group_limited_greedy needs n_group and topk_group")
+                }
                 selection = .groupLimited(groups: g, topGroups: tg, sumOfTopTwo: false)
             default: throw .unsupported(file: source, reason: "topk_method '\(topKMethod)' is not supported (greedy, group_limited_greedy)")
             }
-            router = RouterSpec(scoring: .softmax, topK: topK, selection: selection, correctionBias: false,
-                                normalizeTopK: false, normalizationEpsilon: 0, scalingFactor: Float(scalingFactor))
+            router = RouterSpec(
+                scoring: .softmax, topK: topK, selection: selection, correctionBias: false,
+                normalizeTopK: false, normalizationEpsilon: 0, scalingFactor: Float(scalingFactor))
         } else {
             let g = groups ?? 1, tg = topGroups ?? g
             selection = g <= 1 ? .plain : .groupLimited(groups: g, topGroups: tg, sumOfTopTwo: true)
-            router = RouterSpec(scoring: .sigmoid, topK: topK, selection: selection, correctionBias: true,
-                                normalizeTopK: normalizeTopK, normalizationEpsilon: 1e-20, scalingFactor: Float(scalingFactor))
+            router = RouterSpec(
+                scoring: .sigmoid, topK: topK, selection: selection, correctionBias: true,
+                normalizeTopK: normalizeTopK, normalizationEpsilon: 1e-20, scalingFactor: Float(scalingFactor))
         }
-        let moe = MoESpec(experts: experts, intermediate: moeIntermediateSize, router: router,
-                          sharedIntermediate: sharedExperts > 0 ? moeIntermediateSize * sharedExperts : nil, sharedExpertGate: false)
+        let moe = MoESpec(
+            experts: experts, intermediate: moeIntermediateSize, router: router,
+            sharedIntermediate: sharedExperts > 0 ? moeIntermediateSize * sharedExperts : nil, sharedExpertGate: false)
         let L = max(0, layerCount)
         let ffn: [FeedForwardSpec] = (0..<L).map { $0 >= firstDenseLayers ? .moe(moe) : .dense(intermediate: intermediateSize) }
-        var arch = Architecture(family: version == 2 ? "deepseek_v2" : "deepseek_v3", vocabularySize: vocabularySize, hiddenSize: hiddenSize,
-                            layerCount: layerCount, rmsNormEpsilon: Float(rmsNormEpsilon), attention: .latent(attention),
-                            rope: ropeSpec,
-                            feedForward: ffn, slidingWindow: Array(repeating: nil, count: L), tieWordEmbeddings: tieWordEmbeddings)
+        var arch = Architecture(
+            family: version == 2 ? "deepseek_v2" : "deepseek_v3", vocabularySize: vocabularySize, hiddenSize: hiddenSize,
+            layerCount: layerCount, rmsNormEpsilon: Float(rmsNormEpsilon), attention: .latent(attention),
+            rope: ropeSpec,
+            feedForward: ffn, slidingWindow: Array(repeating: nil, count: L), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         return arch
     }

@@ -43,19 +43,24 @@ struct FlexOlmoConfiguration: FamilyConfig {
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {
-        guard heads > 0, hiddenSize % heads == 0 else { throw .config(file: source, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(heads)") }
+        guard heads > 0, hiddenSize % heads == 0 else {
+            throw .config(file: source, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(heads)")
+        }
         try requireSiLU(hiddenAct, source: source)
         let headDim = hiddenSize / heads
         let ropeSpec = try rope.spec(dim: headDim, interleaved: false, source: source)
-        let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: headDim, qkvBias: attentionBias,
-                                              outputBias: attentionBias, qkNorm: .wholeProjection, clip: nil)
-        let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-                                normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
+        let attention = StandardAttentionSpec(
+            heads: heads, keyValueHeads: keyValueHeads, headDim: headDim, qkvBias: attentionBias,
+            outputBias: attentionBias, qkNorm: .wholeProjection, clip: nil)
+        let router = RouterSpec(
+            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
+            normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
         let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        var arch = Architecture(family: "flex_olmo", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-                                rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention), rope: ropeSpec,
-                                feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
-                                slidingWindow: Array(repeating: nil, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
+        var arch = Architecture(
+            family: "flex_olmo", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention), rope: ropeSpec,
+            feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
+            slidingWindow: Array(repeating: nil, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         arch.normPlacement = .afterSublayer
         return arch

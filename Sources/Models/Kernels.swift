@@ -92,8 +92,9 @@ final class ProductCache: @unchecked Sendable {
         defer { lock.unlock() }
         if let p = products[key] { return p }
         guard products.count < 4096 else { return nil }  // unbounded shapes: fall back to OpenBLAS
-        let p = ThreadProduct(m: key.m, n: key.n, k: key.k, transA: key.transA, transB: key.transB, lda: key.lda, ldb: key.ldb, ldc: key.ldc,
-                              alpha: key.alpha, beta: key.beta)
+        let p = ThreadProduct(
+            m: key.m, n: key.n, k: key.k, transA: key.transA, transB: key.transB, lda: key.lda, ldb: key.ldb, ldc: key.ldc,
+            alpha: key.alpha, beta: key.beta)
         products[key] = p
         return p
     }
@@ -151,11 +152,16 @@ enum ParallelGEMM {
     }
 
     /// `C = alpha op(A) op(B) + beta C` in shape-determined blocks run concurrently.
-    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        batch([Call(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                    beta: beta, c: c, ldc: ldc)])
+    static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        batch([
+            Call(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+        ])
     }
 
     /// Independent products (no call writes what another reads or writes), all blocks in one pass.

@@ -44,16 +44,19 @@ struct MixtralConfiguration: FamilyConfig {
         try requireSiLU(hiddenAct, source: source)
         let hd = headDim ?? hiddenSize / heads
         let ropeSpec = try rope.spec(dim: hd, interleaved: false, source: source)
-        let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: false,
-                                              outputBias: false, qkNorm: .none, clip: nil)
-        let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-                                normalizeTopK: true, normalizationEpsilon: 0, scalingFactor: 1)
+        let attention = StandardAttentionSpec(
+            heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: false,
+            outputBias: false, qkNorm: .none, clip: nil)
+        let router = RouterSpec(
+            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
+            normalizeTopK: true, normalizationEpsilon: 0, scalingFactor: 1)
         let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        var arch = Architecture(family: "mixtral", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-                            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-                            rope: ropeSpec,
-                            feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
-                            slidingWindow: Array(repeating: slidingWindow, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
+        var arch = Architecture(
+            family: "mixtral", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
+            rope: ropeSpec,
+            feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
+            slidingWindow: Array(repeating: slidingWindow, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         return arch
     }

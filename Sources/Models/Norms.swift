@@ -4,8 +4,10 @@ import Foundation
 /// `y = w * (x / sqrt(mean(x^2) + eps))` per row, in Float32.
 enum RMSNorm {
     /// Normalises `rows` rows of `dim` elements (row strides `xStride`, `yStride`); `y` may alias `x`.
-    static func forward(x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
-                        eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int) {
+    static func forward(
+        x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
+        eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int
+    ) {
         let xs = SharedPointer(x), ys = SharedPointer(y), w = SharedPointer(weight)
         Parallel.forRows(rows, rowCost: dim) { _, range in
             for t in range {
@@ -46,8 +48,10 @@ struct RotaryTable: Sendable {
 
     /// Rotates, in place, `heads` heads of every row: head h's rotated dimensions start at
     /// `x + t * rowStride + h * headStride + offset`. Row t has position `t % sequenceLength`.
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, headStride: Int, offset: Int,
-               sequenceLength: Int, interleaved: Bool) {
+    func apply(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, headStride: Int, offset: Int,
+        sequenceLength: Int, interleaved: Bool
+    ) {
         let xs = SharedPointer(x), h = half
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in

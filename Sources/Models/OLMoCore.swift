@@ -32,8 +32,10 @@ enum OLMoCoreModel {
         let attention = block?["sequence_mixer"] ?? block?["attention"]
         if let s = attention?["rope"]?["scaling"], s != .null { throw no("RoPE scaling (rope.scaling)") }
         var eps: [Double] = []
-        for (what, norm) in [("block.layer_norm", block?["layer_norm"]), ("attention qk_norm", attention?["qk_norm"]),
-                             ("lm_head.layer_norm", c.model["lm_head"]?["layer_norm"])] {
+        for (what, norm) in [
+            ("block.layer_norm", block?["layer_norm"]), ("attention qk_norm", attention?["qk_norm"]),
+            ("lm_head.layer_norm", c.model["lm_head"]?["layer_norm"]),
+        ] {
             guard let norm, norm != .null else { continue }
             if norm["bias"]?.boolValue == true { throw no("\(what) with a bias") }
             if let n = norm["name"]?.stringValue, n != "rms" { throw no("\(what) '\(n)'") }

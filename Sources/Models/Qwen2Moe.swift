@@ -66,27 +66,33 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         try requireSiLU(hiddenAct, source: source)
         let hd = headDim ?? hiddenSize / heads
         let ropeSpec = try rope.spec(dim: hd, interleaved: false, source: source)
-        let attention = StandardAttentionSpec(heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: qkvBias,
-                                              outputBias: false, qkNorm: .none, clip: nil)
-        let router = RouterSpec(scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-                                normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
-        let moe = MoESpec(experts: experts, intermediate: moeIntermediateSize, router: router,
-                          sharedIntermediate: sharedIntermediateSize, sharedExpertGate: true)
+        let attention = StandardAttentionSpec(
+            heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: qkvBias,
+            outputBias: false, qkNorm: .none, clip: nil)
+        let router = RouterSpec(
+            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
+            normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
+        let moe = MoESpec(
+            experts: experts, intermediate: moeIntermediateSize, router: router,
+            sharedIntermediate: sharedIntermediateSize, sharedExpertGate: true)
         let L = max(0, layerCount)
         let ffn: [FeedForwardSpec] = (0..<L).map { l in
             !mlpOnlyLayers.contains(l) && experts > 0 && (l + 1) % decoderSparseStep == 0 ? .moe(moe) : .dense(intermediate: intermediateSize)
         }
         // transformers: sliding_window applies only with use_sliding_window, on "sliding_attention" layers
         let window = useSlidingWindow ? slidingWindow.flatMap { $0 > 0 ? $0 : nil } : nil
-        let types = layerTypes ?? (0..<L).map { i in
-            (i + 1) % 2 == 1 && i < maxWindowLayers && useSlidingWindow ? "sliding_attention" : "full_attention"
-        }
+        let types =
+            layerTypes
+            ?? (0..<L).map { i in
+                (i + 1) % 2 == 1 && i < maxWindowLayers && useSlidingWindow ? "sliding_attention" : "full_attention"
+            }
         guard types.count == L else { throw .config(file: source, reason: "layer_types has \(types.count) entries for \(L) layers") }
         let windows: [Int?] = types.map { $0 == "sliding_attention" ? window : nil }
-        var arch = Architecture(family: "qwen2_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-                            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-                            rope: ropeSpec,
-                            feedForward: ffn, slidingWindow: windows, tieWordEmbeddings: tieWordEmbeddings)
+        var arch = Architecture(
+            family: "qwen2_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
+            rope: ropeSpec,
+            feedForward: ffn, slidingWindow: windows, tieWordEmbeddings: tieWordEmbeddings)
         arch.declaredDType = dtype
         return arch
     }

@@ -144,8 +144,11 @@ public struct RopeParameters: Sendable, Equatable {
                 case "truncate": truncate = try p.decodeNil(forKey: key) ? false : p.decode(Bool.self, forKey: key)  // Python: null is falsy
                 default:
                     if try p.decodeNil(forKey: key) { continue }
-                    if let v = try? p.decode(Double.self, forKey: key) { numbers[key.stringValue] = v }
-                    else if (try? p.nestedContainer(keyedBy: ConfigKey.self, forKey: key)) != nil { nested = true }
+                    if let v = try? p.decode(Double.self, forKey: key) {
+                        numbers[key.stringValue] = v
+                    } else if (try? p.nestedContainer(keyedBy: ConfigKey.self, forKey: key)) != nil {
+                        nested = true
+                    }
                 }
             }
         }
@@ -205,7 +208,9 @@ public struct RopeParameters: Sendable, Equatable {
             }
             let fast = number("beta_fast").flatMap { $0 == 0 ? nil : $0 } ?? 32
             let slow = number("beta_slow").flatMap { $0 == 0 ? nil : $0 } ?? 1
-            guard let a = attention, a.isFinite, fast.isFinite, slow.isFinite, fast > 0, slow > 0 else { throw fail("attention_factor, beta_fast and beta_slow must be finite and the betas positive") }
+            guard let a = attention, a.isFinite, fast.isFinite, slow.isFinite, fast > 0, slow > 0 else {
+                throw fail("attention_factor, beta_fast and beta_slow must be finite and the betas positive")
+            }
             scaling = .yarn(factor: factor, originalMaxPositions: o, betaFast: fast, betaSlow: slow, truncate: truncate ?? true, attentionFactor: a)
         case "llama3":
             let low = try positive("low_freq_factor", number("low_freq_factor")), high = try positive("high_freq_factor", number("high_freq_factor"))
@@ -213,7 +218,9 @@ public struct RopeParameters: Sendable, Equatable {
             scaling = .llama3(factor: try positive("factor", number("factor")), lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: try original())
         case "longrope":
             guard let s = shortFactor, let l = longFactor else { throw fail("'short_factor' and 'long_factor' are required") }
-            guard s.count == dim / 2, l.count == dim / 2 else { throw fail("short_factor and long_factor need \(dim / 2) values each (got \(s.count), \(l.count))") }
+            guard s.count == dim / 2, l.count == dim / 2 else {
+                throw fail("short_factor and long_factor need \(dim / 2) values each (got \(s.count), \(l.count))")
+            }
             guard (s + l).allSatisfy({ $0 > 0 && $0.isFinite }) else { throw fail("short_factor and long_factor must be positive numbers") }
             let o = try original()
             let factor = try number("factor").map { v throws(ModelsError) in try positive("factor", v) } ?? Double(maxPositions) / Double(o)

@@ -28,8 +28,10 @@ final class RouterActivations: @unchecked Sendable {
 /// The router of a sparse MoE block (transformers' `*TopKRouter`): logits, scores, top-k.
 enum Router {
     /// Routes `input` [T, d] with `router` [n, d] (and the correction bias [n] when the spec uses one).
-    static func route(input h: UnsafePointer<Float>, hidden d: Int, router: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                      spec: RouterSpec, into a: RouterActivations) {
+    static func route(
+        input h: UnsafePointer<Float>, hidden d: Int, router: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        spec: RouterSpec, into a: RouterActivations
+    ) {
         let T = a.tokens, n = a.experts, k = a.topK
         ParallelGEMM.gemm(transB: true, m: T, n: n, k: d, a: h, lda: d, b: router, ldb: d, c: a.logits.pointer, ldc: n)
         let lg = SharedPointer(a.logits.pointer), sc = SharedPointer(a.scores.pointer)
@@ -100,9 +102,11 @@ enum Router {
 /// SwiGLU feed-forward `W_down (SiLU(W_gate x) * W_up x)` over T rows, through scratch sized on demand.
 enum FeedForward {
     /// `output` [T, d] (overwritten, or added to with `accumulate`) = MLP(`input` [T, d]).
-    static func swiglu(input x: UnsafePointer<Float>, rows T: Int, hidden d: Int, intermediate D: Int,
-                       gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
-                       output: UnsafeMutablePointer<Float>, accumulate: Bool = false, scratch S: Scratch) {
+    static func swiglu(
+        input x: UnsafePointer<Float>, rows T: Int, hidden d: Int, intermediate D: Int,
+        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, accumulate: Bool = false, scratch S: Scratch
+    ) {
         let g = S(.feedForwardGate, T * D), u = S(.feedForwardUp, T * D)
         ParallelGEMM.batch([
             .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: gate, ldb: d, c: g, ldc: D),
@@ -112,8 +116,9 @@ enum FeedForward {
         Parallel.forRows(T, rowCost: D) { _, range in
             for t in range { VectorMath.swiglu(gate: gp.p + t * D, up: up2.p + t * D, out: gp.p + t * D, count: D) }
         }
-        ParallelGEMM.gemm(transB: true, m: T, n: d, k: D, a: g, lda: D, b: down, ldb: D,
-                          beta: accumulate ? 1 : 0, c: output, ldc: d)
+        ParallelGEMM.gemm(
+            transB: true, m: T, n: d, k: D, a: g, lda: D, b: down, ldb: D,
+            beta: accumulate ? 1 : 0, c: output, ldc: d)
     }
 }
 
@@ -128,10 +133,12 @@ enum RoutedExperts {
 
     /// `output` [T, d] = sum of the routed experts' weighted outputs for `input` [T, d], the
     /// tokens' choices in `topExperts` / `topWeights` [T, k].
-    static func forward(input x: UnsafePointer<Float>, tokens T: Int, hidden d: Int, intermediate D: Int, experts n: Int, topK k: Int,
-                        topExperts: UnsafePointer<Int32>, topWeights: UnsafePointer<Float>,
-                        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
-                        output: UnsafeMutablePointer<Float>, scratch S: Scratch) {
+    static func forward(
+        input x: UnsafePointer<Float>, tokens T: Int, hidden d: Int, intermediate D: Int, experts n: Int, topK k: Int,
+        topExperts: UnsafePointer<Int32>, topWeights: UnsafePointer<Float>,
+        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, down: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, scratch S: Scratch
+    ) {
         // rows of expert e: tokens ascending
         var start = [Int](repeating: 0, count: n + 1)
         for i in 0..<(T * k) { start[Int(topExperts[i]) + 1] += 1 }
@@ -167,10 +174,14 @@ enum RoutedExperts {
                 var calls: [ParallelGEMM.Call] = []
                 for e in e0..<e1 where start[e + 1] > start[e] {
                     let m = start[e + 1] - start[e], off = start[e] - r0
-                    calls.append(.init(transB: true, m: m, n: D, k: d, a: xg + off * d, lda: d, b: gate + e * D * d, ldb: d,
-                                       c: gu + off * 2 * D, ldc: 2 * D))
-                    calls.append(.init(transB: true, m: m, n: D, k: d, a: xg + off * d, lda: d, b: up + e * D * d, ldb: d,
-                                       c: gu + off * 2 * D + D, ldc: 2 * D))
+                    calls.append(
+                        .init(
+                            transB: true, m: m, n: D, k: d, a: xg + off * d, lda: d, b: gate + e * D * d, ldb: d,
+                            c: gu + off * 2 * D, ldc: 2 * D))
+                    calls.append(
+                        .init(
+                            transB: true, m: m, n: D, k: d, a: xg + off * d, lda: d, b: up + e * D * d, ldb: d,
+                            c: gu + off * 2 * D + D, ldc: 2 * D))
                 }
                 ParallelGEMM.batch(calls)
                 let g = SharedPointer(gu)
@@ -180,8 +191,10 @@ enum RoutedExperts {
                 calls = []
                 for e in e0..<e1 where start[e + 1] > start[e] {
                     let m = start[e + 1] - start[e], off = start[e] - r0
-                    calls.append(.init(transB: true, m: m, n: d, k: D, a: gu + off * 2 * D, lda: 2 * D, b: down + e * d * D, ldb: D,
-                                       c: y + off * d, ldc: d))
+                    calls.append(
+                        .init(
+                            transB: true, m: m, n: d, k: D, a: gu + off * 2 * D, lda: 2 * D, b: down + e * d * D, ldb: D,
+                            c: y + off * d, ldc: d))
                 }
                 ParallelGEMM.batch(calls)
                 // add weight * y to each token, experts in ascending order (a token meets each expert once)

@@ -129,11 +129,17 @@ public struct MoEWeights: Sendable {
         let r = WeightReader(checkpoint: model.checkpoint)
         let file = model.checkpoint.path
         guard layer.expertCount == m.experts, layer.hiddenSize == d, layer.intermediateSize == m.intermediate else {
-            throw .weights(file: file, reason: "layer \(layer.index): the checkpoint holds \(layer.expertCount) experts of [\(layer.intermediateSize), \(layer.hiddenSize)], the config says \(m.experts) of [\(m.intermediate), \(d)]")
+            throw .weights(
+                file: file,
+                reason:
+                    "layer \(layer.index): the checkpoint holds \(layer.expertCount) experts of [\(layer.intermediateSize), \(layer.hiddenSize)], the config says \(m.experts) of [\(m.intermediate), \(d)]"
+            )
         }
         router = try r.read(layer.router, [m.experts, d], flatAllowed: true)
         if m.router.correctionBias {
-            guard let b = layer.scoreCorrectionBias else { throw .weights(file: file, reason: "layer \(layer.index): the router's e_score_correction_bias is missing") }
+            guard let b = layer.scoreCorrectionBias else {
+                throw .weights(file: file, reason: "layer \(layer.index): the router's e_score_correction_bias is missing")
+            }
             correctionBias = try r.read(b, [m.experts])
         }
         func load(_ p: Projection) throws(CheckpointError) -> Tensor {

@@ -168,9 +168,11 @@ public final class Axes {
     ///   - style: the dash pattern.
     ///   - band: a shaded band `lower[i]...upper[i]` around the line (for example min-max), or nil.
     /// - Throws: `PlotError.invalidData` when the lengths differ.
-    public func plot(x: [Double], y: [Double], label: String? = nil, color: RGBColor? = nil,
-                     marker: MarkerShape = .none, style: LineStyle = .solid,
-                     band: (lower: [Double], upper: [Double])? = nil) throws(PlotError) {
+    public func plot(
+        x: [Double], y: [Double], label: String? = nil, color: RGBColor? = nil,
+        marker: MarkerShape = .none, style: LineStyle = .solid,
+        band: (lower: [Double], upper: [Double])? = nil
+    ) throws(PlotError) {
         var s = LineSeries(x: x, y: y, label: label, color: color)
         s.marker = marker
         s.style = style
@@ -194,16 +196,19 @@ public final class Axes {
     ///   - label: the legend label of a category (nil: no legend entries).
     ///   - size: marker size in points; `opacity` fill opacity 0...1.
     /// - Throws: `PlotError.invalidData` when the lengths differ.
-    public func scatter(x: [Double], y: [Double], categories: [Int], label: ((Int) -> String)? = nil,
-                        size: Double = 4, opacity: Double = 0.8) throws(PlotError) {
+    public func scatter(
+        x: [Double], y: [Double], categories: [Int], label: ((Int) -> String)? = nil,
+        size: Double = 4, opacity: Double = 0.8
+    ) throws(PlotError) {
         try Self.check("categorical scatter", [("x values", x.count), ("y values", y.count), ("categories", categories.count)])
         var members: [Int: [Int]] = [:]
         for (i, c) in categories.enumerated() { members[c, default: []].append(i) }
         let many = members.count > 10
         for c in members.keys.sorted() {
             let idx = members[c] ?? []
-            var s = ScatterSeries(x: idx.map { x[$0] }, y: idx.map { y[$0] }, label: label?(c),
-                                  color: CategoricalPalette.color(c))
+            var s = ScatterSeries(
+                x: idx.map { x[$0] }, y: idx.map { y[$0] }, label: label?(c),
+                color: CategoricalPalette.color(c))
             s.size = size
             s.opacity = opacity
             s.marker = many ? MarkerShape.forCategory(c) : .circle
@@ -234,9 +239,11 @@ public final class Axes {
     ///   - annotation: numbers written in the cells, in black or white for contrast; nil for none.
     ///   - diagonalOutline: the colour of an outline around the cells `(i, i)`; nil for none.
     /// - Throws: `PlotError.invalidData` for an empty or ragged matrix or labels of the wrong count.
-    public func heatmap(_ values: [[Double]], scale: ColorScale, annotation: CellAnnotation? = nil,
-                        diagonalOutline: RGBColor? = nil, rowLabels: [String]? = nil,
-                        columnLabels: [String]? = nil) throws(PlotError) {
+    public func heatmap(
+        _ values: [[Double]], scale: ColorScale, annotation: CellAnnotation? = nil,
+        diagonalOutline: RGBColor? = nil, rowLabels: [String]? = nil,
+        columnLabels: [String]? = nil
+    ) throws(PlotError) {
         let columns = values.first?.count ?? 0
         guard columns > 0, columns <= 32_767, values.count <= 32_767 else {
             throw .invalidData(what: "heatmap", reason: "\(values.count) x \(columns) cells; need 1...32767 of each")
@@ -249,8 +256,11 @@ public final class Axes {
         x.categories = columnLabels ?? (0..<columns).map(String.init)
         y.categories = rowLabels ?? (0..<values.count).map(String.init)
         y.inverted = true
-        contents.append(.heatmap(Heatmap(values: values, scale: scale, annotation: annotation,
-                                         diagonalOutline: diagonalOutline)))
+        contents.append(
+            .heatmap(
+                Heatmap(
+                    values: values, scale: scale, annotation: annotation,
+                    diagonalOutline: diagonalOutline)))
     }
 
     /// Adds a straight line across the axes at a data value (a threshold, a reference level).
@@ -271,22 +281,31 @@ public final class Axes {
             switch content {
             case .line(let s):
                 guard let label = s.label else { continue }
-                entries.append(LegendEntry(label: label, swatch: .line(
-                    color: s.color ?? .ink, width: s.width, style: s.style, marker: s.marker,
-                    markerSize: s.markerSize, band: s.band == nil ? nil : s.bandOpacity)))
+                entries.append(
+                    LegendEntry(
+                        label: label,
+                        swatch: .line(
+                            color: s.color ?? .ink, width: s.width, style: s.style, marker: s.marker,
+                            markerSize: s.markerSize, band: s.band == nil ? nil : s.bandOpacity)))
             case .scatter(let s):
                 guard let label = s.label else { continue }
-                entries.append(LegendEntry(label: label, swatch: .marker(
-                    shape: s.marker, color: (s.color ?? .ink).withAlpha(max(s.opacity, 0.6)),
-                    size: max(s.size, 5), edge: s.edgeColor, edgeWidth: s.edgeWidth)))
+                entries.append(
+                    LegendEntry(
+                        label: label,
+                        swatch: .marker(
+                            shape: s.marker, color: (s.color ?? .ink).withAlpha(max(s.opacity, 0.6)),
+                            size: max(s.size, 5), edge: s.edgeColor, edgeWidth: s.edgeWidth)))
             case .bars(_, let series):
                 for s in series {
                     if let label = s.label { entries.append(LegendEntry(label: label, swatch: .patch(color: s.color ?? .ink))) }
                 }
             case .reference(let r):
                 guard let label = r.label else { continue }
-                entries.append(LegendEntry(label: label, swatch: .line(
-                    color: r.color, width: r.width, style: r.style, marker: .none, markerSize: 0, band: nil)))
+                entries.append(
+                    LegendEntry(
+                        label: label,
+                        swatch: .line(
+                            color: r.color, width: r.width, style: r.style, marker: .none, markerSize: 0, band: nil)))
             case .heatmap:
                 continue
             }

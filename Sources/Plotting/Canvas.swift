@@ -105,7 +105,7 @@ struct RichText: Equatable, Sendable {
             if c == "\\", let next = chars.first, "_^\\{}".contains(next) {
                 current.append(next)
                 chars.removeFirst()
-            } else if (c == "_" || c == "^"), let next = chars.first, shift == .none {
+            } else if c == "_" || c == "^", let next = chars.first, shift == .none {
                 flush()
                 shift = c == "_" ? .sub : .sup
                 if next == "{", let close = chars.firstIndex(of: "}") {
@@ -172,8 +172,9 @@ final class Canvas {
     // MARK: Text
 
     private func select(_ font: Font, scale: Double = 1) {
-        cairo_select_font_face(cr, Self.fontFamily, CAIRO_FONT_SLANT_NORMAL,
-                               font.bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL)
+        cairo_select_font_face(
+            cr, Self.fontFamily, CAIRO_FONT_SLANT_NORMAL,
+            font.bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL)
         cairo_set_font_size(cr, font.size * scale)
     }
 
@@ -237,8 +238,10 @@ final class Canvas {
     func corners(_ text: RichText, _ font: Font, at point: Point, anchor: TextAnchor, rotation: Double = 0) -> [Point] {
         let box = measure(text, font)
         let o = origin(box, font, anchor)
-        let local = [(o.x, o.y - box.ascent), (o.x + box.width, o.y - box.ascent),
-                     (o.x + box.width, o.y + box.descent), (o.x, o.y + box.descent)]
+        let local = [
+            (o.x, o.y - box.ascent), (o.x + box.width, o.y - box.ascent),
+            (o.x + box.width, o.y + box.descent), (o.x, o.y + box.descent),
+        ]
         let angle = -rotation * .pi / 180
         let (c, s) = (cos(angle), sin(angle))
         return local.map { Point(x: point.x + $0.0 * c - $0.1 * s, y: point.y + $0.0 * s + $0.1 * c) }
@@ -385,9 +388,10 @@ final class Canvas {
     /// cell a sharp-edged rectangle (nearest-neighbour scaling, no smoothing in PDF viewers).
     func paintCells(_ colors: [RGBColor], columns: Int, rows: Int, into frame: Rect) {
         guard columns > 0, rows > 0, colors.count == columns * rows,
-              let image: OpaquePointer = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(columns), Int32(rows)),
-              cairo_surface_status(image) == CAIRO_STATUS_SUCCESS,
-              let data = cairo_image_surface_get_data(image) else { return }
+            let image: OpaquePointer = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(columns), Int32(rows)),
+            cairo_surface_status(image) == CAIRO_STATUS_SUCCESS,
+            let data = cairo_image_surface_get_data(image)
+        else { return }
         defer { cairo_surface_destroy(image) }
         cairo_surface_flush(image)
         let stride = Int(cairo_image_surface_get_stride(image))
@@ -423,7 +427,8 @@ final class Canvas {
         let width = Int32(min(32_767, max(1, (frame.width * scale).rounded(.up))))
         let height = Int32(min(32_767, max(1, (frame.height * scale).rounded(.up))))
         guard let image: OpaquePointer = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height),
-              cairo_surface_status(image) == CAIRO_STATUS_SUCCESS else { return }
+            cairo_surface_status(image) == CAIRO_STATUS_SUCCESS
+        else { return }
         defer { cairo_surface_destroy(image) }
         do {
             let layer = Canvas(surface: image, scale: scale)
@@ -431,8 +436,9 @@ final class Canvas {
             body(layer)
         }
         cairo_surface_flush(image)
-        paintImage(image, into: Rect(x: frame.minX, y: frame.minY, width: Double(width) / scale, height: Double(height) / scale),
-                   filter: CAIRO_FILTER_GOOD)
+        paintImage(
+            image, into: Rect(x: frame.minX, y: frame.minY, width: Double(width) / scale, height: Double(height) / scale),
+            filter: CAIRO_FILTER_GOOD)
     }
 }
 

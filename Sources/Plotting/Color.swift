@@ -15,8 +15,9 @@ public struct RGBColor: Sendable, Hashable, CustomStringConvertible {
 
     /// A colour from a 24-bit `0xRRGGBB` code.
     public init(hex: UInt32, alpha: Double = 1) {
-        self.init(red: Double((hex >> 16) & 0xFF) / 255, green: Double((hex >> 8) & 0xFF) / 255,
-                  blue: Double(hex & 0xFF) / 255, alpha: alpha)
+        self.init(
+            red: Double((hex >> 16) & 0xFF) / 255, green: Double((hex >> 8) & 0xFF) / 255,
+            blue: Double(hex & 0xFF) / 255, alpha: alpha)
     }
 
     /// The same colour with opacity `alpha` (0...1).
@@ -26,8 +27,9 @@ public struct RGBColor: Sendable, Hashable, CustomStringConvertible {
 
     /// The colour mixed with white: `amount` 0 keeps it, 1 gives white.
     public func lightened(by amount: Double) -> RGBColor {
-        RGBColor(red: red + (1 - red) * amount, green: green + (1 - green) * amount,
-                 blue: blue + (1 - blue) * amount, alpha: alpha)
+        RGBColor(
+            red: red + (1 - red) * amount, green: green + (1 - green) * amount,
+            blue: blue + (1 - blue) * amount, alpha: alpha)
     }
 
     /// The colour mixed with black: `amount` 0 keeps it, 1 gives black.

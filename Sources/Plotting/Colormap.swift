@@ -25,8 +25,9 @@ public struct Colormap: Sendable {
         let i = min(Int(position), entries.count - 2)
         let f = position - Double(i)
         let a = entries[i], b = entries[i + 1]
-        return RGBColor(red: a.red + (b.red - a.red) * f, green: a.green + (b.green - a.green) * f,
-                        blue: a.blue + (b.blue - a.blue) * f, alpha: a.alpha + (b.alpha - a.alpha) * f)
+        return RGBColor(
+            red: a.red + (b.red - a.red) * f, green: a.green + (b.green - a.green) * f,
+            blue: a.blue + (b.blue - a.blue) * f, alpha: a.alpha + (b.alpha - a.alpha) * f)
     }
 
     /// The same map run from high to low (name suffixed `_r`, or the suffix removed).
@@ -55,9 +56,12 @@ public struct Colormap: Sendable {
     /// Diverging, blue (low) through near-white `#f7f7f7` (middle) to red (high): ColorBrewer's
     /// 11-class RdBu reversed, as matplotlib's `RdBu_r`. Pair it with a `ColorScale` symmetric about
     /// 0 (e.g. `ColorScale.symmetric(limit: 1)` for cosine similarity) so that 0 is the white middle.
-    public static let diverging = Colormap(name: "RdBu", entries: [
-        0x67001F, 0xB2182B, 0xD6604D, 0xF4A582, 0xFDDBC7, 0xF7F7F7, 0xD1E5F0, 0x92C5DE, 0x4393C3, 0x2166AC, 0x053061,
-    ].map { RGBColor(hex: $0) }).reversed()
+    public static let diverging = Colormap(
+        name: "RdBu",
+        entries: [
+            0x67001F, 0xB2182B, 0xD6604D, 0xF4A582, 0xFDDBC7, 0xF7F7F7, 0xD1E5F0, 0x92C5DE, 0x4393C3, 0x2166AC, 0x053061,
+        ].map { RGBColor(hex: $0) }
+    ).reversed()
 }
 
 /// A colour map together with the data range it spans: values map linearly from
@@ -82,8 +86,10 @@ public struct ColorScale: Sendable {
     }
 
     /// A scale spanning the finite values of `values` (min...max); `fallback` when there are none.
-    public static func fitting<S: Sequence<Double>>(_ values: S, colormap: Colormap = .viridis,
-                                                    fallback: ClosedRange<Double> = 0...1) -> ColorScale {
+    public static func fitting<S: Sequence<Double>>(
+        _ values: S, colormap: Colormap = .viridis,
+        fallback: ClosedRange<Double> = 0...1
+    ) -> ColorScale {
         ColorScale(colormap: colormap, range: finiteRange(values) ?? fallback)
     }
 

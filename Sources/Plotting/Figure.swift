@@ -120,8 +120,10 @@ public final class Figure {
 
     /// The encoded file contents of the figure in `format`, without writing anything.
     /// - Throws: `PlotError` (with `name` as the file name in messages).
-    public func encoded(as format: OutputFormat, provenance: [String: String] = [:],
-                        name: String = "figure") throws(PlotError) -> [UInt8] {
+    public func encoded(
+        as format: OutputFormat, provenance: [String: String] = [:],
+        name: String = "figure"
+    ) throws(PlotError) -> [UInt8] {
         try Output.encode(self, layout: layout(), format: format, provenance: provenance, file: name)
     }
 }

@@ -56,8 +56,9 @@ final class LayoutEngine {
         var texts: [PlacedText] = []
         var top = style.margin
         if let title = figure.title, !title.isEmpty {
-            let t = place(RichText(markup: title), Font(size: style.titleSize), role: .figureTitle,
-                          at: Point(x: width / 2, y: style.margin), anchor: TextAnchor(horizontal: .center, vertical: .top))
+            let t = place(
+                RichText(markup: title), Font(size: style.titleSize), role: .figureTitle,
+                at: Point(x: width / 2, y: style.margin), anchor: TextAnchor(horizontal: .center, vertical: .top))
             texts.append(t)
             top = t.frame.maxY + 6
         }
@@ -67,15 +68,17 @@ final class LayoutEngine {
         var figureColorbar: ColorbarLayout?, figureLegend: LegendLayout?, figureTexts: [PlacedText] = []
         let sharedEntries = figureLegendEntries()
         for _ in 0..<5 {
-            let area = Rect(x: style.margin, y: top, width: width - 2 * style.margin - reserved.right,
-                            height: height - style.margin - top - reserved.bottom)
+            let area = Rect(
+                x: style.margin, y: top, width: width - 2 * style.margin - reserved.right,
+                height: height - style.margin - top - reserved.bottom)
             let boxes = gridBoxes(insets, plans: plans, area: area)
             for i in plans.indices where plans[i].isVisible {
                 plans[i].box = boxes[i]
                 let d = decorate(&plans[i])
                 plans[i].decorated = d
-                insets[i] = Insets(left: max(0, boxes[i].minX - d.extent.minX), right: max(0, d.extent.maxX - boxes[i].maxX),
-                                   top: max(0, boxes[i].minY - d.extent.minY), bottom: max(0, d.extent.maxY - boxes[i].maxY))
+                insets[i] = Insets(
+                    left: max(0, boxes[i].minX - d.extent.minX), right: max(0, d.extent.maxX - boxes[i].maxX),
+                    top: max(0, boxes[i].minY - d.extent.minY), bottom: max(0, d.extent.maxY - boxes[i].maxY))
             }
             let decorated = plans.compactMap { $0.isVisible ? $0.decorated : nil }
             let gridExtent = decorated.map(\.extent).reduce(nil as Rect?) { $0?.union($1) ?? $1 } ?? area
@@ -86,8 +89,9 @@ final class LayoutEngine {
             figureLegend = nil
             var right = gridExtent.maxX
             if let bar = figure.colorbar, let scale = bar.scale ?? figure.axes.lazy.compactMap(\.heatmapScale).first {
-                let frame = Rect(x: right + Self.colorbarGap, y: framesTop, width: Self.colorbarWidth,
-                                 height: max(20, framesBottom - framesTop))
+                let frame = Rect(
+                    x: right + Self.colorbarGap, y: framesTop, width: Self.colorbarWidth,
+                    height: max(20, framesBottom - framesTop))
                 let (layout, t) = placeColorbar(label: bar.label, scale: scale, frame: frame)
                 figureColorbar = layout
                 figureTexts += t
@@ -119,16 +123,18 @@ final class LayoutEngine {
             texts += d.texts
             return AxesLayout(isVisible: true, frame: d.frame, x: d.x, y: d.y, colorbar: d.colorbar, legend: d.legend)
         }
-        return FigureLayout(width: width, height: height, dpi: figure.dpi, axes: axesLayouts,
-                            colorbar: figureColorbar, legend: figureLegend, texts: texts + figureTexts)
+        return FigureLayout(
+            width: width, height: height, dpi: figure.dpi, axes: axesLayouts,
+            colorbar: figureColorbar, legend: figureLegend, texts: texts + figureTexts)
     }
 
     /// The plans of all axes: visibility, limits (shared when asked), which tick labels show.
     private func makePlans() -> [AxesPlan] {
         var plans: [AxesPlan] = figure.axes.enumerated().map { i, ax in
             let (x, y) = dataLimits(ax)
-            return AxesPlan(axes: ax, row: i / figure.columns, column: i % figure.columns, isVisible: !ax.isEmpty,
-                            xLimits: x, yLimits: y)
+            return AxesPlan(
+                axes: ax, row: i / figure.columns, column: i % figure.columns, isVisible: !ax.isEmpty,
+                xLimits: x, yLimits: y)
         }
         let visible = plans.filter(\.isVisible)
         func union(_ ranges: [ClosedRange<Double>]) -> ClosedRange<Double>? {
@@ -187,10 +193,14 @@ final class LayoutEngine {
             }
         }
         func axes(_ minimumStride: Int) -> (AxisLayout, AxisLayout) {
-            (axisLayout(ax.x, limits: plan.xLimits, length: frame.width, horizontal: true,
-                        showsLabels: plan.showsXTickLabels && ax.x.showsTickLabels, minimumStride: minimumStride),
-             axisLayout(ax.y, limits: plan.yLimits, length: frame.height, horizontal: false,
-                        showsLabels: plan.showsYTickLabels && ax.y.showsTickLabels, minimumStride: minimumStride))
+            (
+                axisLayout(
+                    ax.x, limits: plan.xLimits, length: frame.width, horizontal: true,
+                    showsLabels: plan.showsXTickLabels && ax.x.showsTickLabels, minimumStride: minimumStride),
+                axisLayout(
+                    ax.y, limits: plan.yLimits, length: frame.height, horizontal: false,
+                    showsLabels: plan.showsYTickLabels && ax.y.showsTickLabels, minimumStride: minimumStride)
+            )
         }
         var (xAxis, yAxis) = axes(1)
         // The same categories on both axes (a square heatmap) are labelled alike.
@@ -210,35 +220,46 @@ final class LayoutEngine {
             let text = RichText(plain: label)
             switch xAxis.labelRotation {
             case 90:
-                d.texts.append(place(text, tickFont, role: .tickLabel, at: Point(x: px, y: y0),
-                                     anchor: TextAnchor(horizontal: .right, vertical: .middle), rotation: 90))
+                d.texts.append(
+                    place(
+                        text, tickFont, role: .tickLabel, at: Point(x: px, y: y0),
+                        anchor: TextAnchor(horizontal: .right, vertical: .middle), rotation: 90))
             case 45:
                 // The end of the label's middle line points at the tick; its top corner stays below y0.
-                d.texts.append(place(text, tickFont, role: .tickLabel, at: Point(x: px, y: y0 + 0.3 * tickFont.size),
-                                     anchor: TextAnchor(horizontal: .right, vertical: .middle), rotation: 45))
+                d.texts.append(
+                    place(
+                        text, tickFont, role: .tickLabel, at: Point(x: px, y: y0 + 0.3 * tickFont.size),
+                        anchor: TextAnchor(horizontal: .right, vertical: .middle), rotation: 45))
             default:
-                d.texts.append(place(text, tickFont, role: .tickLabel, at: Point(x: px, y: y0),
-                                     anchor: TextAnchor(horizontal: .center, vertical: .top)))
+                d.texts.append(
+                    place(
+                        text, tickFont, role: .tickLabel, at: Point(x: px, y: y0),
+                        anchor: TextAnchor(horizontal: .center, vertical: .top)))
             }
         }
         let xTicksBottom = d.texts.map(\.frame.maxY).reduce(frame.maxY + style.tickLength, max)
         if let label = ax.x.label, !label.isEmpty {
-            d.texts.append(place(RichText(markup: label), labelFont, role: .axisLabel, at: Point(x: frame.center.x, y: xTicksBottom + 4),
-                                 anchor: TextAnchor(horizontal: .center, vertical: .top)))
+            d.texts.append(
+                place(
+                    RichText(markup: label), labelFont, role: .axisLabel, at: Point(x: frame.center.x, y: xTicksBottom + 4),
+                    anchor: TextAnchor(horizontal: .center, vertical: .top)))
         }
 
         // y tick labels and label
         var yTicksLeft = frame.minX - style.tickLength
         for (v, label) in zip(yAxis.ticks, yAxis.labels) where !label.isEmpty {
             let py = probe.point(x: plan.xLimits.lowerBound, y: v).y
-            let t = place(RichText(plain: label), tickFont, role: .tickLabel, at: Point(x: frame.minX - tickOut, y: py),
-                          anchor: TextAnchor(horizontal: .right, vertical: .middle))
+            let t = place(
+                RichText(plain: label), tickFont, role: .tickLabel, at: Point(x: frame.minX - tickOut, y: py),
+                anchor: TextAnchor(horizontal: .right, vertical: .middle))
             yTicksLeft = min(yTicksLeft, t.frame.minX)
             d.texts.append(t)
         }
         if let label = ax.y.label, !label.isEmpty {
-            d.texts.append(place(RichText(markup: label), labelFont, role: .axisLabel, at: Point(x: yTicksLeft - 4, y: frame.center.y),
-                                 anchor: TextAnchor(horizontal: .center, vertical: .bottom), rotation: 90))
+            d.texts.append(
+                place(
+                    RichText(markup: label), labelFont, role: .axisLabel, at: Point(x: yTicksLeft - 4, y: frame.center.y),
+                    anchor: TextAnchor(horizontal: .center, vertical: .bottom), rotation: 90))
         }
 
         // title, shrunk (down to 8 pt) when wider than the box
@@ -247,8 +268,10 @@ final class LayoutEngine {
             var font = Font(size: style.axesTitleSize)
             let w = canvas.measure(rich, font).width
             if w > plan.box.width { font.size = max(min(8, style.axesTitleSize), font.size * plan.box.width / w) }
-            d.texts.append(place(rich, font, role: .axesTitle, at: Point(x: frame.center.x, y: frame.minY - 6),
-                                 anchor: TextAnchor(horizontal: .center, vertical: .bottom)))
+            d.texts.append(
+                place(
+                    rich, font, role: .axesTitle, at: Point(x: frame.center.x, y: frame.minY - 6),
+                    anchor: TextAnchor(horizontal: .center, vertical: .bottom)))
         }
 
         d.texts += annotations(ax, probe)
@@ -270,9 +293,12 @@ final class LayoutEngine {
             d.texts += t
         }
 
-        d.extent = d.texts.map(\.frame).reduce(frame.union(Rect(x: frame.minX - style.tickLength, y: frame.minY,
-                                                                 width: frame.width + style.tickLength,
-                                                                 height: frame.height + style.tickLength)), { $0.union($1) })
+        d.extent = d.texts.map(\.frame).reduce(
+            frame.union(
+                Rect(
+                    x: frame.minX - style.tickLength, y: frame.minY,
+                    width: frame.width + style.tickLength,
+                    height: frame.height + style.tickLength)), { $0.union($1) })
         if let l = d.legend { d.extent = d.extent.union(l.frame) }
         if let c = d.colorbar { d.extent = d.extent.union(c.frame) }
         return d
@@ -299,8 +325,10 @@ final class LayoutEngine {
                 for (j, v) in row.enumerated() where v.isFinite {
                     let p = layout.point(x: Double(j), y: Double(i))
                     guard layout.frame.contains(p) else { continue }
-                    texts.append(place(RichText(plain: strings[i][j]), Font(size: size), role: .cellAnnotation, at: p,
-                                       anchor: .center, color: h.scale.color(for: v).contrastingText))
+                    texts.append(
+                        place(
+                            RichText(plain: strings[i][j]), Font(size: size), role: .cellAnnotation, at: p,
+                            anchor: .center, color: h.scale.color(for: v).contrastingText))
                 }
             }
         }
@@ -350,16 +378,20 @@ final class LayoutEngine {
 
     /// Ticks and labels of one axis, `length` points long: categorical labels rotated or thinned
     /// when crowded, numeric ticks as many as fit without their labels touching.
-    private func axisLayout(_ o: AxisOptions, limits: ClosedRange<Double>, length: Double, horizontal: Bool,
-                            showsLabels: Bool, minimumStride: Int = 1) -> AxisLayout {
+    private func axisLayout(
+        _ o: AxisOptions, limits: ClosedRange<Double>, length: Double, horizontal: Bool,
+        showsLabels: Bool, minimumStride: Int = 1
+    ) -> AxisLayout {
         let font = Font(size: style.tickLabelSize)
         func make(_ ticks: [Double], _ labels: [String], rotation: Double = 0, scale: AxisScale = o.scale) -> AxisLayout {
-            AxisLayout(limits: limits, scale: scale, inverted: o.inverted, ticks: ticks,
-                       labels: showsLabels ? labels : ticks.map { _ in "" }, labelRotation: rotation)
+            AxisLayout(
+                limits: limits, scale: scale, inverted: o.inverted, ticks: ticks,
+                labels: showsLabels ? labels : ticks.map { _ in "" }, labelRotation: rotation)
         }
         if let categories = o.categories, !categories.isEmpty {
-            let (indices, rotation) = categoricalTicks(categories, limits: limits, length: length, horizontal: horizontal,
-                                                       minimumStride: minimumStride)
+            let (indices, rotation) = categoricalTicks(
+                categories, limits: limits, length: length, horizontal: horizontal,
+                minimumStride: minimumStride)
             return make(indices.map(Double.init), indices.map { categories[$0] }, rotation: rotation, scale: .linear)
         }
         let labelsFor: ([Double]) -> [String] = { ticks in
@@ -379,8 +411,9 @@ final class LayoutEngine {
             let sizes = labels.map { canvas.measure(RichText(plain: $0), font) }
             let crowded = zip(positions.indices, positions.indices.dropFirst()).contains { i, j in
                 let gap = abs(positions[j] - positions[i])
-                return horizontal ? gap < (sizes[i].width + sizes[j].width) / 2 + 0.8 * font.size
-                                  : gap < 1.15 * (sizes[i].ascent + sizes[i].descent)
+                return horizontal
+                    ? gap < (sizes[i].width + sizes[j].width) / 2 + 0.8 * font.size
+                    : gap < 1.15 * (sizes[i].ascent + sizes[i].descent)
             }
             if !crowded || count <= 2 {
                 var axis = probe
@@ -403,8 +436,10 @@ final class LayoutEngine {
     /// (k in 1, 2, 4, 8, ... when their count is a power of two, as expert counts are; otherwise
     /// 1, 2, 5, 10, ...). Text labels on x stay level when they fit, else turn 45 degrees (90
     /// when long), and only then are thinned.
-    private func categoricalTicks(_ categories: [String], limits: ClosedRange<Double>, length: Double,
-                                  horizontal: Bool, minimumStride: Int) -> ([Int], Double) {
+    private func categoricalTicks(
+        _ categories: [String], limits: ClosedRange<Double>, length: Double,
+        horizontal: Bool, minimumStride: Int
+    ) -> ([Int], Double) {
         let font = Font(size: style.tickLabelSize)
         let visible = categories.indices.filter { limits.contains(Double($0)) }
         guard !visible.isEmpty else { return ([], 0) }
@@ -461,16 +496,19 @@ final class LayoutEngine {
         var texts: [PlacedText] = []
         var labelsRight = frame.maxX + style.tickLength
         for (v, l) in zip(ticks, labels) {
-            let t = place(RichText(plain: l), font, role: .colorbarTickLabel,
-                          at: Point(x: frame.maxX + style.tickLength + 3, y: layout.y(of: v)),
-                          anchor: TextAnchor(horizontal: .left, vertical: .middle))
+            let t = place(
+                RichText(plain: l), font, role: .colorbarTickLabel,
+                at: Point(x: frame.maxX + style.tickLength + 3, y: layout.y(of: v)),
+                anchor: TextAnchor(horizontal: .left, vertical: .middle))
             labelsRight = max(labelsRight, t.frame.maxX)
             texts.append(t)
         }
         if !label.isEmpty {
-            texts.append(place(RichText(markup: label), Font(size: style.labelSize), role: .colorbarLabel,
-                               at: Point(x: labelsRight + 5, y: frame.center.y),
-                               anchor: TextAnchor(horizontal: .center, vertical: .top), rotation: 90))
+            texts.append(
+                place(
+                    RichText(markup: label), Font(size: style.labelSize), role: .colorbarLabel,
+                    at: Point(x: labelsRight + 5, y: frame.center.y),
+                    anchor: TextAnchor(horizontal: .center, vertical: .top), rotation: 90))
         }
         return (layout, texts)
     }
@@ -509,8 +547,10 @@ final class LayoutEngine {
         return legendSize(entries, columns: columns)
     }
 
-    private func placeLegend(_ entries: [LegendEntry], size: (width: Double, height: Double, columns: Int), at origin: Point,
-                             placement: LegendPlacement) -> (LegendLayout, [PlacedText]) {
+    private func placeLegend(
+        _ entries: [LegendEntry], size: (width: Double, height: Double, columns: Int), at origin: Point,
+        placement: LegendPlacement
+    ) -> (LegendLayout, [PlacedText]) {
         let rows = (entries.count + size.columns - 1) / size.columns
         let frame = Rect(x: origin.x, y: origin.y, width: size.width, height: size.height)
         var texts: [PlacedText] = []
@@ -522,9 +562,10 @@ final class LayoutEngine {
                 let i = c * rows + r
                 guard i < entries.count else { break }
                 let swatch = Rect(x: x, y: frame.minY + legendPad + Double(r) * legendRow, width: legendHandle, height: legendRow)
-                let t = place(RichText(markup: entries[i].label), legendFont, role: .legendLabel,
-                              at: Point(x: swatch.maxX + 0.6 * style.legendSize, y: swatch.center.y),
-                              anchor: TextAnchor(horizontal: .left, vertical: .middle))
+                let t = place(
+                    RichText(markup: entries[i].label), legendFont, role: .legendLabel,
+                    at: Point(x: swatch.maxX + 0.6 * style.legendSize, y: swatch.center.y),
+                    anchor: TextAnchor(horizontal: .left, vertical: .middle))
                 columnRight = max(columnRight, t.frame.maxX)
                 texts.append(t)
                 placed.append((entries[i], swatch))
@@ -536,8 +577,10 @@ final class LayoutEngine {
 
     /// An axes' own legend: at the asked corner, or (automatic) the first inside position that
     /// covers no data, or outside right when every inside position would cover some.
-    private func placeAxesLegend(_ entries: [LegendEntry], plan: inout AxesPlan, axes: AxesLayout,
-                                 outsideX: Double, belowY: Double) -> (LegendLayout, [PlacedText]) {
+    private func placeAxesLegend(
+        _ entries: [LegendEntry], plan: inout AxesPlan, axes: AxesLayout,
+        outsideX: Double, belowY: Double
+    ) -> (LegendLayout, [PlacedText]) {
         let frame = axes.frame
         let inside = legendSize(entries, columns: 1)
         let inset = 0.5 * style.legendSize
@@ -601,19 +644,24 @@ final class LayoutEngine {
                 }
             case .scatter(let s):
                 let r = s.size / 2
-                hits += zip(s.x, s.y).filter { x, y in
-                    let p = layout.point(x: x, y: y)
-                    return p.x >= grown.minX - r && p.x <= grown.maxX + r && p.y >= grown.minY - r && p.y <= grown.maxY + r
-                }.count
+                hits +=
+                    zip(s.x, s.y).filter { x, y in
+                        let p = layout.point(x: x, y: y)
+                        return p.x >= grown.minX - r && p.x <= grown.maxX + r && p.y >= grown.minY - r && p.y <= grown.maxY + r
+                    }.count
             case .bars(let categories, let series):
                 for rect in barRects(categories: categories, series: series, layout: layout).map(\.rect) where rect.intersects(grown) { hits += 1 }
             case .heatmap:
                 hits += 1000
             case .reference(let r):
-                let a = r.orientation == .horizontal ? layout.point(x: layout.x.limits.lowerBound, y: r.value)
-                                                     : layout.point(x: r.value, y: layout.y.limits.lowerBound)
-                let b = r.orientation == .horizontal ? layout.point(x: layout.x.limits.upperBound, y: r.value)
-                                                     : layout.point(x: r.value, y: layout.y.limits.upperBound)
+                let a =
+                    r.orientation == .horizontal
+                    ? layout.point(x: layout.x.limits.lowerBound, y: r.value)
+                    : layout.point(x: r.value, y: layout.y.limits.lowerBound)
+                let b =
+                    r.orientation == .horizontal
+                    ? layout.point(x: layout.x.limits.upperBound, y: r.value)
+                    : layout.point(x: r.value, y: layout.y.limits.upperBound)
                 if segment(a, b, crosses: grown) { hits += 1 }
             }
         }
@@ -622,10 +670,13 @@ final class LayoutEngine {
 
     // MARK: Text
 
-    func place(_ rich: RichText, _ font: Font, role: TextRole, at point: Point, anchor: TextAnchor,
-               rotation: Double = 0, color: RGBColor = .ink) -> PlacedText {
-        PlacedText(role: role, corners: canvas.corners(rich, font, at: point, anchor: anchor, rotation: rotation),
-                   rotation: rotation, rich: rich, font: font, point: point, anchor: anchor, color: color)
+    func place(
+        _ rich: RichText, _ font: Font, role: TextRole, at point: Point, anchor: TextAnchor,
+        rotation: Double = 0, color: RGBColor = .ink
+    ) -> PlacedText {
+        PlacedText(
+            role: role, corners: canvas.corners(rich, font, at: point, anchor: anchor, rotation: rotation),
+            rotation: rotation, rich: rich, font: font, point: point, anchor: anchor, color: color)
     }
 
     /// Legend entries of all axes with distinct labels, for a figure legend.

@@ -26,8 +26,10 @@ private let pngFlush: @convention(c) (png_structp?) -> Void = { _ in }
 
 /// Encoding a laid-out figure as PNG, PDF or SVG bytes, and writing files atomically.
 enum Output {
-    static func encode(_ figure: Figure, layout: FigureLayout, format: OutputFormat,
-                       provenance: [String: String], file: String) throws(PlotError) -> [UInt8] {
+    static func encode(
+        _ figure: Figure, layout: FigureLayout, format: OutputFormat,
+        provenance: [String: String], file: String
+    ) throws(PlotError) -> [UInt8] {
         switch format {
         case .png: return try png(figure, layout, provenance, file)
         case .pdf: return try vector(figure, layout, provenance, file, pdf: true)
@@ -36,8 +38,10 @@ enum Output {
     }
 
     /// Draws the figure on `surface` (`scale` device units per point); the Cairo failure, if any.
-    private static func draw(_ figure: Figure, _ layout: FigureLayout, on surface: OpaquePointer, scale: Double,
-                             vector: Bool) -> String? {
+    private static func draw(
+        _ figure: Figure, _ layout: FigureLayout, on surface: OpaquePointer, scale: Double,
+        vector: Bool
+    ) -> String? {
         let canvas = Canvas(surface: surface, scale: scale)
         Renderer(figure: figure, layout: layout, canvas: canvas, isVector: vector).draw()
         return canvas.failure
@@ -47,8 +51,10 @@ enum Output {
 
     /// Renders on a Cairo ARGB32 image surface at `dpi`, then encodes 8-bit RGB through libpng
     /// with a pHYs chunk (the resolution) and one text chunk per provenance record.
-    private static func png(_ figure: Figure, _ layout: FigureLayout, _ provenance: [String: String],
-                            _ file: String) throws(PlotError) -> [UInt8] {
+    private static func png(
+        _ figure: Figure, _ layout: FigureLayout, _ provenance: [String: String],
+        _ file: String
+    ) throws(PlotError) -> [UInt8] {
         var records = provenance
         if records["Title"] == nil, let title = figure.title, !title.isEmpty {
             records["Title"] = RichText(markup: title).plainText
@@ -59,7 +65,8 @@ enum Output {
             throw .renderFailed(file: file, reason: "\(width) x \(height) pixels is outside 1...32767 (lower the dpi)")
         }
         guard let surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, Int32(width), Int32(height)),
-              cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS else {
+            cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS
+        else {
             throw .renderFailed(file: file, reason: "cannot create a \(width) x \(height) image")
         }
         defer { cairo_surface_destroy(surface) }
@@ -95,8 +102,10 @@ enum Output {
 
     /// 8-bit RGB rows to PNG bytes. Values in printable ASCII go in tEXt chunks, others in
     /// uncompressed iTXt (UTF-8). All chunks precede the image data.
-    static func encodePNG(rgb: [UInt8], width: Int, height: Int, dpi: Double, text: [String: String],
-                          file: String) throws(PlotError) -> [UInt8] {
+    static func encodePNG(
+        rgb: [UInt8], width: Int, height: Int, dpi: Double, text: [String: String],
+        file: String
+    ) throws(PlotError) -> [UInt8] {
         var png: png_structp? = png_create_write_struct(PNG_LIBPNG_VER_STRING, nil, nil, nil)
         var info: png_infop? = png.flatMap { png_create_info_struct($0) }
         defer { png_destroy_write_struct(&png, &info) }
@@ -140,12 +149,16 @@ enum Output {
     // MARK: PDF and SVG
 
     /// Renders on a Cairo PDF or SVG surface (units: points) into memory.
-    private static func vector(_ figure: Figure, _ layout: FigureLayout, _ provenance: [String: String],
-                               _ file: String, pdf: Bool) throws(PlotError) -> [UInt8] {
+    private static func vector(
+        _ figure: Figure, _ layout: FigureLayout, _ provenance: [String: String],
+        _ file: String, pdf: Bool
+    ) throws(PlotError) -> [UInt8] {
         let sink = ByteSink()
         let closure = Unmanaged.passUnretained(sink).toOpaque()
-        let surface = pdf ? cairo_pdf_surface_create_for_stream(cairoWrite, closure, layout.width, layout.height)
-                          : cairo_svg_surface_create_for_stream(cairoWrite, closure, layout.width, layout.height)
+        let surface =
+            pdf
+            ? cairo_pdf_surface_create_for_stream(cairoWrite, closure, layout.width, layout.height)
+            : cairo_svg_surface_create_for_stream(cairoWrite, closure, layout.width, layout.height)
         guard let surface, cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS else {
             throw .renderFailed(file: file, reason: "cannot create a \(pdf ? "PDF" : "SVG") surface")
         }
@@ -171,11 +184,14 @@ enum Output {
     /// The SVG with a `<title>` (the figure title) and a `<desc>` (the provenance, one
     /// `key: value` line each) inserted as the first children of the root element; Cairo draws
     /// text as glyph outlines, so these are where the words can be found.
-    private static func svg(_ figure: Figure, _ layout: FigureLayout, _ provenance: [String: String],
-                            _ file: String) throws(PlotError) -> [UInt8] {
+    private static func svg(
+        _ figure: Figure, _ layout: FigureLayout, _ provenance: [String: String],
+        _ file: String
+    ) throws(PlotError) -> [UInt8] {
         let bytes = try vector(figure, layout, provenance, file, pdf: false)
         guard var text = String(validating: bytes, as: UTF8.self),
-              let open = text.range(of: "<svg"), let close = text[open.upperBound...].firstIndex(of: ">") else {
+            let open = text.range(of: "<svg"), let close = text[open.upperBound...].firstIndex(of: ">")
+        else {
             throw .renderFailed(file: file, reason: "Cairo wrote no SVG root element")
         }
         var head = ""

@@ -76,16 +76,19 @@ struct Renderer {
     private func drawHeatmap(_ h: Heatmap, _ al: AxesLayout) {
         let topLeft = al.point(x: -0.5, y: -0.5)
         let bottomRight = al.point(x: Double(h.columns) - 0.5, y: Double(h.rows) - 0.5)
-        let cells = Rect(x: min(topLeft.x, bottomRight.x), y: min(topLeft.y, bottomRight.y),
-                         width: abs(bottomRight.x - topLeft.x), height: abs(bottomRight.y - topLeft.y))
+        let cells = Rect(
+            x: min(topLeft.x, bottomRight.x), y: min(topLeft.y, bottomRight.y),
+            width: abs(bottomRight.x - topLeft.x), height: abs(bottomRight.y - topLeft.y))
         canvas.paintCells(h.values.flatMap { $0.map(h.scale.color(for:)) }, columns: h.columns, rows: h.rows, into: cells)
         guard let outline = h.diagonalOutline else { return }
         let cellWidth = cells.width / Double(h.columns), cellHeight = cells.height / Double(h.rows)
         let width = min(1.0, 0.12 * min(cellWidth, cellHeight))
         for i in 0..<min(h.rows, h.columns) {
             let c = al.point(x: Double(i), y: Double(i))
-            canvas.stroke(Rect(x: c.x - cellWidth / 2 + width / 2, y: c.y - cellHeight / 2 + width / 2,
-                               width: cellWidth - width, height: cellHeight - width), color: outline, width: width)
+            canvas.stroke(
+                Rect(
+                    x: c.x - cellWidth / 2 + width / 2, y: c.y - cellHeight / 2 + width / 2,
+                    width: cellWidth - width, height: cellHeight - width), color: outline, width: width)
         }
     }
 
@@ -118,8 +121,9 @@ struct Renderer {
         let fill = (s.color ?? .ink).withAlpha(s.opacity)
         let perPoint = s.pointColors.flatMap { $0.count == s.x.count ? $0 : nil }
         for (i, (x, y)) in zip(s.x, s.y).enumerated() where x.isFinite && y.isFinite {
-            canvas.marker(s.marker, at: al.point(x: x, y: y), size: s.size, fill: perPoint.map { $0[i].withAlpha(s.opacity) } ?? fill,
-                          edge: s.edgeColor, edgeWidth: s.edgeWidth)
+            canvas.marker(
+                s.marker, at: al.point(x: x, y: y), size: s.size, fill: perPoint.map { $0[i].withAlpha(s.opacity) } ?? fill,
+                edge: s.edgeColor, edgeWidth: s.edgeWidth)
         }
     }
 
@@ -187,8 +191,9 @@ struct Renderer {
                     canvas.fill(Rect(x: r.minX, y: c.y - 0.3 * r.height, width: r.width, height: 0.6 * r.height), color: color.withAlpha(band))
                 }
                 if width > 0 {
-                    canvas.line(from: Point(x: r.minX, y: c.y), to: Point(x: r.maxX, y: c.y), color: color, width: width,
-                                dash: lineStyle.dashes(width: width))
+                    canvas.line(
+                        from: Point(x: r.minX, y: c.y), to: Point(x: r.maxX, y: c.y), color: color, width: width,
+                        dash: lineStyle.dashes(width: width))
                 }
                 canvas.marker(marker, at: c, size: markerSize, fill: color, edge: .white, edgeWidth: 0.5)
             case .marker(let shape, let color, let size, let edge, let edgeWidth):

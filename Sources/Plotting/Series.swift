@@ -101,8 +101,10 @@ public struct ScatterSeries: Sendable {
     /// a larger marker with a black outline, drawn above all series with a lower `zOrder`.
     /// With empty `x` and `y` it is a legend entry only (say, a white star labelled "router row"
     /// when each highlighted point has its category's colour).
-    public static func highlighted(x: [Double], y: [Double], label: String?, color: RGBColor?,
-                                   marker: MarkerShape = .star, size: Double = 9) -> ScatterSeries {
+    public static func highlighted(
+        x: [Double], y: [Double], label: String?, color: RGBColor?,
+        marker: MarkerShape = .star, size: Double = 9
+    ) -> ScatterSeries {
         var s = ScatterSeries(x: x, y: y, label: label, color: color)
         s.marker = marker
         s.size = size
@@ -148,8 +150,10 @@ public struct ReferenceLine: Sendable {
     public var style: LineStyle = .dashed
 
     /// A line at `value` (data units).
-    public init(_ orientation: Orientation, at value: Double, label: String? = nil, color: RGBColor = .ink,
-                style: LineStyle = .dashed) {
+    public init(
+        _ orientation: Orientation, at value: Double, label: String? = nil, color: RGBColor = .ink,
+        style: LineStyle = .dashed
+    ) {
         self.orientation = orientation
         self.value = value
         self.label = label

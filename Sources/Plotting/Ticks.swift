@@ -62,7 +62,8 @@ public enum Ticks {
     /// enough to tell neighbours apart; scientific (`2.5×10⁻⁵`) for very small steps or values of a
     /// million and more. Negative numbers use the typographic minus sign U+2212.
     public static func labels(for ticks: [Double]) -> [String] {
-        let step = zip(ticks, ticks.dropFirst()).map { abs($1 - $0) }.filter { $0 > 0 }.min()
+        let step =
+            zip(ticks, ticks.dropFirst()).map { abs($1 - $0) }.filter { $0 > 0 }.min()
             ?? max(abs(ticks.first ?? 1), 1e-300)
         let largest = ticks.map(abs).max() ?? 0
         if largest >= 1e6 || (step < 1e-4 && largest > 0) {

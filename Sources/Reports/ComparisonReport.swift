@@ -80,8 +80,10 @@ public struct ComparisonReport {
     /// Writes the comparison of `items` into `folder`; with `by`, the items are already in order of their `value`.
     @discardableResult
     /// - Parameter routing: the items' routing on data, in the items' order (`compare --data`).
-    public func write(_ items: [ComparisonItem], options: CouplingOptions, by: String? = nil, routing: DataRouting? = nil,
-                      to folder: String) throws -> [ReportFigure] {
+    public func write(
+        _ items: [ComparisonItem], options: CouplingOptions, by: String? = nil, routing: DataRouting? = nil,
+        to folder: String
+    ) throws -> [ReportFigure] {
         let sink = try FigureSink(folder: folder, settings: settings)
         let labels = items.map(\.label)
         let pairs = items.map { (label: $0.label, numbers: $0.numbers) }

@@ -18,8 +18,12 @@ public enum CouplingFigures {
     /// Integer ticks at the layer indices when there are few of them (no "layer 0.5").
     static func layerAxis(_ ax: Axes, _ layers: [Int]) {
         ax.x.label = "layer"
-        if layers.count <= 16 { ax.x.ticks = layers.map(Double.init) }
-        else { let step = Double(((layers.count + 7) / 8)); ax.x.ticks = stride(from: Double(layers.first ?? 0), through: Double(layers.last ?? 0), by: step).map { $0 } }
+        if layers.count <= 16 {
+            ax.x.ticks = layers.map(Double.init)
+        } else {
+            let step = Double(((layers.count + 7) / 8));
+            ax.x.ticks = stride(from: Double(layers.first ?? 0), through: Double(layers.last ?? 0), by: step).map { $0 }
+        }
     }
 
     /// The activation matrix M of one layer: heatmap, diagonal outlined, colour bar.
@@ -72,9 +76,12 @@ public enum CouplingFigures {
         for (k, a) in first.erc.enumerated() {
             let pts = ok.compactMap { l in l.erc(at: a.alpha).map { (Double(l.layer), $0) } }
             let y = pts.map(\.1.loss), sd = pts.map(\.1.lossStd)
-            let band = sd.contains { $0.isFinite && $0 > 0 } ? (lower: zip(y, sd).map { max(0, $0 - ($1.isFinite ? $1 : 0)) }, upper: zip(y, sd).map { $0 + ($1.isFinite ? $1 : 0) }) : nil
-            try ax.plot(x: pts.map(\.0), y: y, label: String(format: "α = %g", a.alpha), color: CategoricalPalette.color(k),
-                        marker: SeriesFigures.markers[k % SeriesFigures.markers.count], band: band)
+            let band =
+                sd.contains { $0.isFinite && $0 > 0 }
+                ? (lower: zip(y, sd).map { max(0, $0 - ($1.isFinite ? $1 : 0)) }, upper: zip(y, sd).map { $0 + ($1.isFinite ? $1 : 0) }) : nil
+            try ax.plot(
+                x: pts.map(\.0), y: y, label: String(format: "α = %g", a.alpha), color: CategoricalPalette.color(k),
+                marker: SeriesFigures.markers[k % SeriesFigures.markers.count], band: band)
         }
         let banded = ok.contains { $0.erc.contains { $0.lossStd.isFinite && $0.lossStd > 0 } }
         ax.legend = first.erc.count > 1 || banded ? .best : .none
@@ -158,8 +165,9 @@ public enum CouplingFigures {
         layerAxis(ax, ok.map(\.layer))
         ax.y.label = "ε_i = min_j ‖R[i]−R[j]‖ / 2‖R[i]‖"
         let x = ok.map { Double($0.layer) }
-        try ax.plot(x: x, y: ok.map(\.epsMean), label: "mean over experts (band: min to max)", marker: .circle,
-                    band: (lower: ok.map(\.epsMin), upper: ok.map(\.epsMax)))
+        try ax.plot(
+            x: x, y: ok.map(\.epsMean), label: "mean over experts (band: min to max)", marker: .circle,
+            band: (lower: ok.map(\.epsMin), upper: ok.map(\.epsMax)))
         ax.legend = .best
         return f
     }

@@ -14,7 +14,8 @@ public enum CouplingTables {
 
     /// One row per checkpoint, MoE layer and alpha (`run` empty: every checkpoint is its own run's).
     public static func erc(_ results: [CheckpointCoupling], options: CouplingOptions, runs: [String]? = nil) -> Table {
-        erc(results.enumerated().map { k, c in CheckpointNumbers(c, run: runs.map { k < $0.count ? $0[k] : "" } ?? "", options: options) },
+        erc(
+            results.enumerated().map { k, c in CheckpointNumbers(c, run: runs.map { k < $0.count ? $0[k] : "" } ?? "", options: options) },
             alphas: options.alphas)
     }
 
@@ -32,11 +33,12 @@ public enum CouplingTables {
                     continue
                 }
                 for a in l.erc {
-                    t.rows.append(base + [
-                        .number(a.alpha), .number(a.loss), num(a.specialization), num(a.precision),
-                        num(l.epsMean), num(l.epsMin), num(l.epsMax), num(l.cosineMeanAbs),
-                        num(l.mDiagonalMean), num(l.mOffDiagonalMean), .number(l.couplingAlpha), num(a.lossStd),
-                    ] + tail)
+                    t.rows.append(
+                        base + [
+                            .number(a.alpha), .number(a.loss), num(a.specialization), num(a.precision),
+                            num(l.epsMean), num(l.epsMin), num(l.epsMax), num(l.cosineMeanAbs),
+                            num(l.mDiagonalMean), num(l.mOffDiagonalMean), .number(l.couplingAlpha), num(a.lossStd),
+                        ] + tail)
                 }
             }
         }
@@ -53,12 +55,16 @@ public enum CouplingTables {
         let runs = full.columns.firstIndex(of: "run").map { i in Set(full.rows.map { $0[i].rendered }) } ?? []
         var keep: [(String, String)] = []
         if runs.count > 1 { keep.append(("run", "run")) }
-        keep += [("checkpoint", "checkpoint"), ("step", "step"), ("layer", "layer"), ("n_experts", "n"),
-                 ("alpha", "alpha"), ("erc_loss", "erc_loss")]
+        keep += [
+            ("checkpoint", "checkpoint"), ("step", "step"), ("layer", "layer"), ("n_experts", "n"),
+            ("alpha", "alpha"), ("erc_loss", "erc_loss"),
+        ]
         if has("erc_loss_std", { $0 != .empty }) { keep.append(("erc_loss_std", "±std")) }
-        keep += [("erc_specialization", "spec"), ("erc_precision", "prec"), ("eps_mean", "eps_mean"),
-                 ("eps_min", "eps_min"), ("router_cos_mean_abs", "|cos|"), ("coupling_alpha", "alpha*"),
-                 ("status", "status")]
+        keep += [
+            ("erc_specialization", "spec"), ("erc_precision", "prec"), ("eps_mean", "eps_mean"),
+            ("eps_min", "eps_min"), ("router_cos_mean_abs", "|cos|"), ("coupling_alpha", "alpha*"),
+            ("status", "status"),
+        ]
         let index = keep.compactMap { k in full.columns.firstIndex(of: k.0) }
         return Table(columns: keep.filter { full.columns.contains($0.0) }.map(\.1), rows: full.rows.map { r in index.map { r[$0] } })
     }
@@ -73,8 +79,11 @@ public enum CouplingTables {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer)]
                 guard l.isOK, let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status.description)]); continue }
                 for e in 0..<l.experts {
-                    t.rows.append(base + [.int(e), .number(l.eps[e]), .number(g.routerNorms[e]),
-                                          e < g.gateNorms.count ? .number(g.gateNorms[e]) : .empty, .text("ok")])
+                    t.rows.append(
+                        base + [
+                            .int(e), .number(l.eps[e]), .number(g.routerNorms[e]),
+                            e < g.gateNorms.count ? .number(g.gateNorms[e]) : .empty, .text("ok"),
+                        ])
                 }
             }
         }
@@ -83,7 +92,9 @@ public enum CouplingTables {
 
     /// One row per checkpoint and layer: router cosine similarity summary.
     public static func similarity(_ results: [CheckpointCoupling], runs: [String]? = nil) -> Table {
-        var t = Table(columns: ["checkpoint", "step", "layer", "n_experts", "router_cos_mean_abs", "router_cos_max", "router_cos_min", "router_norm_mean", "status"] + (runs == nil ? [] : ["run"]))
+        var t = Table(
+            columns: ["checkpoint", "step", "layer", "n_experts", "router_cos_mean_abs", "router_cos_max", "router_cos_min", "router_norm_mean", "status"]
+                + (runs == nil ? [] : ["run"]))
         for (k, c) in results.enumerated() {
             let first = t.rows.count
             defer { appendRun(&t, runs, k, from: first) }
@@ -92,8 +103,11 @@ public enum CouplingTables {
                 guard let g = l.geometry else { t.rows.append(base + [.empty, .empty, .empty, .empty, .text(l.status.description)]); continue }
                 var hi = -1.0, lo = 1.0
                 for i in 0..<l.experts { for j in 0..<l.experts where i != j { let v = Double(g.cosine[i, j]); hi = max(hi, v); lo = min(lo, v) } }
-                t.rows.append(base + [.number(g.meanAbsCosine), .number(hi), .number(lo),
-                                      .number(g.routerNorms.reduce(0, +) / Double(max(1, l.experts))), .text(l.status.description)])
+                t.rows.append(
+                    base + [
+                        .number(g.meanAbsCosine), .number(hi), .number(lo),
+                        .number(g.routerNorms.reduce(0, +) / Double(max(1, l.experts))), .text(l.status.description),
+                    ])
             }
         }
         return t

@@ -27,23 +27,30 @@ public enum ReportMaps {
     /// router rows of the first such layer, and one point per expert over all of them (when
     /// there are at least 8 experts).
     /// - Parameter say: progress lines.
-    public static func make(_ model: MoECheckpoint, analysed: [LayerCoupling], seed: UInt64,
-                            say: (String) -> Void = { _ in }) throws -> [ReportMap] {
+    public static func make(
+        _ model: MoECheckpoint, analysed: [LayerCoupling], seed: UInt64,
+        say: (String) -> Void = { _ in }
+    ) throws -> [ReportMap] {
         let good = Set(analysed.filter(\.isOK).map(\.layer))
         let usable = model.moeLayers.filter { good.contains($0.index) }
         guard let first = usable.first else { return [] }
         var maps: [ReportMap] = []
         say("t-SNE of layer \(first.index)'s W_g rows and router rows")
         let neurons = try ExpertPoints.neurons(model, layer: first, perExpert: 64, seed: seed)
-        maps.append(ReportMap(name: "tsne_neurons_layer\(first.index)", title: "t-SNE of W_g rows and router rows, layer \(first.index)",
-                              map: try ExpertMap.make(neurons, tsne: tsne(points: neurons.data.rows, columns: neurons.data.columns), labelBy: .expert)))
+        maps.append(
+            ReportMap(
+                name: "tsne_neurons_layer\(first.index)", title: "t-SNE of W_g rows and router rows, layer \(first.index)",
+                map: try ExpertMap.make(neurons, tsne: tsne(points: neurons.data.rows, columns: neurons.data.columns), labelBy: .expert)))
         let experts = try ExpertPoints.experts(model, layers: usable, allProjections: false, seed: seed)
         if experts.data.rows >= 8 {
             say("t-SNE of the experts of \(usable.count) layer(s)")
             let what = usable.count == 1 ? "layer \(first.index)" : "\(usable.count) MoE layers"
-            maps.append(ReportMap(name: "tsne_experts", title: "t-SNE of the experts of \(what) (W_g)",
-                                  map: try ExpertMap.make(experts, tsne: tsne(points: experts.data.rows, columns: experts.data.columns),
-                                                          labelBy: usable.count > 1 ? .layer : .expert)))
+            maps.append(
+                ReportMap(
+                    name: "tsne_experts", title: "t-SNE of the experts of \(what) (W_g)",
+                    map: try ExpertMap.make(
+                        experts, tsne: tsne(points: experts.data.rows, columns: experts.data.columns),
+                        labelBy: usable.count > 1 ? .layer : .expert)))
         }
         return maps
     }

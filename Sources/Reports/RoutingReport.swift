@@ -15,8 +15,9 @@ public enum RoutingFigures {
         ax.x.label = "expert"
         ax.y.label = "layer"
         let scale = ColorScale.fitting(values.joined(), colormap: .viridis)
-        try ax.heatmap(values, scale: scale, annotation: n <= 8 && c.layers.count <= 8 ? CellAnnotation(decimals: 2) : nil,
-                       rowLabels: c.layers.map { String($0.layer) })
+        try ax.heatmap(
+            values, scale: scale, annotation: n <= 8 && c.layers.count <= 8 ? CellAnnotation(decimals: 2) : nil,
+            rowLabels: c.layers.map { String($0.layer) })
         ax.x.showsTickLabels = n <= 32
         ax.colorbar = Colorbar(label: "top-k selections / (T k / n)", scale: scale)
         return f
@@ -26,10 +27,12 @@ public enum RoutingFigures {
     /// (the diagonal left blank).
     public static func coactivation(_ l: LayerRouting, label: String? = nil) throws -> Figure? {
         let n = l.experts
-        let values = (0..<n).map { i in (0..<n).map { j -> Double in
-            let d = Double(l.load.coactivation[i][i])
-            return i == j || d == 0 ? .nan : Double(l.load.coactivation[i][j]) / d
-        } }
+        let values = (0..<n).map { i in
+            (0..<n).map { j -> Double in
+                let d = Double(l.load.coactivation[i][i])
+                return i == j || d == 0 ? .nan : Double(l.load.coactivation[i][j]) / d
+            }
+        }
         let f = Figure(width: 5.6, height: 4.8)
         f.title = "Co-activation, layer \(l.layer)" + (label.map { ", " + $0 } ?? "")
         let ax = f.axes[0]
@@ -70,7 +73,9 @@ public enum RoutingFigures {
         ax.y.includesZero = true
         for (k, l) in last.layers.enumerated() {
             let y = runs.map { r in r.layers.first { $0.layer == l.layer }?.saturation ?? .nan }
-            try ax.plot(x: steps, y: y, label: "layer \(l.layer)", color: last.layers.count > 1 ? Colormap.viridis.color(at: 0.88 * Double(k) / Double(last.layers.count - 1)) : nil, marker: .circle)
+            try ax.plot(
+                x: steps, y: y, label: "layer \(l.layer)",
+                color: last.layers.count > 1 ? Colormap.viridis.color(at: 0.88 * Double(k) / Double(last.layers.count - 1)) : nil, marker: .circle)
         }
         ax.legend = last.layers.count <= 12 ? .automatic : .none
         return f
@@ -91,8 +96,9 @@ public enum RoutingFigures {
         // Default labels: the last two path parts (run/stepN), enough to tell checkpoints apart.
         let labels = labels ?? runs.map { r in r.checkpoint.split(separator: "/").suffix(2).joined(separator: "/") }
         var series = zip(runs, labels).map { r, label in
-            BarSeries(values: ok.map { l in r.layers.first { $0.layer == l.layer }?.coupling?.agreement ?? .nan },
-                      label: runs.count == 1 ? "agreement" : label)
+            BarSeries(
+                values: ok.map { l in r.layers.first { $0.layer == l.layer }?.coupling?.agreement ?? .nan },
+                label: runs.count == 1 ? "agreement" : label)
         }
         series.append(BarSeries(values: ok.map { Double($0.topK) / Double($0.experts) }, label: "chance k/n"))
         try ax.bars(categories: ok.map { String($0.layer) }, series: series)
@@ -103,10 +109,12 @@ public enum RoutingFigures {
     public static func mData(_ l: LayerRouting, label: String? = nil) throws -> Figure? {
         guard let c = l.coupling else { return nil }
         let n = l.experts
-        let data = (0..<n).map { i in (0..<n).map { j -> Double in
-            guard let row = c.mData[i], row[i] > 0 else { return .nan }
-            return row[j] / row[i]
-        } }
+        let data = (0..<n).map { i in
+            (0..<n).map { j -> Double in
+                guard let row = c.mData[i], row[i] > 0 else { return .nan }
+                return row[j] / row[i]
+            }
+        }
         let proxy = (0..<n).map { i in (0..<n).map { j in c.proxy[i][i] > 0 ? c.proxy[i][j] / c.proxy[i][i] : .nan } }
         let f = Figure(width: 10, height: 4.6, rows: 1, columns: 2)
         f.title = String(format: "Layer %d: m_{data} (tokens) beside M (router rows), r = %.2f", l.layer, c.proxyCorrelation) + (label.map { ", " + $0 } ?? "")
@@ -176,8 +184,10 @@ public enum RoutingReport {
     ///   - names: the page's name of each checkpoint (nil: the last two path parts).
     ///   - detailed: the checkpoints (indices into `routed.runs`) that get per-layer figures, each
     ///     with the label that tells their figures apart (nil when only one is shown).
-    static func add(_ routed: DataRouting, names: [String]?, detailed: [(index: Int, label: String?)], to sink: FigureSink,
-                           folder: String, tables: inout [String]) throws -> PageSection {
+    static func add(
+        _ routed: DataRouting, names: [String]?, detailed: [(index: Int, label: String?)], to sink: FigureSink,
+        folder: String, tables: inout [String]
+    ) throws -> PageSection {
         try addFigures(routed, names: names, detailed: detailed, to: sink)
         try RoutingTables.summary(routed.runs).writeCSV(to: folder + "/tables/routing.csv")
         try AtomicOutput.write(routed.json.serialized(pretty: true) + "\n", to: folder + "/routing.json")
@@ -214,10 +224,12 @@ public enum RoutingReport {
         for folder in saturated {
             let run = (members[folder] ?? []).sorted { ($0.step ?? Int.min) < ($1.step ?? Int.min) }
             let runName = (folder as NSString).lastPathComponent
-            try sink.add("saturation" + (saturated.count > 1 ? "_" + CouplingReport.fileName(runName) : ""),
-                         try RoutingFigures.saturation(run, label: saturated.count > 1 ? runName : nil),
-                         reading: (saturated.count > 1 ? "\(runName): " : "")
-                            + "Each checkpoint's top-k overlap with the run's last checkpoint on the same tokens: the router has settled where the curve reaches 1 (OLMoE's router saturation).")
+            try sink.add(
+                "saturation" + (saturated.count > 1 ? "_" + CouplingReport.fileName(runName) : ""),
+                try RoutingFigures.saturation(run, label: saturated.count > 1 ? runName : nil),
+                reading: (saturated.count > 1 ? "\(runName): " : "")
+                    + "Each checkpoint's top-k overlap with the run's last checkpoint on the same tokens: the router has settled where the curve reaches 1 (OLMoE's router saturation)."
+            )
         }
         func means(_ c: CheckpointRouting) -> (Double, Double)? {
             let a = c.layers.compactMap { l in l.coupling.map { ($0.agreement, $0.chance) } }
@@ -226,10 +238,13 @@ public enum RoutingReport {
         }
         var reading = ""
         if runs.count == 1, let m = means(last) {
-            reading = String(format: "Mean agreement over layers %.3f against chance %.3f: ", m.0, m.1)
+            reading =
+                String(format: "Mean agreement over layers %.3f against chance %.3f: ", m.0, m.1)
                 + "how often the router picks the experts whose gate projection responds most to the token."
         } else if runs.count > 1 {
-            reading = "Mean agreement over layers: " + zip(runs, name).compactMap { r, n in means(r).map { String(format: "%@ %.3f", n, $0.0) } }.joined(separator: ", ")
+            reading =
+                "Mean agreement over layers: "
+                + zip(runs, name).compactMap { r, n in means(r).map { String(format: "%@ %.3f", n, $0.0) } }.joined(separator: ", ")
                 + (means(last).map { String(format: " (chance %.3f)", $0.1) } ?? "")
                 + ": how often the router picks the experts whose gate projection responds most to the token."
         }
@@ -238,19 +253,29 @@ public enum RoutingReport {
             let c = runs[index]
             let suffix = label.map { "_" + CouplingReport.fileName($0) } ?? ""
             let prefix = label.map { "\($0): " } ?? ""
-            try sink.add("expert_load" + suffix, try RoutingFigures.loadHeatmap(c, label: label),
-                         reading: prefix + String(format: "Top-k selections per expert over the balanced T k / n; max/mean averaged over layers %.2f.",
-                                                  c.layers.map(\.load.maxOverMean).reduce(0, +) / Double(max(c.layers.count, 1))))
+            try sink.add(
+                "expert_load" + suffix, try RoutingFigures.loadHeatmap(c, label: label),
+                reading: prefix
+                    + String(
+                        format: "Top-k selections per expert over the balanced T k / n; max/mean averaged over layers %.2f.",
+                        c.layers.map(\.load.maxOverMean).reduce(0, +) / Double(max(c.layers.count, 1))))
             for l in c.layers {
                 if let d = l.coupling {
-                    try sink.add("m_data_layer\(l.layer)" + suffix, try RoutingFigures.mData(l, label: label),
-                                 reading: prefix + String(format: "Layer %d: m_data's α* %.2f, correlation with the proxy M %.2f over %d tokens.", l.layer, d.couplingThreshold, d.proxyCorrelation, d.tokens)
-                                    + (d.notes.isEmpty ? "" : " " + d.notes.joined(separator: "; ")))
+                    try sink.add(
+                        "m_data_layer\(l.layer)" + suffix, try RoutingFigures.mData(l, label: label),
+                        reading: prefix
+                            + String(
+                                format: "Layer %d: m_data's α* %.2f, correlation with the proxy M %.2f over %d tokens.", l.layer, d.couplingThreshold,
+                                d.proxyCorrelation, d.tokens)
+                            + (d.notes.isEmpty ? "" : " " + d.notes.joined(separator: "; ")))
                 }
-                try sink.add("coactivation_layer\(l.layer)" + suffix, try RoutingFigures.coactivation(l, label: label),
-                             reading: prefix + "Layer \(l.layer): how often expert j is chosen with expert i, among the tokens routed to i.")
-                try sink.add("domains_layer\(l.layer)" + suffix, try RoutingFigures.domains(l, label: label),
-                             reading: prefix + "Layer \(l.layer): " + l.domains.map { String(format: "%@ %.3f", $0.name, $0.score) }.joined(separator: ", ") + " (distance from uniform routing).")
+                try sink.add(
+                    "coactivation_layer\(l.layer)" + suffix, try RoutingFigures.coactivation(l, label: label),
+                    reading: prefix + "Layer \(l.layer): how often expert j is chosen with expert i, among the tokens routed to i.")
+                try sink.add(
+                    "domains_layer\(l.layer)" + suffix, try RoutingFigures.domains(l, label: label),
+                    reading: prefix + "Layer \(l.layer): " + l.domains.map { String(format: "%@ %.3f", $0.name, $0.score) }.joined(separator: ", ")
+                        + " (distance from uniform routing).")
             }
         }
     }
@@ -258,10 +283,12 @@ public enum RoutingReport {
     static func html(_ t: Table) -> String {
         var h = "<table><tr>" + t.columns.map { "<th>\(ReportPage.escape($0))</th>" }.joined() + "</tr>\n"
         for r in t.rows {
-            h += "<tr>" + r.map { c -> String in
-                if case let .number(d) = c, d.isFinite { return String(format: "<td>%.4g</td>", d) }
-                return "<td>\(ReportPage.escape(c.rendered))</td>"
-            }.joined() + "</tr>\n"
+            h +=
+                "<tr>"
+                + r.map { c -> String in
+                    if case let .number(d) = c, d.isFinite { return String(format: "<td>%.4g</td>", d) }
+                    return "<td>\(ReportPage.escape(c.rendered))</td>"
+                }.joined() + "</tr>\n"
         }
         return h + "</table>\n"
     }

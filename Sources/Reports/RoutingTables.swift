@@ -35,11 +35,13 @@ public enum RoutingTables {
 
     /// The summary narrowed to what fits a terminal.
     public static func display(_ full: Table) -> Table {
-        let keep: [(String, String)] = [("checkpoint", "checkpoint"), ("layer", "layer"), ("tokens", "T"), ("n_experts", "n"), ("top_k", "k"),
-                                        ("load_max_over_mean", "max/mean"), ("load_cv", "cv"), ("lb_loss_transformers", "lb_hf"),
-                                        ("lb_loss_olmo_core", "lb_olmo"), ("router_entropy", "H_router"), ("top1_probability", "p_top1"),
-                                        ("agreement", "agreement"), ("chance", "chance"), ("coupling_alpha", "alpha*_data"),
-                                        ("proxy_correlation", "r(M)"), ("saturation", "saturation")]
+        let keep: [(String, String)] = [
+            ("checkpoint", "checkpoint"), ("layer", "layer"), ("tokens", "T"), ("n_experts", "n"), ("top_k", "k"),
+            ("load_max_over_mean", "max/mean"), ("load_cv", "cv"), ("lb_loss_transformers", "lb_hf"),
+            ("lb_loss_olmo_core", "lb_olmo"), ("router_entropy", "H_router"), ("top1_probability", "p_top1"),
+            ("agreement", "agreement"), ("chance", "chance"), ("coupling_alpha", "alpha*_data"),
+            ("proxy_correlation", "r(M)"), ("saturation", "saturation"),
+        ]
         let index = keep.compactMap { k in full.columns.firstIndex(of: k.0) }
         return Table(columns: keep.map(\.1), rows: full.rows.map { r in index.map { r[$0] } })
     }
@@ -52,18 +54,21 @@ public enum RoutingTables {
     /// "domains", "forward_seconds", "coupling_seconds", "layers": [{"layer", "tokens", "top_k",
     /// "counts", "coactivation", "agreement", "m_data", ...}]}`.
     /// - Parameter decode: renders a token id as text (nil: ids only).
-    public static func json(_ results: [CheckpointRouting], windowLength: Int, domainNames: [String],
-                            decode: ((Int32) -> String?)? = nil) -> JSONValue {
-        .array(results.map { c in
-            let tokens = c.layers.first?.tokens ?? 0
-            return .object([
-                ("checkpoint", .string(c.checkpoint)), ("step", c.step.map { .int($0) } ?? .null), ("family", .string(c.family)),
-                ("tokens", .int(tokens)), ("windows", .int(windowLength > 0 ? tokens / windowLength : 0)), ("seq_len", .int(windowLength)),
-                ("domains", .array(domainNames.map { .string($0) })),
-                ("forward_seconds", number(c.forwardSeconds)), ("coupling_seconds", number(c.couplingSeconds)),
-                ("layers", .array(c.layers.map { layer($0, decode: decode) })),
-            ])
-        })
+    public static func json(
+        _ results: [CheckpointRouting], windowLength: Int, domainNames: [String],
+        decode: ((Int32) -> String?)? = nil
+    ) -> JSONValue {
+        .array(
+            results.map { c in
+                let tokens = c.layers.first?.tokens ?? 0
+                return .object([
+                    ("checkpoint", .string(c.checkpoint)), ("step", c.step.map { .int($0) } ?? .null), ("family", .string(c.family)),
+                    ("tokens", .int(tokens)), ("windows", .int(windowLength > 0 ? tokens / windowLength : 0)), ("seq_len", .int(windowLength)),
+                    ("domains", .array(domainNames.map { .string($0) })),
+                    ("forward_seconds", number(c.forwardSeconds)), ("coupling_seconds", number(c.couplingSeconds)),
+                    ("layers", .array(c.layers.map { layer($0, decode: decode) })),
+                ])
+            })
     }
 
     static func layer(_ l: LayerRouting, decode: ((Int32) -> String?)?) -> JSONValue {
@@ -72,10 +77,13 @@ public enum RoutingTables {
             ("counts", ints(l.load.counts)), ("coactivation", .array(l.load.coactivation.map(ints))),
             ("agreement", l.coupling.map { number($0.agreement) } ?? .null), ("chance", number(Double(l.topK) / Double(l.experts))),
             ("m_data", l.coupling.map { c in .array(c.mData.map { $0.map(numbers) ?? .null }) } ?? .null),
-            ("load", .object([
-                ("max_over_mean", number(l.load.maxOverMean)), ("cv", number(l.load.coefficientOfVariation)),
-                ("normalized_entropy", number(l.load.normalizedEntropy)),
-            ])),
+            (
+                "load",
+                .object([
+                    ("max_over_mean", number(l.load.maxOverMean)), ("cv", number(l.load.coefficientOfVariation)),
+                    ("normalized_entropy", number(l.load.normalizedEntropy)),
+                ])
+            ),
             ("lb_loss_transformers", number(l.load.loadBalancingLossTransformers)),
             ("lb_loss_olmo_core", number(l.load.loadBalancingLossOLMoCore)),
             ("router_entropy", number(l.load.meanRouterEntropy)), ("top1_probability", number(l.load.meanTopProbability)),
@@ -84,26 +92,47 @@ public enum RoutingTables {
             o += [
                 ("coupling_tokens", .int(c.tokens)), ("feature", .string(c.feature.rawValue)),
                 ("m", .array(c.proxy.map(numbers))),
-                ("erc", .array(c.losses.map { a in
-                    .object([("alpha", number(a.alpha)), ("loss", number(a.loss.total)),
-                             ("specialization", number(a.loss.specialization)), ("precision", number(a.loss.precision))])
-                })),
+                (
+                    "erc",
+                    .array(
+                        c.losses.map { a in
+                            .object([
+                                ("alpha", number(a.alpha)), ("loss", number(a.loss.total)),
+                                ("specialization", number(a.loss.specialization)), ("precision", number(a.loss.precision)),
+                            ])
+                        })
+                ),
                 ("coupling_alpha", number(c.couplingThreshold)), ("proxy_correlation", number(c.proxyCorrelation)),
             ]
         }
         o.append(("saturation", l.saturation.map(number) ?? .null))
-        o.append(("domains", .array(l.domains.map { d in
-            .object([("name", .string(d.name)), ("tokens", .int(d.tokens)), ("shares", numbers(d.shares)),
-                     ("specialization", numbers(d.specialization)), ("score", number(d.score))])
-        })))
-        o.append(("top_tokens", .array(l.topTokens.map { list in
-            .array(list.map { t in
-                var e: [(String, JSONValue)] = [("id", .int(Int(t.id))), ("count", .int(t.count)), ("share", number(t.share)),
-                                                ("specialization", number(t.specialization))]
-                if let decode, let s = decode(t.id) { e.append(("text", .string(s))) }
-                return .object(e)
-            })
-        })))
+        o.append(
+            (
+                "domains",
+                .array(
+                    l.domains.map { d in
+                        .object([
+                            ("name", .string(d.name)), ("tokens", .int(d.tokens)), ("shares", numbers(d.shares)),
+                            ("specialization", numbers(d.specialization)), ("score", number(d.score)),
+                        ])
+                    })
+            ))
+        o.append(
+            (
+                "top_tokens",
+                .array(
+                    l.topTokens.map { list in
+                        .array(
+                            list.map { t in
+                                var e: [(String, JSONValue)] = [
+                                    ("id", .int(Int(t.id))), ("count", .int(t.count)), ("share", number(t.share)),
+                                    ("specialization", number(t.specialization)),
+                                ]
+                                if let decode, let s = decode(t.id) { e.append(("text", .string(s))) }
+                                return .object(e)
+                            })
+                    })
+            ))
         o.append(("notes", .array(l.notes.map { .string($0) })))
         return .object(o)
     }

@@ -45,7 +45,11 @@ public struct Table: Sendable {
 
     /// Columns padded to their widest cell; numbers right-aligned.
     public func aligned(numberFormat: (Double) -> String = { String(format: "%.4g", $0) }) -> String {
-        let cells = rows.map { r in r.map { c -> String in if case let .number(d) = c, d.isFinite { return numberFormat(d) }; return c.rendered } }
+        let cells = rows.map { r in
+            r.map { c -> String in
+                if case let .number(d) = c, d.isFinite { return numberFormat(d) }; return c.rendered
+            }
+        }
         var widths = columns.map { $0.count }
         for r in cells { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ r: [String], numeric: [Bool]) -> String {
@@ -54,7 +58,11 @@ public struct Table: Sendable {
                 return numeric[i] ? pad + c : c + pad
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }
-        let numeric = columns.indices.map { i in rows.contains { if case .number = $0[i] { return true }; if case .int = $0[i] { return true }; return false } }
+        let numeric = columns.indices.map { i in
+            rows.contains {
+                if case .number = $0[i] { return true }; if case .int = $0[i] { return true }; return false
+            }
+        }
         var out = [line(columns, numeric: numeric)]
         out += cells.map { line($0, numeric: numeric) }
         return out.joined(separator: "\n")

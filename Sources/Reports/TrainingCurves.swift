@@ -13,7 +13,8 @@ public struct TrainingLog: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw ReportError.unreadable(file: path) }
         let records = try CSV.parse(String(decoding: data, as: UTF8.self), source: path).records
         guard let header = records.first?.map({ $0.trimmingCharacters(in: .whitespaces) }),
-              header.contains("step") else { throw ReportError.badLog(file: path, reason: "the first line must name the columns, including 'step'") }
+            header.contains("step")
+        else { throw ReportError.badLog(file: path, reason: "the first line must name the columns, including 'step'") }
         if let empty = header.firstIndex(of: "") { throw ReportError.badLog(file: path, reason: "column \(empty + 1) has no name") }
         if let dup = header.first(where: { h in header.filter { $0 == h }.count > 1 }) {
             throw ReportError.badLog(file: path, reason: "column '\(dup)' appears twice")
@@ -77,9 +78,14 @@ extension TrainingLog {
     public var kind: Kind {
         let c = Set(columns.keys)
         if c.contains("checkpoint") && c.contains("alpha") && c.contains("erc_loss") {
-            return .other("a table of moe-inspect erc (one row per checkpoint, layer and alpha), not a training log; draw it with moe-inspect report --tables DIR")
+            return .other(
+                "a table of moe-inspect erc (one row per checkpoint, layer and alpha), not a training log; draw it with moe-inspect report --tables DIR")
         }
-        if c.contains("layer") { return .other("a per-layer table (analysis.csv of moe-inspect train has one row per layer at each save), not a training log; its coupling over training is in moe-inspect report RUN/step*") }
+        if c.contains("layer") {
+            return .other(
+                "a per-layer table (analysis.csv of moe-inspect train has one row per layer at each save), not a training log; its coupling over training is in moe-inspect report RUN/step*"
+            )
+        }
         if c.contains("eval_loss") && !TrainingCurves.panels.contains(where: { c.contains($0.0) }) { return .heldOut }
         if TrainingCurves.panels.contains(where: { c.contains($0.0) }) { return .training }
         return .other("not a training log: it has none of the columns " + TrainingCurves.panels.map(\.0).joined(separator: ", ") + " or eval_loss")
@@ -117,7 +123,9 @@ public enum TrainingCurves {
             if let log = r.log, let step = log.columns["step"]?.last, let lm = log.columns["lm_loss"]?.last(where: { $0.isFinite }) {
                 s = String(format: "%@: LM loss %.4f at step %.0f", r.label, lm, step)
                 if let e = log.columns["erc_loss"]?.last(where: { $0.isFinite }) { s += ", ERC loss " + Readings.number(e) }
-            } else { s = r.label + ":" }
+            } else {
+                s = r.label + ":"
+            }
             if let ev = r.eval, let step = ev.columns["step"]?.last, let loss = ev.columns["eval_loss"]?.last(where: { $0.isFinite }) {
                 s += String(format: "%@ held-out loss %.4f at step %.0f", r.log == nil ? "" : ";", loss, step)
             }
@@ -134,7 +142,8 @@ public enum TrainingCurves {
         let heldOut = runs.contains { ($0.eval?.columns["eval_loss"] ?? []).contains { $0.isFinite } }
         if heldOut && !shown.contains(where: { $0.0 == "lm_loss" }) { shown.insert(("eval_loss", "held-out loss", "cross-entropy (nats)"), at: 0) }
         let cols = min(maxColumns, max(1, shown.count)), rows = max(1, (shown.count + cols - 1) / cols)
-        let f = Figure(width: shown.count == 1 ? 6.4 : 4.0 * Double(cols), height: (shown.count == 1 ? 4.0 : 3.2 * Double(rows)) + 0.6, rows: rows, columns: cols)
+        let f = Figure(
+            width: shown.count == 1 ? 6.4 : 4.0 * Double(cols), height: (shown.count == 1 ? 4.0 : 3.2 * Double(rows)) + 0.6, rows: rows, columns: cols)
         f.title = "Training curves"
         f.legend = runs.count > 1 || heldOut ? .bottom : nil
         for (k, (key, title, yLabel)) in shown.enumerated() {
@@ -146,7 +155,8 @@ public enum TrainingCurves {
                 // Only where the values span a factor of 3 or more: a log axis over 2.0 to 2.2 has no
                 // tick to label (the load-balancing loss sits near k).
                 let values = runs.flatMap { r -> [Double] in
-                    (key == "eval_loss" ? [] : (r.log?.columns[key] ?? [])) + (key == "lm_loss" || key == "eval_loss" ? (r.eval?.columns["eval_loss"] ?? []) : [])
+                    (key == "eval_loss" ? [] : (r.log?.columns[key] ?? []))
+                        + (key == "lm_loss" || key == "eval_loss" ? (r.eval?.columns["eval_loss"] ?? []) : [])
                 }.filter { $0.isFinite && $0 > 0 }
                 if let lo = values.min(), let hi = values.max(), hi >= 3 * lo { ax.y.scale = .logarithmic }
             }
@@ -170,8 +180,9 @@ public enum TrainingCurves {
                     let x = ev.columns["step"] ?? [], y = ev.columns["eval_loss"] ?? []
                     let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
                     if !pts.isEmpty {
-                        try ax.plot(x: pts.map(\.0), y: pts.map(\.1), label: runs.count > 1 ? r.label + " held-out" : "held-out", color: color,
-                                    marker: .circle, style: .dashed)
+                        try ax.plot(
+                            x: pts.map(\.0), y: pts.map(\.1), label: runs.count > 1 ? r.label + " held-out" : "held-out", color: color,
+                            marker: .circle, style: .dashed)
                     }
                 }
             }

@@ -96,7 +96,9 @@ public struct DataCoupling: Sendable {
         var notes: [String] = []
         let without = (0..<n).filter { mData[$0] == nil }
         if !without.isEmpty {
-            notes.append("expert(s) \(without.map(String.init).joined(separator: ", ")) received none of the \(rows.count) tokens: null m_data rows; ERC loss and alpha* over the other \(with.count)")
+            notes.append(
+                "expert(s) \(without.map(String.init).joined(separator: ", ")) received none of the \(rows.count) tokens: null m_data rows; ERC loss and alpha* over the other \(with.count)"
+            )
         }
         var sub = Tensor(shape: [with.count, with.count])
         for (r, i) in with.enumerated() {

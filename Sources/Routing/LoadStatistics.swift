@@ -139,8 +139,9 @@ public struct ExpertToken: Sendable, Equatable {
         }
         return (0..<n).map { e in
             perExpert[e].sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(top).map { id, c in
-                ExpertToken(id: id, count: c, share: Double(c) / Double(max(counts[e], 1)),
-                            specialization: Double(c) / Double(max(occurrences[id] ?? 1, 1)))
+                ExpertToken(
+                    id: id, count: c, share: Double(c) / Double(max(counts[e], 1)),
+                    specialization: Double(c) / Double(max(occurrences[id] ?? 1, 1)))
             }
         }
     }

@@ -1,7 +1,7 @@
 import Analysis
 import Foundation
-import Models
 import MoELayout
+import Models
 
 /// What a routing analysis computes.
 public struct RoutingOptions: Sendable {
@@ -65,8 +65,10 @@ public enum RoutingAnalysis {
     /// - Parameters:
     ///   - progress: called after every decoder layer with its index and seconds.
     /// - Throws: `ModelsError` when the model cannot run.
-    public static func run(_ model: CausalModel, data: TokenWindows, options: RoutingOptions, path: String,
-                           progress: (Int, Double) -> Void = { _, _ in }) throws(ModelsError) -> CheckpointRouting {
+    public static func run(
+        _ model: CausalModel, data: TokenWindows, options: RoutingOptions, path: String,
+        progress: (Int, Double) -> Void = { _, _ in }
+    ) throws(ModelsError) -> CheckpointRouting {
         let domainOfToken = data.domainOfToken, names = data.domains.map(\.name)
         let sample: [Int]? = options.couplingTokens.map { sampleRows(total: data.tokenCount, count: $0, seed: options.seed) }
         var layers: [LayerRouting] = []
@@ -86,16 +88,19 @@ public enum RoutingAnalysis {
             }
             let silent = load.counts.indices.filter { load.counts[$0] == 0 }
             if !silent.isEmpty { notes.append("expert(s) \(silent.map(String.init).joined(separator: ", ")) received no token") }
-            layers.append(LayerRouting(
-                layer: r.layer, tokens: r.tokens, experts: r.experts, topK: r.topK, load: load,
-                domains: DomainShares.measure(topExperts: r.topExperts, topK: r.topK, experts: r.experts, domainOfToken: domainOfToken, names: names),
-                topTokens: ExpertToken.measure(tokens: data.tokens, topExperts: r.topExperts, topK: r.topK, experts: r.experts,
-                                               counts: load.counts, top: options.topTokens),
-                coupling: coupling, assignments: r.topExperts, saturation: nil, notes: notes))
+            layers.append(
+                LayerRouting(
+                    layer: r.layer, tokens: r.tokens, experts: r.experts, topK: r.topK, load: load,
+                    domains: DomainShares.measure(topExperts: r.topExperts, topK: r.topK, experts: r.experts, domainOfToken: domainOfToken, names: names),
+                    topTokens: ExpertToken.measure(
+                        tokens: data.tokens, topExperts: r.topExperts, topK: r.topK, experts: r.experts,
+                        counts: load.counts, top: options.topTokens),
+                    coupling: coupling, assignments: r.topExperts, saturation: nil, notes: notes))
         }
         let total = Date().timeIntervalSince(t0)
-        return CheckpointRouting(checkpoint: path, step: CouplingAnalysis.step(fromPath: path), family: model.architecture.family,
-                                 layers: layers, forwardSeconds: total - couplingSeconds, couplingSeconds: couplingSeconds)
+        return CheckpointRouting(
+            checkpoint: path, step: CouplingAnalysis.step(fromPath: path), family: model.architecture.family,
+            layers: layers, forwardSeconds: total - couplingSeconds, couplingSeconds: couplingSeconds)
     }
 
     /// Router saturation (OLMoE): for every checkpoint and layer, the mean over tokens of
@@ -115,11 +120,14 @@ public enum RoutingAnalysis {
         for (_, members) in groups {
             guard members.count >= 2 else {
                 if results.count >= 2 {
-                    for c in members { for l in results[c].layers.indices { results[c].layers[l].notes.append("no router saturation: no other checkpoint of its run") } }
+                    for c in members {
+                        for l in results[c].layers.indices { results[c].layers[l].notes.append("no router saturation: no other checkpoint of its run") }
+                    }
                 }
                 continue
             }
-            addSaturation(ordered: members.sorted { (stepNumber(results[$0].checkpoint) ?? Int.min) < (stepNumber(results[$1].checkpoint) ?? Int.min) }, &results)
+            addSaturation(
+                ordered: members.sorted { (stepNumber(results[$0].checkpoint) ?? Int.min) < (stepNumber(results[$1].checkpoint) ?? Int.min) }, &results)
         }
     }
 

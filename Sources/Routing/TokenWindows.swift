@@ -24,7 +24,9 @@ public struct TokenWindows: Sendable, Equatable {
     /// No windows yet.
     /// - Throws: `RoutingError.data` for a window length below 1.
     public init(windowLength: Int) throws(RoutingError) {
-        guard windowLength >= 1, windowLength <= 1 << 20 else { throw .data(source: "--seq-len", reason: "window length \(windowLength) must be between 1 and 1048576") }
+        guard windowLength >= 1, windowLength <= 1 << 20 else {
+            throw .data(source: "--seq-len", reason: "window length \(windowLength) must be between 1 and 1048576")
+        }
         self.windowLength = windowLength
         tokens = []
         domains = []
@@ -33,8 +35,10 @@ public struct TokenWindows: Sendable, Equatable {
     /// Appends the domain `name` from `stream`: its first `min(count, maxTokens)` tokens cut into
     /// whole windows, a last partial window dropped.
     /// - Throws: `RoutingError.data` when not one whole window fits.
-    public mutating func append(domain name: String, count: Int, maxTokens: Int? = nil, source: String,
-                                token: (Int) -> Int32) throws(RoutingError) {
+    public mutating func append(
+        domain name: String, count: Int, maxTokens: Int? = nil, source: String,
+        token: (Int) -> Int32
+    ) throws(RoutingError) {
         let usable = min(count, maxTokens ?? count)
         let w = usable / windowLength
         guard w > 0 else {

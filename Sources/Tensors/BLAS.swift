@@ -1,5 +1,5 @@
-import Foundation
 import CBLAS
+import Foundation
 
 /// Matrix products on OpenBLAS. Every matrix product in the project goes through here.
 public enum BLAS {
@@ -19,8 +19,10 @@ public enum BLAS {
     /// on the ERC product). The choice is made when the library loads, so it can only be changed
     /// through `OPENBLAS_CORETYPE` before the process starts.
     public static func betterCoreType(cpuinfo: String? = nil) -> String? {
-        let generic: Set<String> = ["prescott", "katmai", "coppermine", "northwood", "banias", "core2", "penryn", "dunnington",
-                                    "nehalem", "atom", "generic", "unknown"]
+        let generic: Set<String> = [
+            "prescott", "katmai", "coppermine", "northwood", "banias", "core2", "penryn", "dunnington",
+            "nehalem", "atom", "generic", "unknown",
+        ]
         guard generic.contains(coreName.lowercased()) else { return nil }
         let info = cpuinfo ?? ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
         guard let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
@@ -37,15 +39,18 @@ public enum BLAS {
     ///   - b: `k x n` (or `n x k` when `transB`), leading dimension `ldb`.
     ///   - c: `m x n`, leading dimension `ldc` (default `n`).
     @inlinable
-    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
-                            b: UnsafePointer<Float>, ldb: Int? = nil,
-                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
+        b: UnsafePointer<Float>, ldb: Int? = nil,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
+    ) {
         let la = lda ?? (transA ? m : k)
         let lb = ldb ?? (transB ? k : n)
         let lc = ldc ?? n
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
     }
 
     /// Product of two tensors viewed as matrices: `op(a) * op(b)`.
@@ -58,8 +63,9 @@ public enum BLAS {
             b.storage.withUnsafeBufferPointer { pb in
                 out.storage.withUnsafeMutableBufferPointer { pc in
                     guard let ap = pa.baseAddress, let bp = pb.baseAddress, let cp = pc.baseAddress else { return }
-                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ap, lda: a.columns,
-                         b: bp, ldb: b.columns, c: cp)
+                    gemm(
+                        transA: transA, transB: transB, m: m, n: n, k: k, a: ap, lda: a.columns,
+                        b: bp, ldb: b.columns, c: cp)
                 }
             }
         }

@@ -27,8 +27,10 @@ public enum Conversion {
     /// - Parameters:
     ///   - source: raw bytes, at least `count * dtype.byteSize` long; any alignment.
     ///   - destination: room for `count` floats.
-    public static func decode(_ dtype: DType, from source: UnsafeRawPointer, count: Int,
-                              into destination: UnsafeMutablePointer<Float>) {
+    public static func decode(
+        _ dtype: DType, from source: UnsafeRawPointer, count: Int,
+        into destination: UnsafeMutablePointer<Float>
+    ) {
         switch dtype {
         case .f32:
             UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
@@ -147,8 +149,10 @@ public enum Conversion {
 
     /// Encodes `count` floats as `dtype` into `destination` (little-endian bytes).
     /// Integer kinds round to nearest and clamp to their range; BOOL stores `x != 0`.
-    public static func encode(_ dtype: DType, from source: UnsafePointer<Float>, count: Int,
-                              into destination: UnsafeMutableRawPointer) {
+    public static func encode(
+        _ dtype: DType, from source: UnsafePointer<Float>, count: Int,
+        into destination: UnsafeMutableRawPointer
+    ) {
         switch dtype {
         case .f32:
             destination.copyMemory(from: source, byteCount: count * 4)
@@ -175,8 +179,10 @@ public enum Conversion {
         }
     }
 
-    private static func storeInts<I: FixedWidthInteger>(_ s: UnsafePointer<Float>, _ n: Int,
-                                                       _ d: UnsafeMutableRawPointer, _: I.Type) {
+    private static func storeInts<I: FixedWidthInteger>(
+        _ s: UnsafePointer<Float>, _ n: Int,
+        _ d: UnsafeMutableRawPointer, _: I.Type
+    ) {
         let lo = Double(I.min), hi = Double(I.max)
         for i in 0..<n {
             let v = Double(s[i]).rounded()

@@ -77,17 +77,20 @@ public final class ThreadProduct: @unchecked Sendable {
 
     /// A product of this shape on `kernel` (default: the preferred one). bf16 inputs need oneDNN:
     /// returns nil for them when oneDNN is unavailable.
-    public init?(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
-                 lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0,
-                 inputs: Inputs = .f32, kernel: GEMMKernel = .preferred) {
+    public init?(
+        m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+        lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0,
+        inputs: Inputs = .f32, kernel: GEMMKernel = .preferred
+    ) {
         guard m > 0, n > 0, k > 0 else { return nil }
         self.m = m; self.n = n; self.k = k; self.transA = transA; self.transB = transB
         self.lda = lda ?? (transA ? m : k); self.ldb = ldb ?? (transB ? k : n); self.ldc = ldc ?? n
         self.alpha = alpha; self.beta = beta; self.inputs = inputs
         var made: OpaquePointer? = nil
         if kernel == .oneDNN {
-            made = cdnnl_product_create(Int64(m), Int64(n), Int64(k), inputs == .bf16 ? CDNNL_BF16 : CDNNL_F32,
-                                        transA ? 1 : 0, Int64(self.lda), transB ? 1 : 0, Int64(self.ldb), Int64(self.ldc), alpha, beta)
+            made = cdnnl_product_create(
+                Int64(m), Int64(n), Int64(k), inputs == .bf16 ? CDNNL_BF16 : CDNNL_F32,
+                transA ? 1 : 0, Int64(self.lda), transB ? 1 : 0, Int64(self.ldb), Int64(self.ldc), alpha, beta)
         }
         if made == nil && inputs == .bf16 { return nil }
         product = made
@@ -105,9 +108,10 @@ public final class ThreadProduct: @unchecked Sendable {
         if let product, cdnnl_product_run(product, a, b, c, scratch.pointer) == 0 { return }
         // OpenBLAS (also if a oneDNN run failed, which it does not on valid shapes).
         precondition(inputs == .f32, "bf16 products need oneDNN")
-        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                  a: a.assumingMemoryBound(to: Float.self), lda: lda, b: b.assumingMemoryBound(to: Float.self), ldb: ldb,
-                  beta: beta, c: c, ldc: ldc)
+        BLAS.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+            a: a.assumingMemoryBound(to: Float.self), lda: lda, b: b.assumingMemoryBound(to: Float.self), ldb: ldb,
+            beta: beta, c: c, ldc: ldc)
     }
 }
 
@@ -127,8 +131,11 @@ public final class AnyShapeProduct: @unchecked Sendable {
 
     /// The product, or nil when oneDNN is unavailable or has no such product on this CPU.
     public init?(transA: Bool = false, transB: Bool = false, alpha: Float = 1, beta: Float = 0, inputs: ThreadProduct.Inputs) {
-        guard let made = cdnnl_any_shape_product_create(inputs == .bf16 ? CDNNL_BF16 : CDNNL_F32, transA ? 1 : 0, transB ? 1 : 0,
-                                                        alpha, beta) else { return nil }
+        guard
+            let made = cdnnl_any_shape_product_create(
+                inputs == .bf16 ? CDNNL_BF16 : CDNNL_F32, transA ? 1 : 0, transB ? 1 : 0,
+                alpha, beta)
+        else { return nil }
         self.transA = transA; self.transB = transB; self.alpha = alpha; self.beta = beta; self.inputs = inputs
         product = made
     }
@@ -142,8 +149,10 @@ public final class AnyShapeProduct: @unchecked Sendable {
     /// (`n x k` when `transB`), both Float (f32) or BF16 bits (UInt16, bf16) as declared.
     /// - Returns: false when oneDNN failed (it does not on valid sizes); C is then undefined.
     @discardableResult
-    public func run(m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
-                    c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+    public func run(
+        m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
         cdnnl_any_shape_product_run(product, Int64(m), Int64(n), Int64(k), a, Int64(lda), b, Int64(ldb), c, Int64(ldc)) == 0
     }
 }

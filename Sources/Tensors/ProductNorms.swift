@@ -24,10 +24,12 @@ public enum ProductNorms {
         /// Hints that matrix e will be read soon (e.g. `posix_fadvise`).
         public var prefetch: @Sendable (Int) -> Void
 
-        public init(count: Int, rows: Int, columns: Int,
-                    read: @escaping @Sendable (Int, UnsafeMutableBufferPointer<Float>) throws -> Void,
-                    readBF16: (@Sendable (Int, UnsafeMutableBufferPointer<UInt16>) throws -> Void)? = nil,
-                    prefetch: @escaping @Sendable (Int) -> Void = { _ in }) {
+        public init(
+            count: Int, rows: Int, columns: Int,
+            read: @escaping @Sendable (Int, UnsafeMutableBufferPointer<Float>) throws -> Void,
+            readBF16: (@Sendable (Int, UnsafeMutableBufferPointer<UInt16>) throws -> Void)? = nil,
+            prefetch: @escaping @Sendable (Int) -> Void = { _ in }
+        ) {
             self.count = count; self.rows = rows; self.columns = columns
             self.read = read; self.readBF16 = readBF16; self.prefetch = prefetch
         }
@@ -63,8 +65,10 @@ public enum ProductNorms {
 
     /// Computes N for proxies `x` [m, d] over `source`'s matrices on `workers` threads.
     /// - Throws: the first error of `source.read`; no further matrices are started after it.
-    public static func compute(x: Tensor, source: Source, precision: Precision = .automatic, kernel: GEMMKernel = .preferred,
-                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Result {
+    public static func compute(
+        x: Tensor, source: Source, precision: Precision = .automatic, kernel: GEMMKernel = .preferred,
+        workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws -> Result {
         let m = x.rows, d = source.columns, r = source.rows, n = source.count
         precondition(x.columns == d && m > 0 && r > 0 && d > 0, "ProductNorms: X [\(m), \(x.columns)] against matrices [\(r), \(d)]")
         let split: Bool
@@ -75,8 +79,11 @@ public enum ProductNorms {
         }
         // C [r, m] (or [r, 2m]) = W [r, d] X^T: W is the large operand, streamed once.
         let columns = split ? 2 * m : m
-        guard let product = ThreadProduct(m: r, n: columns, k: d, transB: true, lda: d, ldb: d, ldc: columns,
-                                          inputs: split ? .bf16 : .f32, kernel: kernel) else {
+        guard
+            let product = ThreadProduct(
+                m: r, n: columns, k: d, transB: true, lda: d, ldb: d, ldc: columns,
+                inputs: split ? .bf16 : .f32, kernel: kernel)
+        else {
             // no BF16 product on this CPU: Float32 products on the same kernel (never nil for f32)
             return try compute(x: x, source: source, precision: .f32, kernel: kernel, workers: workers)
         }
@@ -103,8 +110,11 @@ public enum ProductNorms {
                     readTime.withUnsafeMutableBufferPointer { tb in
                         x.storage.withUnsafeBufferPointer { xs in
                             xb.withUnsafeBufferPointer { xbs in
-                                let shared = UnsafeShared((ob.baseAddress!, fb.baseAddress!, tb.baseAddress!,
-                                                           split ? UnsafeRawPointer(xbs.baseAddress!) : UnsafeRawPointer(xs.baseAddress!)))
+                                let shared = UnsafeShared(
+                                    (
+                                        ob.baseAddress!, fb.baseAddress!, tb.baseAddress!,
+                                        split ? UnsafeRawPointer(xbs.baseAddress!) : UnsafeRawPointer(xs.baseAddress!)
+                                    ))
                                 DispatchQueue.concurrentPerform(iterations: threads) { w in
                                     let (o, f, t, xp) = shared.value
                                     let scratch = ThreadProduct.Scratch(for: product)
@@ -142,8 +152,9 @@ public enum ProductNorms {
         }
         if product.kernel == .openBLAS { BLAS.withThreads(1, body) } else { body() }
         if let e = failure.error { throw e }
-        return Result(norms: out, frobenius: frob, readSeconds: readTime.reduce(0, +) / Double(threads),
-                      kernel: product.kernel == .oneDNN ? "onednn \(product.kernelName)\(split ? " split-bf16" : " f32")" : "openblas")
+        return Result(
+            norms: out, frobenius: frob, readSeconds: readTime.reduce(0, +) / Double(threads),
+            kernel: product.kernel == .oneDNN ? "onednn \(product.kernelName)\(split ? " split-bf16" : " f32")" : "openblas")
     }
 
     /// ||p[0..<count]||_2: blocks of 256 squares summed in 16 Float lanes, each block's lanes

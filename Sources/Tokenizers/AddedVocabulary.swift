@@ -65,7 +65,9 @@ struct TokenTrie: Sendable {
             }
             firstByte[Int(bytes[0])] = true
             guard nodes[node].token < 0 else {
-                throw .malformed(file: file, reason: "added tokens \(flags[Int(nodes[node].token)].id) and \(t.id) match the same text '\(String(decoding: bytes, as: UTF8.self))'")
+                throw .malformed(
+                    file: file,
+                    reason: "added tokens \(flags[Int(nodes[node].token)].id) and \(t.id) match the same text '\(String(decoding: bytes, as: UTF8.self))'")
             }
             nodes[node].token = Int32(flags.count)
             flags.append((t.id, t.singleWord, t.lstrip, t.rstrip))

@@ -65,8 +65,10 @@ struct BPEModel: Sendable {
     }
 
     /// Cuts a long text piece between known characters that no token holds side by side.
-    private func encodeLong(_ p: UnsafePointer<UInt8>, _ n: Int, _ adjacent: PairTable, _ state: inout EncoderState,
-                            into out: inout [Int32]) {
+    private func encodeLong(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ adjacent: PairTable, _ state: inout EncoderState,
+        into out: inout [Int32]
+    ) {
         var start = 0, i = 0
         var previous: Int32 = -1
         var previousKnown = false

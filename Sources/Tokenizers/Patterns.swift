@@ -75,7 +75,9 @@ enum SplitPattern: @unchecked Sendable {
         var depth = 0
         var it = Array(pattern.unicodeScalars)[...]
         func unsupported(_ what: String) -> TokenizerError {
-            .unsupported(file: file, component: component, reason: "the regex \(pattern.debugDescription) uses \(what), whose meaning differs between Oniguruma and this reader")
+            .unsupported(
+                file: file, component: component,
+                reason: "the regex \(pattern.debugDescription) uses \(what), whose meaning differs between Oniguruma and this reader")
         }
         while let c = it.popFirst() {
             switch c {

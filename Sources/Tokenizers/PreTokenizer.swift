@@ -50,8 +50,10 @@ struct PreTokenizer: Sendable {
         run(p, 0, text.count, atStart: atStart, step: 0, emit)
     }
 
-    private func run(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, atStart: Bool, step k: Int,
-                     _ emit: (UnsafePointer<UInt8>, Int, Int) -> Void) {
+    private func run(
+        _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, atStart: Bool, step k: Int,
+        _ emit: (UnsafePointer<UInt8>, Int, Int) -> Void
+    ) {
         guard end > start else { return }
         guard k < steps.count else { emit(p, start, end); return }
         switch steps[k] {
@@ -119,8 +121,10 @@ struct PreTokenizer: Sendable {
 
     /// The GPT-2 regex's pieces (or the whole stretch when `useRegex` is false).
     @inline(__always)
-    private func byteLevelSplit(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, useRegex: Bool,
-                                _ emit: (UnsafePointer<UInt8>, Int, Int) -> Void) {
+    private func byteLevelSplit(
+        _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, useRegex: Bool,
+        _ emit: (UnsafePointer<UInt8>, Int, Int) -> Void
+    ) {
         guard useRegex else { emit(p, start, end); return }
         var prev = start
         KnownPattern.gpt2.scan(p, start, end) { s, e in
@@ -132,8 +136,10 @@ struct PreTokenizer: Sendable {
     }
 
     /// The pieces of `start..<end` for any behaviour, as `NormalizedString::split` computes them.
-    static func pieces(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ pattern: SplitPattern,
-                       _ behavior: SplitBehavior, invert: Bool) -> [(Int, Int)] {
+    static func pieces(
+        _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ pattern: SplitPattern,
+        _ behavior: SplitBehavior, invert: Bool
+    ) -> [(Int, Int)] {
         // (range, isMatch) covering the whole stretch.
         var marks: [(Int, Int, Bool)] = []
         var prev = start

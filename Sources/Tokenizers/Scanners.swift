@@ -97,17 +97,24 @@ enum KnownPattern: Sendable, Equatable {
             if b == 0x20 && i + 1 < end {
                 let (k1, l1) = cls(p, i + 1, end)
                 var j = -1
-                if k1 & L != 0 { j = run(p, i + 1 + l1, end, any: L) }
-                else if k1 & N != 0 { j = run(p, i + 1 + l1, end, any: N) }
-                else if k1 & S == 0 { j = runOther(p, i + 1 + l1, end) }
+                if k1 & L != 0 {
+                    j = run(p, i + 1 + l1, end, any: L)
+                } else if k1 & N != 0 {
+                    j = run(p, i + 1 + l1, end, any: N)
+                } else if k1 & S == 0 {
+                    j = runOther(p, i + 1 + l1, end)
+                }
                 if j >= 0 { emit(i, j); i = j; continue }
             }
             let (k0, l0) = cls(p, i, end)
             var j: Int
-            if k0 & L != 0 { j = run(p, i + l0, end, any: L) }
-            else if k0 & N != 0 { j = run(p, i + l0, end, any: N) }
-            else if k0 & S == 0 { j = runOther(p, i + l0, end) }
-            else {
+            if k0 & L != 0 {
+                j = run(p, i + l0, end, any: L)
+            } else if k0 & N != 0 {
+                j = run(p, i + l0, end, any: N)
+            } else if k0 & S == 0 {
+                j = runOther(p, i + l0, end)
+            } else {
                 // \s+(?!\S) gives back the last space before a non-space; \s+ takes a lone one.
                 var last = i, n = 1
                 j = i + l0
@@ -128,8 +135,10 @@ enum KnownPattern: Sendable, Equatable {
     @inline(__always)
     private static func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
 
-    private static func scanWordsAndDigits(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, maxDigits: Int,
-                                           _ emit: (Int, Int) -> Void) {
+    private static func scanWordsAndDigits(
+        _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, maxDigits: Int,
+        _ emit: (Int, Int) -> Void
+    ) {
         var i = start
         while i < end {
             let b = p[i]
@@ -188,8 +197,7 @@ enum KnownPattern: Sendable, Equatable {
                 if p[j] == 0x0D || p[j] == 0x0A { lastBreak = j }
                 last = j; j += l; n += 1
             }
-            if lastBreak >= 0 { j = lastBreak + 1 }
-            else if j < end && n >= 2 { j = last }
+            if lastBreak >= 0 { j = lastBreak + 1 } else if j < end && n >= 2 { j = last }
             emit(i, j)
             i = j
         }

@@ -208,12 +208,13 @@ public final class Tokenizer: Sendable {
             }
             adjacent = table
         }
-        model = BPEModel(byteLevel: byteLevel, vocab: vocab, merges: merges, unkId: unkId,
-                         fuseUnk: try f.bool(m, "fuse_unk", default: false, "BPE model"),
-                         byteFallback: byteFallback,
-                         ignoreMerges: try f.bool(m, "ignore_merges", default: false, "BPE model"),
-                         byteIds: byteIds, byteChars: byteChars, fallbackIds: fallbackIds,
-                         asciiIds: asciiIds, scalarIds: scalarIds, adjacentPairs: adjacent)
+        model = BPEModel(
+            byteLevel: byteLevel, vocab: vocab, merges: merges, unkId: unkId,
+            fuseUnk: try f.bool(m, "fuse_unk", default: false, "BPE model"),
+            byteFallback: byteFallback,
+            ignoreMerges: try f.bool(m, "ignore_merges", default: false, "BPE model"),
+            byteIds: byteIds, byteChars: byteChars, fallbackIds: fallbackIds,
+            asciiIds: asciiIds, scalarIds: scalarIds, adjacentPairs: adjacent)
 
         // Model tokens by id, for decoding.
         var maxId = -1
@@ -235,19 +236,25 @@ public final class Tokenizer: Sendable {
             let declared = try f.int(o, "id", what)
             let bytes = Array(content.utf8)
             if bytes.isEmpty { continue }
-            let token0 = AddedToken(content: content, id: 0,
-                                    singleWord: try f.bool(o, "single_word", default: false, what),
-                                    lstrip: try f.bool(o, "lstrip", default: false, what),
-                                    rstrip: try f.bool(o, "rstrip", default: false, what),
-                                    normalized: try f.bool(o, "normalized", default: true, what),
-                                    special: try f.bool(o, "special", default: false, what))
+            let token0 = AddedToken(
+                content: content, id: 0,
+                singleWord: try f.bool(o, "single_word", default: false, what),
+                lstrip: try f.bool(o, "lstrip", default: false, what),
+                rstrip: try f.bool(o, "rstrip", default: false, what),
+                normalized: try f.bool(o, "normalized", default: true, what),
+                special: try f.bool(o, "special", default: false, what))
             if let id = addedByContent[bytes], let old = addedById[id],
-               old.singleWord == token0.singleWord, old.lstrip == token0.lstrip, old.rstrip == token0.rstrip,
-               old.normalized == token0.normalized, old.special == token0.special {
+                old.singleWord == token0.singleWord, old.lstrip == token0.lstrip, old.rstrip == token0.rstrip,
+                old.normalized == token0.normalized, old.special == token0.special
+            {
                 continue
             }
             let id: Int32
-            if let a = addedByContent[bytes] { id = a } else if let v = text.get(bytes) { id = v } else {
+            if let a = addedByContent[bytes] {
+                id = a
+            } else if let v = text.get(bytes) {
+                id = v
+            } else {
                 guard Int(nextId) <= TokenizerFile.maxId else { throw f.malformed("too many added tokens") }
                 id = nextId
                 nextId += 1
@@ -255,8 +262,9 @@ public final class Tokenizer: Sendable {
             guard Int(id) == declared else {
                 throw f.malformed("\(what) '\(content)' declares id \(declared), but tokenizers gives it id \(id)")
             }
-            let token = AddedToken(content: content, id: id, singleWord: token0.singleWord, lstrip: token0.lstrip,
-                                   rstrip: token0.rstrip, normalized: token0.normalized, special: token0.special)
+            let token = AddedToken(
+                content: content, id: id, singleWord: token0.singleWord, lstrip: token0.lstrip,
+                rstrip: token0.rstrip, normalized: token0.normalized, special: token0.special)
             if token.normalized, let n = normalizer {
                 let normed = n.apply(bytes)
                 if normed != bytes { normalizedText[id] = normed } else { normalizedText[id] = nil }
@@ -277,9 +285,10 @@ public final class Tokenizer: Sendable {
         }
         var decodeText: [Int32: [UInt8]] = [:]
         for t in addedList { decodeText[t.id] = normalizedText[t.id] ?? Array(t.content.utf8) }
-        added = AddedVocabulary(tokens: addedList, raw: try TokenTrie(rawPatterns, file: source),
-                                normalized: try TokenTrie(normalizedPatterns, file: source), decodeText: decodeText,
-                                idByContent: addedByContent, byId: addedById)
+        added = AddedVocabulary(
+            tokens: addedList, raw: try TokenTrie(rawPatterns, file: source),
+            normalized: try TokenTrie(normalizedPatterns, file: source), decodeText: decodeText,
+            idByContent: addedByContent, byId: addedById)
         addedTokens = addedList
         specialContents = special
         modelTokens = tokens
@@ -313,7 +322,9 @@ public final class Tokenizer: Sendable {
         do throws(CheckpointError) {
             let f = try ReadOnlyFile(path: path)
             let limit = Int(min(UInt64(Int.max), ProcessInfo.processInfo.physicalMemory / 4))
-            guard f.size <= limit else { throw .io(file: path, reason: "is \(f.size) bytes, more than a quarter of this machine's memory; cut it into smaller files") }
+            guard f.size <= limit else {
+                throw .io(file: path, reason: "is \(f.size) bytes, more than a quarter of this machine's memory; cut it into smaller files")
+            }
             bytes = try f.read(at: 0, count: f.size)
         } catch { throw TokenizerError(error) }
         let r = bytes.withUnsafeBufferPointer { b -> Result<[Int32], TokenizerError> in
@@ -352,8 +363,10 @@ public final class Tokenizer: Sendable {
         }
     }
 
-    private func encodeNormalized(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, atStart: Bool,
-                                  _ state: inout EncoderState, _ out: inout [Int32]) {
+    private func encodeNormalized(
+        _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, atStart: Bool,
+        _ state: inout EncoderState, _ out: inout [Int32]
+    ) {
         added.normalized.split(p, start, end) { s, e, id in
             if let id { out.append(id); return }
             guard e > s else { return }

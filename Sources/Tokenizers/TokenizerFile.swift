@@ -77,12 +77,14 @@ struct TokenizerFile {
         case "Lowercase": return .lowercase
         case "Nmt": return .nmt
         case "Strip":
-            return .strip(left: try bool(o, "strip_left", default: nil, "Strip normalizer"),
-                          right: try bool(o, "strip_right", default: nil, "Strip normalizer"))
+            return .strip(
+                left: try bool(o, "strip_left", default: nil, "Strip normalizer"),
+                right: try bool(o, "strip_right", default: nil, "Strip normalizer"))
         case "Replace":
             guard let pattern = o["pattern"] else { throw malformed("Replace normalizer has no \"pattern\"") }
-            return .replace(try SplitPattern.from(pattern, component: "Replace normalizer", file: file),
-                            content: Array(try string(o, "content", "Replace normalizer").utf8))
+            return .replace(
+                try SplitPattern.from(pattern, component: "Replace normalizer", file: file),
+                content: Array(try string(o, "content", "Replace normalizer").utf8))
         case "Prepend":
             return .prepend(Array(try string(o, "prepend", "Prepend normalizer").utf8))
         case "Sequence":
@@ -91,7 +93,8 @@ struct TokenizerFile {
             for n in list { if let x = try normalizer(n) { out.append(x) } }
             return .sequence(out)
         default:
-            throw .unsupported(file: file, component: "normalizer", reason: "'\(t)' (supported: NFC, NFD, NFKC, NFKD, Lowercase, Nmt, Strip, Replace, Prepend, Sequence)")
+            throw .unsupported(
+                file: file, component: "normalizer", reason: "'\(t)' (supported: NFC, NFD, NFKC, NFKD, Lowercase, Nmt, Strip, Replace, Prepend, Sequence)")
         }
     }
 
@@ -112,18 +115,24 @@ struct TokenizerFile {
         let t = try type(o, "pre_tokenizer")
         switch t {
         case "ByteLevel":
-            steps.append(.byteLevel(addPrefixSpace: try bool(o, "add_prefix_space", default: true, "ByteLevel pre-tokenizer"),
-                                    useRegex: try bool(o, "use_regex", default: true, "ByteLevel pre-tokenizer")))
+            steps.append(
+                .byteLevel(
+                    addPrefixSpace: try bool(o, "add_prefix_space", default: true, "ByteLevel pre-tokenizer"),
+                    useRegex: try bool(o, "use_regex", default: true, "ByteLevel pre-tokenizer")))
         case "Split":
             guard let pattern = o["pattern"] else { throw malformed("Split pre-tokenizer has no \"pattern\"") }
             let b = try string(o, "behavior", "Split pre-tokenizer")
             guard let behavior = Self.behavior(b) else { throw malformed("Split pre-tokenizer behavior '\(b)' is unknown") }
-            steps.append(.split(try SplitPattern.from(pattern, component: "Split pre-tokenizer", file: file), behavior,
-                                invert: try bool(o, "invert", default: nil, "Split pre-tokenizer")))
+            steps.append(
+                .split(
+                    try SplitPattern.from(pattern, component: "Split pre-tokenizer", file: file), behavior,
+                    invert: try bool(o, "invert", default: nil, "Split pre-tokenizer")))
         case "Metaspace":
             let (replacement, scheme) = try metaspace(o, "Metaspace pre-tokenizer")
-            steps.append(.metaspace(replacement: UTF8Bytes.encode(replacement.value), prepend: scheme,
-                                    split: try bool(o, "split", default: true, "Metaspace pre-tokenizer")))
+            steps.append(
+                .metaspace(
+                    replacement: UTF8Bytes.encode(replacement.value), prepend: scheme,
+                    split: try bool(o, "split", default: true, "Metaspace pre-tokenizer")))
         case "Sequence":
             guard let list = o["pretokenizers"]?.arrayValue else { throw malformed("Sequence pre-tokenizer has no \"pretokenizers\" list") }
             for p in list { try collectSteps(p, into: &steps) }
@@ -166,12 +175,14 @@ struct TokenizerFile {
         case "ByteFallback": return .byteFallback
         case "Fuse": return .fuse
         case "Strip":
-            return .strip(content: try character(o, "content", "Strip decoder").value,
-                          start: try int(o, "start", "Strip decoder"), stop: try int(o, "stop", "Strip decoder"))
+            return .strip(
+                content: try character(o, "content", "Strip decoder").value,
+                start: try int(o, "start", "Strip decoder"), stop: try int(o, "stop", "Strip decoder"))
         case "Replace":
             guard let pattern = o["pattern"] else { throw malformed("Replace decoder has no \"pattern\"") }
-            return .replace(try SplitPattern.from(pattern, component: "Replace decoder", file: file),
-                            content: Array(try string(o, "content", "Replace decoder").utf8))
+            return .replace(
+                try SplitPattern.from(pattern, component: "Replace decoder", file: file),
+                content: Array(try string(o, "content", "Replace decoder").utf8))
         case "Metaspace":
             let (replacement, scheme) = try metaspace(o, "Metaspace decoder")
             return .metaspace(replacement: replacement.value, prepend: scheme)
@@ -181,7 +192,8 @@ struct TokenizerFile {
             for d in list { if let x = try decoder(d) { out.append(x) } }
             return .sequence(out)
         default:
-            throw .unsupported(file: file, component: "decoder", reason: "'\(t)' (supported: ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace, Sequence)")
+            throw .unsupported(
+                file: file, component: "decoder", reason: "'\(t)' (supported: ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace, Sequence)")
         }
     }
 

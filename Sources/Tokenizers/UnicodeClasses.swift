@@ -82,8 +82,10 @@ enum UTF8Bytes {
             return (((b0 & 0x0F) << 12) | ((UInt32(p[i + 1]) & 0x3F) << 6) | (UInt32(p[i + 2]) & 0x3F), 3)
         }
         if b0 >= 0xF0 && b0 < 0xF5 && i + 3 < end {
-            return (((b0 & 0x07) << 18) | ((UInt32(p[i + 1]) & 0x3F) << 12) | ((UInt32(p[i + 2]) & 0x3F) << 6)
-                    | (UInt32(p[i + 3]) & 0x3F), 4)
+            return (
+                ((b0 & 0x07) << 18) | ((UInt32(p[i + 1]) & 0x3F) << 12) | ((UInt32(p[i + 2]) & 0x3F) << 6)
+                    | (UInt32(p[i + 3]) & 0x3F), 4
+            )
         }
         return (0xFFFD, 1)
     }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(_FoundationICU)
 import _FoundationICU
 #endif

@@ -1,4 +1,5 @@
 import Tensors
+
 /// A fixed-size block of Int32 (token ids, expert indices, row maps), owned like `FloatBuffer`.
 final class Int32Buffer: @unchecked Sendable {
     let count: Int

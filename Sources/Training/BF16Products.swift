@@ -30,8 +30,10 @@ final class BF16Products: @unchecked Sendable {
     ///     has no BF16 products: they are emulated).
     ///   - unavailableReason: why oneDNN did not load, nil when it did.
     ///   - emulate: emulate even where oneDNN's BF16 kernels exist (for tests).
-    init(kernel: GEMMKernel = .preferred,
-         unavailableReason: String? = OneDNN.isAvailable ? nil : OneDNN.unavailableReason, emulate: Bool = false) {
+    init(
+        kernel: GEMMKernel = .preferred,
+        unavailableReason: String? = OneDNN.isAvailable ? nil : OneDNN.unavailableReason, emulate: Bool = false
+    ) {
         var reason: String? = nil
         if emulate {
             reason = "asked for"
@@ -57,8 +59,10 @@ final class BF16Products: @unchecked Sendable {
 
     /// `C = op(A) op(B) + beta C` on the calling thread, A and B BF16 bits laid out as
     /// `BLAS.gemm`'s operands, C Float32; beta 0 or 1.
-    func multiply(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int,
-                  b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    func multiply(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int,
+        b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         precondition(beta == 0 || beta == 1, "BF16 products are made for beta 0 and 1")
         if m == 0 || n == 0 { return }
         if k == 0 {  // C = beta C, as BLAS does
@@ -76,8 +80,10 @@ final class BF16Products: @unchecked Sendable {
 
     /// The emulated product: both operands widened (exactly) into packed Float32 copies, then one
     /// Float32 product on the calling thread (training runs OpenBLAS single-threaded).
-    private static func emulated(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int,
-                                 b: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    private static func emulated(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int,
+        b: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         // op(A) is m x k: stored as m rows of k (or k rows of m when transposed); likewise B.
         let (aRows, aCols) = transA ? (k, m) : (m, k)
         let (bRows, bCols) = transB ? (n, k) : (k, n)

@@ -41,8 +41,10 @@ struct CausalAttention {
 
     /// Forward pass: writes `probabilities` (the causal lower triangle; entries right of each
     /// row's block are left unwritten) and `output`.
-    func forward(qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-                 bf16: BF16Operands? = nil) {
+    func forward(
+        qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+        bf16: BF16Operands? = nil
+    ) {
         let q = UnsafeShared(UnsafeMutablePointer(mutating: qkv)), pr = UnsafeShared(probabilities), out = UnsafeShared(output)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim
         let sc = scale, bs = blockRows
@@ -87,8 +89,10 @@ struct CausalAttention {
     /// Backward pass. `dOutput` [T, heads * headDim]; writes the query, key and value
     /// gradients into `dqkv` (same layout as `qkv`, overwritten). Consumes `probabilities`
     /// (overwritten by dS). `scratch` holds `batch * keyValueHeads * length^2` floats.
-    func backward(qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>,
-                  dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, bf16: BF16Operands? = nil) {
+    func backward(
+        qkv: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>,
+        dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, bf16: BF16Operands? = nil
+    ) {
         let q = UnsafeShared(UnsafeMutablePointer(mutating: qkv)), pr = UnsafeShared(probabilities)
         let dO = UnsafeShared(UnsafeMutablePointer(mutating: dOutput)), dq = UnsafeShared(dqkv), scr = UnsafeShared(scratch)
         let L = length, S = qkvStride, hd = headDim, H = heads, outStride = heads * headDim, G = group
@@ -138,8 +142,9 @@ struct CausalAttention {
                     if let x = half?.value, let rows {
                         roundBlock(p, r0: r0, m: m, n: n, into: rows)
                         x.products.multiply(m: m, n: hd, k: n, a: rows, lda: L, b: x.qkv + kOffset, ldb: S, c: dbase + r0 * S + h * hd, ldc: S)
-                        x.products.multiply(transA: true, m: n, n: hd, k: m, a: rows, lda: L, b: x.qkv + b * L * S + r0 * S + h * hd, ldb: S,
-                                            beta: beta, c: dk, ldc: S)
+                        x.products.multiply(
+                            transA: true, m: n, n: hd, k: m, a: rows, lda: L, b: x.qkv + b * L * S + r0 * S + h * hd, ldb: S,
+                            beta: beta, c: dk, ldc: S)
                     } else {
                         // dQ = dS K ; dK[0..<n] += dS^T Q
                         BLAS.gemm(m: m, n: hd, k: n, a: pb, lda: L, b: kh, ldb: S, c: dbase + r0 * S + h * hd, ldc: S)

@@ -23,8 +23,10 @@ struct ERCRegularizer {
     /// Evaluates the loss of every layer; when `gradients` is given, adds
     /// `weight * dL/dR` and `weight * dL/dW_g` to it (router and gate groups in `trainable` only).
     /// Noise for layer l comes from `generator.split(l)`; the caller advances `generator`.
-    func apply(model: OlmoeNetwork, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
-               trainable: Set<ParameterGroup>) throws(TrainingError) -> Result {
+    func apply(
+        model: OlmoeNetwork, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
+        trainable: Set<ParameterGroup>
+    ) throws(TrainingError) -> Result {
         let c = model.config
         let layerCount = c.layerCount
         // layers are independent (disjoint gradient regions, noise split per layer): run them
@@ -59,8 +61,10 @@ struct ERCRegularizer {
     }
 
     /// One layer: loss, eps, and (when asked) its gradient added into `gradients`.
-    private func layer(_ l: Int, model: OlmoeNetwork, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
-                       trainable: Set<ParameterGroup>) -> LayerOutcome {
+    private func layer(
+        _ l: Int, model: OlmoeNetwork, generator: SeededGenerator, weight: Double, gradients: FloatBuffer?,
+        trainable: Set<ParameterGroup>
+    ) -> LayerOutcome {
         let c = model.config, d = c.hiddenSize, D = c.intermediateSize, n = c.expertCount
         let W = model.parameters.pointer, o = model.layout.layers[l]
         let router = Tensor(shape: [n, d], storage: Array(UnsafeBufferPointer(start: W + o.router, count: n * d)))
@@ -72,10 +76,11 @@ struct ERCRegularizer {
             eps = try NoiseBound.compute(router: router, layer: l)
             let delta = noise ? NoiseBound.sampleNoise(eps: eps, dimension: d, generator: generator.split(UInt64(l))) : nil
             let g = weight != 0 ? gradients?.pointer : nil
-            loss = try ERCGradient.accumulate(router: router, gate: W + o.gateUp, expertStride: 2 * D * d, intermediate: D,
-                                              delta: delta, alpha: alpha, weight: Float(weight),
-                                              routerGradient: trainable.contains(.router) ? g.map { $0 + o.router } : nil,
-                                              gateGradient: trainable.contains(.gateProjection) ? g.map { $0 + o.gateUp } : nil)
+            loss = try ERCGradient.accumulate(
+                router: router, gate: W + o.gateUp, expertStride: 2 * D * d, intermediate: D,
+                delta: delta, alpha: alpha, weight: Float(weight),
+                routerGradient: trainable.contains(.router) ? g.map { $0 + o.router } : nil,
+                gateGradient: trainable.contains(.gateProjection) ? g.map { $0 + o.gateUp } : nil)
         } catch {
             return .failed(.invalidOption("ERC loss of layer \(l): \(error.description)"))
         }

@@ -1,4 +1,5 @@
 import Tensors
+
 /// A fixed-size, 64-byte aligned block of Float32 owned by this object: parameters, gradients,
 /// optimizer moments and activations live in these so that hot loops work on raw pointers with
 /// no copy-on-write checks and no allocation.

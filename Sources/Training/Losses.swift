@@ -1,5 +1,5 @@
-import Tensors
 import Foundation
+import Tensors
 
 /// The loss terms of one forward pass, each as its own number (unweighted).
 public struct LossBreakdown: Sendable, Equatable {
@@ -28,8 +28,10 @@ public struct LossBreakdown: Sendable, Equatable {
 enum CrossEntropy {
     /// Mean loss over rows with `targets[t] >= 0`; replaces `logits` [T, V] by
     /// `scale * dL/dlogits` = `scale * (softmax - onehot) / count` (zero on ignored rows).
-    static func lossAndGradient(logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocabulary V: Int,
-                                scale: Float, computeGradient: Bool) -> (loss: Double, count: Int) {
+    static func lossAndGradient(
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocabulary V: Int,
+        scale: Float, computeGradient: Bool
+    ) -> (loss: Double, count: Int) {
         var count = 0
         for t in 0..<rows where targets[t] >= 0 { count += 1 }
         guard count > 0 else {
@@ -118,12 +120,15 @@ extension OlmoeNetwork {
     ///   - targets: next token for each position, -1 where there is none [batch * length].
     ///   - gradients: nil for a forward pass only (evaluation).
     ///   - precision: bf16 multiplies BF16 copies in the projections (`ws` must have them).
-    func forwardBackward(_ ws: ModelWorkspace, targets: UnsafePointer<Int32>, lbWeight: Double, zWeight: Double, scale: Double,
-                         gradients: FloatBuffer?, trainable: Set<ParameterGroup>, precision: TrainingPrecision = .fp32) -> LossBreakdown {
+    func forwardBackward(
+        _ ws: ModelWorkspace, targets: UnsafePointer<Int32>, lbWeight: Double, zWeight: Double, scale: Double,
+        gradients: FloatBuffer?, trainable: Set<ParameterGroup>, precision: TrainingPrecision = .fp32
+    ) -> LossBreakdown {
         forward(ws, precision: precision)
         let c = config, T = ws.tokenCount
-        let ce = CrossEntropy.lossAndGradient(logits: ws.logits.pointer, targets: targets, rows: T, vocabulary: c.vocabularySize,
-                                              scale: Float(scale), computeGradient: gradients != nil)
+        let ce = CrossEntropy.lossAndGradient(
+            logits: ws.logits.pointer, targets: targets, rows: T, vocabulary: c.vocabularySize,
+            scale: Float(scale), computeGradient: gradients != nil)
         let lb = RouterLosses.loadBalancing(ws.layers, tokens: T, experts: c.expertCount, topK: c.topK)
         let z = RouterLosses.zLoss(ws.layers, tokens: T)
         if let gradients {

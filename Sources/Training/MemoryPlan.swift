@@ -38,7 +38,8 @@ public struct MemoryPlan: Sendable {
         let available = Double(ProcessInfo.processInfo.physicalMemory) * 0.9
         guard totalBytes <= available else {
             let gb = { (b: Double) in String(format: "%.3g GB", b / 1e9) }
-            let what = parameterBytes >= activationBytes
+            let what =
+                parameterBytes >= activationBytes
                 ? "the model's parameters, gradients and optimizer state need \(gb(parameterBytes)) (vocab_size, hidden_size, intermediate_size, num_experts or num_hidden_layers are too large)"
                 : "the activations of one micro-batch need \(gb(activationBytes)) (lower --batch-size or --seq-len)"
             throw .invalidOption("\(source): training would need about \(gb(totalBytes)) of memory, more than this machine's \(gb(available / 0.9)): \(what)")

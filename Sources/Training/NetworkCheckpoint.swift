@@ -96,8 +96,10 @@ public enum NetworkCheckpoint {
         let offsets = Dictionary(uniqueKeysWithValues: specs.map { ($0.0.name, $0.1) })
         let base = UnsafeShared(model.parameters.pointer)
         do {
-            try SafetensorsWriter.writeFolder(specs.map { $0.0 }, metadata: ["format": "pt"], folder: folder,
-                                              maxShardBytes: format.shardBytes ?? Int.max) { spec, out in
+            try SafetensorsWriter.writeFolder(
+                specs.map { $0.0 }, metadata: ["format": "pt"], folder: folder,
+                maxShardBytes: format.shardBytes ?? Int.max
+            ) { spec, out in
                 guard let o = offsets[spec.name], let dst = out.baseAddress else { return }
                 Conversion.encode(spec.dtype, from: base.value + o, count: spec.shape.reduce(1, *), into: dst)
             }

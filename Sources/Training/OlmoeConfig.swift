@@ -94,24 +94,33 @@ public struct OlmoeConfig: Sendable, Equatable {
         if let c = json["clip_qkv"], c != .null {
             guard let v = c.doubleValue, v > 0 else { throw fail("'clip_qkv' must be a positive number or null") }
             clipQKV = Float(v)
-        } else { clipQKV = nil }
+        } else {
+            clipQKV = nil
+        }
         ropeTheta = ModelConfig(json: json).ropeTheta ?? 10_000
         self.json = json
 
-        for (v, name) in [(vocabularySize, "vocab_size"), (hiddenSize, "hidden_size"), (intermediateSize, "intermediate_size"),
-                          (layerCount, "num_hidden_layers"), (headCount, "num_attention_heads"),
-                          (keyValueHeadCount, "num_key_value_heads"), (expertCount, "num_experts"), (topK, "num_experts_per_tok")] where v <= 0 {
+        for (v, name) in [
+            (vocabularySize, "vocab_size"), (hiddenSize, "hidden_size"), (intermediateSize, "intermediate_size"),
+            (layerCount, "num_hidden_layers"), (headCount, "num_attention_heads"),
+            (keyValueHeadCount, "num_key_value_heads"), (expertCount, "num_experts"), (topK, "num_experts_per_tok"),
+        ] where v <= 0 {
             throw fail("'\(name)' must be positive, got \(v)")
         }
         guard hiddenSize % headCount == 0 else { throw fail("hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(headCount)") }
-        guard headCount % keyValueHeadCount == 0 else { throw fail("num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(keyValueHeadCount)") }
+        guard headCount % keyValueHeadCount == 0 else {
+            throw fail("num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(keyValueHeadCount)")
+        }
         guard headDim % 2 == 0 else { throw fail("head size \(headDim) must be even for rotary embeddings") }
         guard topK <= expertCount else { throw fail("num_experts_per_tok \(topK) exceeds num_experts \(expertCount)") }
-        if let hd = json["head_dim"]?.intValue, hd != headDim { throw fail("head_dim \(hd) differs from hidden_size / num_attention_heads = \(headDim); OLMoE's norms assume they agree") }
+        if let hd = json["head_dim"]?.intValue, hd != headDim {
+            throw fail("head_dim \(hd) differs from hidden_size / num_attention_heads = \(headDim); OLMoE's norms assume they agree")
+        }
         if let a = json["hidden_act"]?.stringValue, a != "silu" { throw fail("hidden_act '\(a)' is not supported (OLMoE uses silu)") }
         if json["attention_bias"]?.boolValue == true { throw fail("attention_bias true is not supported (OLMoE has no attention biases)") }
         if let r = json["rope_parameters"]?["rope_type"]?.stringValue ?? json["rope_scaling"]?["rope_type"]?.stringValue
-            ?? json["rope_scaling"]?["type"]?.stringValue, r != "default" {
+            ?? json["rope_scaling"]?["type"]?.stringValue, r != "default"
+        {
             throw fail("rope_type '\(r)' is not supported (only the default rotary embedding)")
         }
         guard ropeTheta > 0, ropeTheta.isFinite else { throw fail("rope_theta must be a positive number") }

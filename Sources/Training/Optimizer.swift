@@ -1,5 +1,6 @@
-import Tensors
 import Foundation
+import Tensors
+
 #if arch(x86_64) && canImport(_Builtin_intrinsics)
 import _Builtin_intrinsics.intel
 #endif
@@ -33,8 +34,10 @@ public final class Optimizer: @unchecked Sendable {
     /// - Parameters:
     ///   - count: parameter count.
     ///   - ranges: element ranges to update; the rest stay frozen.
-    public init(kind: OptimizerKind, count: Int, ranges: [Range<Int>], beta1: Double = 0.9, beta2: Double = 0.999,
-                epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
+    public init(
+        kind: OptimizerKind, count: Int, ranges: [Range<Int>], beta1: Double = 0.9, beta2: Double = 0.999,
+        epsilon: Double = 1e-8, weightDecay: Double = 0.01
+    ) {
         self.kind = kind
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
         self.weightDecay = kind == .sgd ? 0 : weightDecay
@@ -44,7 +47,9 @@ public final class Optimizer: @unchecked Sendable {
         for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) where !r.isEmpty {
             if let last = merged.last, last.upperBound >= r.lowerBound {
                 merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
-            } else { merged.append(r) }
+            } else {
+                merged.append(r)
+            }
         }
         self.ranges = merged
     }
@@ -71,8 +76,9 @@ public final class Optimizer: @unchecked Sendable {
             let bc2Sqrt = Float(bc2.squareRoot())
             for r in ranges {
                 Parallel.forRows(r.count, rowCost: 4) { _, sub in
-                    AdamW.update(p: p.value, g: g.value, m: m.value, v: v.value, range: (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound),
-                                 decay: decay, beta1: b1, beta2: b2, bc2Sqrt: bc2Sqrt, eps: eps, stepSize: stepSize)
+                    AdamW.update(
+                        p: p.value, g: g.value, m: m.value, v: v.value, range: (r.lowerBound + sub.lowerBound)..<(r.lowerBound + sub.upperBound),
+                        decay: decay, beta1: b1, beta2: b2, bc2Sqrt: bc2Sqrt, eps: eps, stepSize: stepSize)
                 }
             }
         }
@@ -138,9 +144,11 @@ enum GradientClipping {
 /// a loop with a square root). Each lane does the same IEEE operations in the same order as
 /// the scalar tail, so the bits do not depend on where a range starts.
 enum AdamW {
-    static func update(p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-                       v: UnsafeMutablePointer<Float>, range: Range<Int>, decay: Float, beta1 b1: Float, beta2 b2: Float,
-                       bc2Sqrt: Float, eps: Float, stepSize: Float) {
+    static func update(
+        p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+        v: UnsafeMutablePointer<Float>, range: Range<Int>, decay: Float, beta1 b1: Float, beta2 b2: Float,
+        bc2Sqrt: Float, eps: Float, stepSize: Float
+    ) {
         var i = range.lowerBound
         let end = range.upperBound
         let oneMinusB1 = 1 - b1, oneMinusB2 = 1 - b2

@@ -46,8 +46,10 @@ enum ParallelGEMM {
 
         /// Computes block `i` of `split`, on `bf16` (BF16 copies of A and B laid out as A and B,
         /// and the products that multiply them) when given, else on OpenBLAS.
-        func run(block i: Int, of s: (rows: Bool, size: Int, blocks: Int),
-                 bf16: (a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, products: BF16Products)? = nil) {
+        func run(
+            block i: Int, of s: (rows: Bool, size: Int, blocks: Int),
+            bf16: (a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, products: BF16Products)? = nil
+        ) {
             var m = self.m, n = self.n, aOffset = 0, bOffset = 0, cOffset = 0
             if s.blocks > 1 && s.rows {
                 let r0 = i * s.size
@@ -61,23 +63,31 @@ enum ParallelGEMM {
                 cOffset = c0
             }
             guard let bf16 else {
-                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a + aOffset, lda: lda,
-                          b: b + bOffset, ldb: ldb, beta: beta, c: c + cOffset, ldc: ldc)
+                BLAS.gemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a + aOffset, lda: lda,
+                    b: b + bOffset, ldb: ldb, beta: beta, c: c + cOffset, ldc: ldc)
                 return
             }
             precondition(alpha == 1, "BF16 products are made for alpha 1")
-            bf16.products.multiply(transA: transA, transB: transB, m: m, n: n, k: k, a: bf16.a + aOffset, lda: lda, b: bf16.b + bOffset, ldb: ldb,
-                                   beta: beta, c: c + cOffset, ldc: ldc)
+            bf16.products.multiply(
+                transA: transA, transB: transB, m: m, n: n, k: k, a: bf16.a + aOffset, lda: lda, b: bf16.b + bOffset, ldb: ldb,
+                beta: beta, c: c + cOffset, ldc: ldc)
         }
     }
 
     /// `C = alpha op(A) op(B) + beta C`, row-major, as `BLAS.gemm`, in shape-determined blocks
     /// run concurrently (`concurrent: false` runs the same blocks in order, for tests).
-    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, concurrent: Bool = true, bf16: BF16Shadows? = nil) {
-        batch([Call(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                    beta: beta, c: c, ldc: ldc)], concurrent: concurrent, bf16: bf16)
+    static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, concurrent: Bool = true, bf16: BF16Shadows? = nil
+    ) {
+        batch(
+            [
+                Call(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc)
+            ], concurrent: concurrent, bf16: bf16)
     }
 
     /// Independent products (no call writes what another reads or writes), all their blocks

@@ -106,8 +106,10 @@ public struct ParameterLayout: Sendable {
             }
             let down = count
             for e in 0..<n { _ = add(p + "mlp.experts.\(e).down_proj.weight", [d, D], .downProjection) }
-            layers.append(LayerOffsets(inputNorm: inputNorm, qkv: qkv, qNorm: qn, kNorm: kn, output: o, postNorm: post,
-                                       router: router, gateUp: gateUp, down: down))
+            layers.append(
+                LayerOffsets(
+                    inputNorm: inputNorm, qkv: qkv, qNorm: qn, kNorm: kn, output: o, postNorm: post,
+                    router: router, gateUp: gateUp, down: down))
         }
         finalNorm = add("model.norm.weight", [d], .norm)
         lmHead = config.tieWordEmbeddings ? embedding : add("lm_head.weight", [V, d], .lmHead)

@@ -1,11 +1,14 @@
 import Tensors
+
 /// Root-mean-square normalisation as transformers' `OlmoeRMSNorm`:
 /// `y = w * (x * r)`, `r = 1 / sqrt(mean(x^2) + eps)` per row, in Float32.
 enum RMSNorm {
     /// Normalises `rows` rows of `dim` elements (row strides `xStride`, `yStride`), writing the
     /// reciprocal RMS of each row to `rstd` for the backward pass. `y` may alias `x`.
-    static func forward(x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
-                        eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int, rstd: UnsafeMutablePointer<Float>) {
+    static func forward(
+        x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
+        eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int, rstd: UnsafeMutablePointer<Float>
+    ) {
         let xs = UnsafeShared(UnsafeMutablePointer(mutating: x)), ys = UnsafeShared(y), rs = UnsafeShared(rstd)
         let w = UnsafeShared(UnsafeMutablePointer(mutating: weight))
         Parallel.forRows(rows, rowCost: dim) { _, range in
@@ -26,10 +29,12 @@ enum RMSNorm {
     ///
     /// The weight gradient is summed over fixed chunks of rows into `partials` (room for
     /// `Parallel.chunkCount(rows, dim) * dim` floats) and the chunks added in order.
-    static func backward(dy: UnsafePointer<Float>, dyStride: Int, x: UnsafePointer<Float>, xStride: Int,
-                         rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, dim: Int,
-                         dx: UnsafeMutablePointer<Float>, dxStride: Int, accumulate: Bool,
-                         dWeight: UnsafeMutablePointer<Float>?, partials: UnsafeMutablePointer<Float>) {
+    static func backward(
+        dy: UnsafePointer<Float>, dyStride: Int, x: UnsafePointer<Float>, xStride: Int,
+        rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, dim: Int,
+        dx: UnsafeMutablePointer<Float>, dxStride: Int, accumulate: Bool,
+        dWeight: UnsafeMutablePointer<Float>?, partials: UnsafeMutablePointer<Float>
+    ) {
         let dys = UnsafeShared(UnsafeMutablePointer(mutating: dy)), xs = UnsafeShared(UnsafeMutablePointer(mutating: x))
         let rs = UnsafeShared(UnsafeMutablePointer(mutating: rstd)), w = UnsafeShared(UnsafeMutablePointer(mutating: weight))
         let dxs = UnsafeShared(dx), part = UnsafeShared(partials)

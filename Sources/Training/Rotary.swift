@@ -1,5 +1,5 @@
-import Tensors
 import Foundation
+import Tensors
 
 /// Rotary position embeddings as transformers computes them for `rope_type: default`:
 /// `inv_freq[i] = 1 / theta^(2i / headDim)` (Float32), angle = position * inv_freq, and

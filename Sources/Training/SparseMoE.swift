@@ -46,8 +46,10 @@ struct SparseMoE {
                         for r in 0..<s where te.value[t * k + r] == Int32(e) { taken = true; break }
                         if !taken { best = e; bestValue = p[e] }
                     }
-                    if best < 0 { // all remaining probabilities underflowed to -inf ordering; take the first free
-                        for e in 0..<n { var taken = false; for r in 0..<s where te.value[t * k + r] == Int32(e) { taken = true }; if !taken { best = e; break } }
+                    if best < 0 {  // all remaining probabilities underflowed to -inf ordering; take the first free
+                        for e in 0..<n {
+                            var taken = false; for r in 0..<s where te.value[t * k + r] == Int32(e) { taken = true }; if !taken { best = e; break }
+                        }
                     }
                     te.value[t * k + s] = Int32(best)
                     tw.value[t * k + s] = p[best]
@@ -86,8 +88,10 @@ struct SparseMoE {
     /// Expert forward: writes `output` [T, d] = sum over chosen experts of weight * expert(h).
     /// `gateUp` [n, 2D, d] (gate rows first per expert), `down` [n, d, D]. With `bf16` the
     /// products take BF16 copies of their operands.
-    func forwardExperts(input h: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
-                        _ a: LayerActivations, output: UnsafeMutablePointer<Float>, bf16: BF16Shadows? = nil) {
+    func forwardExperts(
+        input h: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
+        _ a: LayerActivations, output: UnsafeMutablePointer<Float>, bf16: BF16Shadows? = nil
+    ) {
         let d = hidden, D = intermediate, k = topK, rows = tokens * topK
         let hs = UnsafeShared(UnsafeMutablePointer(mutating: h)), xg = UnsafeShared(a.expertInput.pointer)
         let rt = UnsafeShared(a.rowToken.pointer)
@@ -97,10 +101,12 @@ struct SparseMoE {
         let start = a.expertStart.pointer
         bf16?.round(a.expertInput)
         // every expert's blocks in one concurrent pass (experts touch disjoint rows)
-        ParallelGEMM.batch(expertRows(a).map { (e, r0, m) in
-            ParallelGEMM.Call(transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
-                              b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
-        }, bf16: bf16)
+        ParallelGEMM.batch(
+            expertRows(a).map { (e, r0, m) in
+                ParallelGEMM.Call(
+                    transB: true, m: m, n: 2 * D, k: d, a: a.expertInput.pointer + r0 * d, lda: d,
+                    b: w1 + e * 2 * D * d, ldb: d, c: a.gateUp.pointer + r0 * 2 * D, ldc: 2 * D)
+            }, bf16: bf16)
         let gu = UnsafeShared(a.gateUp.pointer), act = UnsafeShared(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
@@ -109,10 +115,12 @@ struct SparseMoE {
             }
         }
         bf16?.round(a.swiglu)
-        ParallelGEMM.batch(expertRows(a).map { (e, r0, m) in
-            ParallelGEMM.Call(transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
-                              b: w2 + e * d * D, ldb: D, c: a.expertOutput.pointer + r0 * d, ldc: d)
-        }, bf16: bf16)
+        ParallelGEMM.batch(
+            expertRows(a).map { (e, r0, m) in
+                ParallelGEMM.Call(
+                    transB: true, m: m, n: d, k: D, a: a.swiglu.pointer + r0 * D, lda: D,
+                    b: w2 + e * d * D, ldb: D, c: a.expertOutput.pointer + r0 * d, ldc: d)
+            }, bf16: bf16)
         _ = start
         // combine per token, experts in ascending order as transformers' index_add_ does
         let y = UnsafeShared(a.expertOutput.pointer), out = UnsafeShared(output)
@@ -135,9 +143,11 @@ struct SparseMoE {
     /// Expert backward. `dOutput` [T, d] is the gradient of the block's output. Writes
     /// `dInput` [T, d] (overwritten) and `dTopWeight` [T, k]; adds weight gradients to `dGateUp`,
     /// `dDown` when given. Overwrites the layer's expert activations. `bf16` as in the forward pass.
-    func backwardExperts(dOutput: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
-                         _ a: LayerActivations, dTopWeight: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>,
-                         dGateUp: UnsafeMutablePointer<Float>?, dDown: UnsafeMutablePointer<Float>?, bf16: BF16Shadows? = nil) {
+    func backwardExperts(
+        dOutput: UnsafePointer<Float>, gateUp w1: UnsafePointer<Float>, down w2: UnsafePointer<Float>,
+        _ a: LayerActivations, dTopWeight: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>,
+        dGateUp: UnsafeMutablePointer<Float>?, dDown: UnsafeMutablePointer<Float>?, bf16: BF16Shadows? = nil
+    ) {
         let d = hidden, D = intermediate, k = topK, rows = tokens * topK
         let dO = UnsafeShared(UnsafeMutablePointer(mutating: dOutput)), y = UnsafeShared(a.expertOutput.pointer)
         let tw = UnsafeShared(a.topWeight.pointer), ro = UnsafeShared(a.rowOfSlot.pointer), dtw = UnsafeShared(dTopWeight)
@@ -159,15 +169,18 @@ struct SparseMoE {
         bf16?.round(a.expertOutput)
         // all weight gradients (reading the activations) before dAct overwrites them
         if let dDown {
-            ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
-                ParallelGEMM.Call(transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
-                                  beta: 1, c: dDown + e * d * D, ldc: D)
-            }, bf16: bf16)
+            ParallelGEMM.batch(
+                rowsOf.map { (e, r0, m) in
+                    ParallelGEMM.Call(
+                        transA: true, m: d, n: D, k: m, a: dY + r0 * d, lda: d, b: a.swiglu.pointer + r0 * D, ldb: D,
+                        beta: 1, c: dDown + e * d * D, ldc: D)
+                }, bf16: bf16)
         }
         // dAct = dY W_down, into the SwiGLU buffer
-        ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
-            ParallelGEMM.Call(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
-        }, bf16: bf16)
+        ParallelGEMM.batch(
+            rowsOf.map { (e, r0, m) in
+                ParallelGEMM.Call(m: m, n: D, k: d, a: dY + r0 * d, lda: d, b: w2 + e * d * D, ldb: D, c: a.swiglu.pointer + r0 * D, ldc: D)
+            }, bf16: bf16)
         let gu = UnsafeShared(a.gateUp.pointer), dact = UnsafeShared(a.swiglu.pointer)
         Parallel.forRows(rows, rowCost: 2 * D) { _, range in
             for r in range {
@@ -178,16 +191,20 @@ struct SparseMoE {
         let dGU = a.gateUp.pointer
         bf16?.round(a.gateUp)
         if let dGateUp {
-            ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
-                ParallelGEMM.Call(transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
-                                  beta: 1, c: dGateUp + e * 2 * D * d, ldc: d)
-            }, bf16: bf16)
+            ParallelGEMM.batch(
+                rowsOf.map { (e, r0, m) in
+                    ParallelGEMM.Call(
+                        transA: true, m: 2 * D, n: d, k: m, a: dGU + r0 * 2 * D, lda: 2 * D, b: a.expertInput.pointer + r0 * d, ldb: d,
+                        beta: 1, c: dGateUp + e * 2 * D * d, ldc: d)
+                }, bf16: bf16)
         }
         // dX = dGU W_gateUp, into the gathered-input buffer
-        ParallelGEMM.batch(rowsOf.map { (e, r0, m) in
-            ParallelGEMM.Call(m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
-                              c: a.expertInput.pointer + r0 * d, ldc: d)
-        }, bf16: bf16)
+        ParallelGEMM.batch(
+            rowsOf.map { (e, r0, m) in
+                ParallelGEMM.Call(
+                    m: m, n: d, k: 2 * D, a: dGU + r0 * 2 * D, lda: 2 * D, b: w1 + e * 2 * D * d, ldb: d,
+                    c: a.expertInput.pointer + r0 * d, ldc: d)
+            }, bf16: bf16)
         let dx = UnsafeShared(a.expertInput.pointer), din = UnsafeShared(dInput)
         Parallel.forRows(tokens, rowCost: d * k) { _, range in
             for t in range {
@@ -204,8 +221,10 @@ struct SparseMoE {
     /// Router backward: gradient of the router logits [T, n] from the expert weights' gradient
     /// `dTopWeight`, the load-balancing term `lbPerExpert[e]` (added to dL/dp[t, e] for every
     /// token) and the z-loss term `zScale * 2 * lse_t * p[t, e]` (added to dL/dlogit).
-    func backwardRouter(_ a: LayerActivations, dTopWeight: UnsafePointer<Float>, lbPerExpert: [Float], zScale: Float,
-                        dLogits: UnsafeMutablePointer<Float>) {
+    func backwardRouter(
+        _ a: LayerActivations, dTopWeight: UnsafePointer<Float>, lbPerExpert: [Float], zScale: Float,
+        dLogits: UnsafeMutablePointer<Float>
+    ) {
         let n = experts, k = topK, norm = normalizeTopK
         let pr = UnsafeShared(a.routerProbabilities.pointer), te = UnsafeShared(a.topExpert.pointer)
         let tw = UnsafeShared(a.topWeight.pointer), dtw = UnsafeShared(UnsafeMutablePointer(mutating: dTopWeight))

@@ -66,9 +66,15 @@ public final class TokenData: @unchecked Sendable {
     public init(path: String, vocabularySize: Int, binaryDType: TokenDType? = nil, tokenizer: Tokenizer? = nil) throws(TrainingError) {
         self.path = path
         if path.lowercased().hasSuffix(".txt"), let tokenizer {
-            if let b = binaryDType { throw .data(file: path, reason: ".txt files are encoded by \(tokenizer.source); --data-dtype \(b.rawValue) does not apply") }
+            if let b = binaryDType {
+                throw .data(file: path, reason: ".txt files are encoded by \(tokenizer.source); --data-dtype \(b.rawValue) does not apply")
+            }
             guard tokenizer.vocabularySize <= vocabularySize else {
-                throw .data(file: path, reason: "the tokenizer \(tokenizer.source) has \(tokenizer.vocabularySize) ids, more than the model's vocabulary of \(vocabularySize); it is not this model's tokenizer")
+                throw .data(
+                    file: path,
+                    reason:
+                        "the tokenizer \(tokenizer.source) has \(tokenizer.vocabularySize) ids, more than the model's vocabulary of \(vocabularySize); it is not this model's tokenizer"
+                )
             }
             let ids: [Int32]
             do throws(TokenizerError) { ids = try tokenizer.encodeFile(path) } catch { throw .text(error) }
@@ -98,7 +104,11 @@ public final class TokenData: @unchecked Sendable {
             // Bytes are token ids only for a byte-level vocabulary; a 50k vocabulary would
             // silently train on the first 256 ids.
             guard vocabularySize <= TokenData.byteVocabularyLimit else {
-                throw .data(file: path, reason: "text needs the model's tokenizer: there is no tokenizer.json beside the checkpoint, and the vocabulary of \(vocabularySize) ids is not byte-sized; pass --tokenizer FILE, or token ids (.npy, .bin)")
+                throw .data(
+                    file: path,
+                    reason:
+                        "text needs the model's tokenizer: there is no tokenizer.json beside the checkpoint, and the vocabulary of \(vocabularySize) ids is not byte-sized; pass --tokenizer FILE, or token ids (.npy, .bin)"
+                )
             }
             (dtype, offset, count) = (.uint8, 0, d.count)
         } else {
@@ -130,7 +140,9 @@ public final class TokenData: @unchecked Sendable {
             guard bytes.count >= 12 else { throw bad("truncated .npy header") }
             headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
             start = 12
-        } else { throw bad(".npy version \(major) is not supported") }
+        } else {
+            throw bad(".npy version \(major) is not supported")
+        }
         guard d.count - start >= headerLength else { throw bad("truncated .npy header") }
         let header = [UInt8](d[(d.startIndex + start)..<(d.startIndex + start + headerLength)])
         let dict: NpyHeader

@@ -15,8 +15,10 @@ public struct TrainingLogRow: Sendable {
     /// The row's fields, in the order of `RunLog.File.log.columns`.
     var fields: [String] {
         func f(_ x: Double?) -> String { x.map { String(format: "%.8g", $0) } ?? "" }
-        return [String(step), String(tokens), f(learningRate), f(loss), f(lmLoss), f(lbLoss), f(zLoss), f(ercLoss), f(epsMean),
-                f(gradNorm), String(format: "%.1f", tokensPerSecond)]
+        return [
+            String(step), String(tokens), f(learningRate), f(loss), f(lmLoss), f(lbLoss), f(zLoss), f(ercLoss), f(epsMean),
+            f(gradNorm), String(format: "%.1f", tokensPerSecond),
+        ]
     }
 }
 
@@ -67,8 +69,10 @@ public final class Trainer {
     var lbWeight: Double { options.lbWeight ?? model.config.routerAuxLossCoefficient }
 
     /// A new run on `model` (from a checkpoint stored as `format`, or initialised).
-    public init(model: OlmoeNetwork, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
-                options: TrainingOptions, outputFolder: String) throws(TrainingError) {
+    public init(
+        model: OlmoeNetwork, format: StoredFormat, data: TokenData, evalData: TokenData? = nil,
+        options: TrainingOptions, outputFolder: String
+    ) throws(TrainingError) {
         try options.validate()
         try MemoryPlan(model.config, options: options).check(source: "train")
         ParallelGEMM.takeOverThreads()
@@ -91,19 +95,25 @@ public final class Trainer {
         trainable = groups
         let ranges = model.layout.tensors.filter { groups.contains($0.group) }.map { $0.offset..<($0.offset + $0.count) }
         trainableRanges = ranges
-        guard !ranges.isEmpty else { throw .invalidOption("--train \(options.trainGroups.map(\.rawValue).joined(separator: ",")) selects no tensor of this model") }
-        optimizer = Optimizer(kind: options.optimizer, count: model.parameters.count, ranges: ranges,
-                              beta1: options.beta1, beta2: options.beta2, epsilon: options.adamEpsilon, weightDecay: options.weightDecay)
+        guard !ranges.isEmpty else {
+            throw .invalidOption("--train \(options.trainGroups.map(\.rawValue).joined(separator: ",")) selects no tensor of this model")
+        }
+        optimizer = Optimizer(
+            kind: options.optimizer, count: model.parameters.count, ranges: ranges,
+            beta1: options.beta1, beta2: options.beta2, epsilon: options.adamEpsilon, weightDecay: options.weightDecay)
         gradients = FloatBuffer(count: model.parameters.count)
         generator = SeededGenerator(seed: options.seed).split(0x7EA1_7EA1)
         sampler = WindowSampler(order: options.dataOrder, windows: windows, seed: options.seed)
-        workspace = ModelWorkspace(model.config, batch: options.batchSize, length: options.sequenceLength,
-                                   bf16: options.precision == .bf16 ? (model.parameters, BF16Products()) : nil)
+        workspace = ModelWorkspace(
+            model.config, batch: options.batchSize, length: options.sequenceLength,
+            bf16: options.precision == .bf16 ? (model.parameters, BF16Products()) : nil)
         targets = [Int32](repeating: -1, count: options.batchSize * options.sequenceLength)
         switch options.schedule {
         case .constant: schedule = .constant(peak: options.learningRate, warmup: options.warmupSteps)
-        case .cosine: schedule = .cosine(peak: options.learningRate, warmup: options.warmupSteps, total: options.scheduleSteps ?? options.steps,
-                                         minimum: options.minimumLearningRate)
+        case .cosine:
+            schedule = .cosine(
+                peak: options.learningRate, warmup: options.warmupSteps, total: options.scheduleSteps ?? options.steps,
+                minimum: options.minimumLearningRate)
         }
         erc = ERCRegularizer(alpha: options.ercAlpha, noise: options.ercNoise)
     }
@@ -111,13 +121,16 @@ public final class Trainer {
     /// Resumes the run saved in `folder` (a `step{N}` folder, or a run folder whose latest
     /// step folder is used). `steps`, `saveEvery` and `precision`, when given, replace the saved
     /// ones; every other option is the saved run's.
-    public static func resume(from folder: String, data: TokenData, evalData: TokenData? = nil, outputFolder: String,
-                              steps: Int? = nil, saveEvery: Int? = nil, precision: TrainingPrecision? = nil) throws(TrainingError) -> Trainer {
+    public static func resume(
+        from folder: String, data: TokenData, evalData: TokenData? = nil, outputFolder: String,
+        steps: Int? = nil, saveEvery: Int? = nil, precision: TrainingPrecision? = nil
+    ) throws(TrainingError) -> Trainer {
         let stepFolder = try TrainerState.resolve(folder)
         let state = try TrainerState.read(folder: stepFolder)
         try state.validate(folder: stepFolder)
         guard data.count == state.dataTokens else {
-            throw .state(file: stepFolder, reason: "the run trained on \(state.dataTokens) tokens of \(state.dataPath); --data \(data.path) holds \(data.count)")
+            throw .state(
+                file: stepFolder, reason: "the run trained on \(state.dataTokens) tokens of \(state.dataPath); --data \(data.path) holds \(data.count)")
         }
         if let h = state.dataHash, h != data.contentHash {
             throw .state(file: stepFolder, reason: "the run trained on \(state.dataPath); --data \(data.path) has as many tokens but other ones")
@@ -158,10 +171,13 @@ public final class Trainer {
         trainer.generator = try state.generatorState()
         let run: RunFolder
         if URL(fileURLWithPath: stepFolder).deletingLastPathComponent().standardizedFileURL.path
-            == URL(fileURLWithPath: outputFolder).standardizedFileURL.path {
+            == URL(fileURLWithPath: outputFolder).standardizedFileURL.path
+        {
             run = try RunFolder.open(outputFolder)
             if let later = run.savedSteps.first(where: { $0 > state.step }) {
-                throw .state(file: run.stepFolder(later), reason: "is past step \(state.step), the step resumed from; resume from the latest step, or move it away first")
+                throw .state(
+                    file: run.stepFolder(later), reason: "is past step \(state.step), the step resumed from; resume from the latest step, or move it away first"
+                )
             }
             try run.truncate(after: state.step)
             run.removeStaleTemporaryFolders()
@@ -220,8 +236,9 @@ public final class Trainer {
         for m in 0..<K {
             loadBatch(micro: m)
             let l = targets.withUnsafeBufferPointer { tp in
-                model.forwardBackward(workspace, targets: tp.baseAddress!, lbWeight: lbWeight, zWeight: options.zWeight,
-                                      scale: 1 / Double(K), gradients: gradients, trainable: trainable, precision: options.precision)
+                model.forwardBackward(
+                    workspace, targets: tp.baseAddress!, lbWeight: lbWeight, zWeight: options.zWeight,
+                    scale: 1 / Double(K), gradients: gradients, trainable: trainable, precision: options.precision)
             }
             losses.languageModel += l.languageModel / Double(K)
             losses.loadBalancing += l.loadBalancing / Double(K)
@@ -243,9 +260,10 @@ public final class Trainer {
         optimizer.step(parameters: model.parameters, gradients: gradients, learningRate: lr)
         step += 1
         tokensSeen += K * options.batchSize * options.sequenceLength
-        return TrainingLogRow(step: step, tokens: tokensSeen, learningRate: lr, loss: total, lmLoss: losses.languageModel,
-                              lbLoss: losses.loadBalancing, zLoss: losses.routerZ, ercLoss: ercLoss, epsMean: epsMean,
-                              gradNorm: norm, tokensPerSecond: 0)
+        return TrainingLogRow(
+            step: step, tokens: tokensSeen, learningRate: lr, loss: total, lmLoss: losses.languageModel,
+            lbLoss: losses.loadBalancing, zLoss: losses.routerZ, ercLoss: ercLoss, epsMean: epsMean,
+            gradNorm: norm, tokensPerSecond: 0)
     }
 
     /// Mean LM loss on the held-out data (up to `evalBatches` batches of consecutive windows)
@@ -345,10 +363,11 @@ public final class Trainer {
                         dst.copyMemory(from: p.value, byteCount: n * 4)
                     }
                 } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
-                let state = TrainerState(step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
-                                         dataPath: data.path, dataTokens: data.count, dataHash: data.contentHash,
-                                     evalDataPath: evalData?.path, format: format,
-                                         optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
+                let state = TrainerState(
+                    step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
+                    dataPath: data.path, dataTokens: data.count, dataHash: data.contentHash,
+                    evalDataPath: evalData?.path, format: format,
+                    optimizerSteps: optimizer.stepCount, hasMasterWeights: narrow)
                 try state.write(folder: tmp)
                 if let tokenizerFile {
                     do { try FileManager.default.copyItem(atPath: tokenizerFile, toPath: tmp + "/tokenizer.json") } catch {
@@ -410,8 +429,9 @@ extension Trainer {
         let stepFolder = try TrainerState.resolve(folder)
         let state = try TrainerState.read(folder: stepFolder)
         try state.validate(folder: stepFolder)
-        return SavedRun(config: try OlmoeConfig(contentsOf: stepFolder + "/config.json"), dataPath: state.dataPath,
-                        evalDataPath: state.evalDataPath, runFolder: (stepFolder as NSString).deletingLastPathComponent, step: state.step)
+        return SavedRun(
+            config: try OlmoeConfig(contentsOf: stepFolder + "/config.json"), dataPath: state.dataPath,
+            evalDataPath: state.evalDataPath, runFolder: (stepFolder as NSString).deletingLastPathComponent, step: state.step)
     }
 }
 

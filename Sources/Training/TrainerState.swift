@@ -72,7 +72,9 @@ struct TrainerState: Codable {
     /// Reads the state of the step folder `folder`.
     static func read(folder: String) throws(TrainingError) -> TrainerState {
         let path = folder + "/" + jsonName
-        guard let d = FileManager.default.contents(atPath: path) else { throw .state(file: path, reason: "cannot read (not a step folder written by the trainer?)") }
+        guard let d = FileManager.default.contents(atPath: path) else {
+            throw .state(file: path, reason: "cannot read (not a step folder written by the trainer?)")
+        }
         do { return try JSONDecoder().decode(TrainerState.self, from: d) } catch {
             throw .state(file: path, reason: "malformed: \(error)")
         }

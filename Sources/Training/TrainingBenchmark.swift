@@ -38,8 +38,10 @@ public enum TrainingBenchmark {
     public static var blasCore: String { ParallelGEMM.coreName }
 
     /// The reference model config.
-    public static func referenceConfig(vocabulary: Int = 256, hidden: Int = 256, layers: Int = 4, heads: Int = 4,
-                                       experts: Int = 8, topK: Int = 2, intermediate: Int = 256) throws(TrainingError) -> OlmoeConfig {
+    public static func referenceConfig(
+        vocabulary: Int = 256, hidden: Int = 256, layers: Int = 4, heads: Int = 4,
+        experts: Int = 8, topK: Int = 2, intermediate: Int = 256
+    ) throws(TrainingError) -> OlmoeConfig {
         let json = JSONValue.object([
             ("model_type", .string("olmoe")), ("vocab_size", .int(vocabulary)), ("hidden_size", .int(hidden)),
             ("intermediate_size", .int(intermediate)), ("num_hidden_layers", .int(layers)), ("num_attention_heads", .int(heads)),
@@ -53,8 +55,10 @@ public enum TrainingBenchmark {
     /// - Parameters:
     ///   - ercWeight: > 0 adds the ERC loss (alpha 1, noise on).
     ///   - precision: of the matrix products.
-    public static func run(config: OlmoeConfig, batch: Int = 8, length: Int = 256, steps: Int = 8, warmup: Int = 2,
-                           ercWeight: Double = 0, precision: TrainingPrecision = .fp32) throws(TrainingError) -> Result {
+    public static func run(
+        config: OlmoeConfig, batch: Int = 8, length: Int = 256, steps: Int = 8, warmup: Int = 2,
+        ercWeight: Double = 0, precision: TrainingPrecision = .fp32
+    ) throws(TrainingError) -> Result {
         let folder = NSTemporaryDirectory() + "moe-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectoryOrThrow(folder)
@@ -99,14 +103,16 @@ public enum TrainingBenchmark {
         }
         ercTimes.sort()
         let median = times.isEmpty ? .nan : times[times.count / 2]
-        return Result(tokensPerSecond: Double(batch * length) / median, secondsPerStep: median, peakResidentMiB: peakResidentMiB(),
-                      cpuSecondsPerStep: cpu.isEmpty ? .nan : cpu[cpu.count / 2], ercSecondsPerStep: ercTimes[ercTimes.count / 2])
+        return Result(
+            tokensPerSecond: Double(batch * length) / median, secondsPerStep: median, peakResidentMiB: peakResidentMiB(),
+            cpuSecondsPerStep: cpu.isEmpty ? .nan : cpu[cpu.count / 2], ercSecondsPerStep: ercTimes[ercTimes.count / 2])
     }
 
     /// Peak resident set size (VmHWM) in MiB, or NaN where /proc is not available.
     public static func peakResidentMiB() -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return .nan }
+            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return .nan }
         let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "") ?? .nan
         return kb / 1024
     }

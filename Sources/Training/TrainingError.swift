@@ -1,5 +1,6 @@
 import Checkpoints
 import Tokenizers
+
 /// What went wrong setting up or running training; always names the file or option at fault.
 public enum TrainingError: Error, CustomStringConvertible, Sendable {
     /// A `config.json` that does not describe a trainable OLMoE model.
@@ -35,7 +36,8 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable {
         case let .state(f, r): return named(f, r)
         case let .invalidOption(r): return r
         case let .io(f, r): return named(f, r)
-        case let .nonFinite(s, w): return "step \(s): \(w) is not finite (NaN or infinity); the learning rate may be too high, or the weights or data hold extreme values"
+        case let .nonFinite(s, w):
+            return "step \(s): \(w) is not finite (NaN or infinity); the learning rate may be too high, or the weights or data hold extreme values"
         case let .files(e): return e.description
         case let .text(e): return e.description
         }

@@ -106,7 +106,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { throw bad("--beta1 and --beta2 must lie in [0, 1)") }
         if !(adamEpsilon > 0) { throw bad("--adam-eps must be positive") }
         if !(weightDecay >= 0) { throw bad("--weight-decay must be non-negative") }
-        if optimizer == .sgd && weightDecay > 0 { throw bad("--weight-decay does not apply to plain SGD (no momentum, no weight decay); use --optimizer adamw") }
+        if optimizer == .sgd && weightDecay > 0 {
+            throw bad("--weight-decay does not apply to plain SGD (no momentum, no weight decay); use --optimizer adamw")
+        }
         if !(clipGradNorm >= 0) { throw bad("--clip-grad-norm must be non-negative (0 turns clipping off)") }
         if let w = lbWeight, !(w >= 0) { throw bad("--lb-weight must be non-negative") }
         if !(zWeight >= 0) { throw bad("--z-weight must be non-negative") }

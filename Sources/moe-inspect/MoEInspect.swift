@@ -11,13 +11,16 @@ struct MoEInspect: ParsableCommand {
         commandName: "moe-inspect",
         abstract: "Inspect Mixture-of-Experts checkpoints: expert-router coupling (ERC), noise bound, router geometry, t-SNE, figures, training.",
         discussion: """
-        Reads safetensors (single, sharded) and HDF5 checkpoints of OLMoE, Mixtral, Qwen2-MoE,
-        Qwen3-MoE and DeepSeek-V2/V3, or any layout described by a layout file (--layout).
-        See docs/guide.md for a worked example of every command.
-        """,
+            Reads safetensors (single, sharded) and HDF5 checkpoints of OLMoE, Mixtral, Qwen2-MoE,
+            Qwen3-MoE and DeepSeek-V2/V3, or any layout described by a layout file (--layout).
+            See docs/guide.md for a worked example of every command.
+            """,
         // The commit is looked up (running git) only when the version is asked for.
         version: CommandLine.arguments.contains("--version") ? versionLine : version,
-        subcommands: [Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, Watch.self, TSNECommand.self, Train.self, Convert.self, Synth.self, RoutingCommand.self, Tokenize.self])
+        subcommands: [
+            Info.self, ERC.self, Epsilon.self, Similarity.self, Report.self, Compare.self, Plot.self, Watch.self, TSNECommand.self, Train.self, Convert.self,
+            Synth.self, RoutingCommand.self, Tokenize.self,
+        ])
 
     /// `0.1.0 (commit v0.1-3-gabc1234: git describe of the checkout holding the binary, read at run time)`.
     static var versionLine: String {

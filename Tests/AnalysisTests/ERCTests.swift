@@ -1,10 +1,11 @@
-import Foundation
-import Testing
-import TestSupport
-@testable import Analysis
 import Checkpoints
+import Foundation
 import MoELayout
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Analysis
 
 /// ERC values against a PyTorch implementation of the paper's formulas (fixtures/erc/make_erc_fixtures.py).
 @Suite struct ERCTests {
@@ -75,15 +76,17 @@ import Tensors
             for (k, analytic) in [(3, grad.router.storage[3]), (17, grad.router.storage[17])] {
                 var rp = r, rm = r
                 rp.storage[k] += h; rm.storage[k] -= h
-                let fd = (try ERCGradient(router: rp, gate: w, delta: delta, alpha: alpha).loss.total
-                          - ERCGradient(router: rm, gate: w, delta: delta, alpha: alpha).loss.total) / Double(2 * h)
+                let fd =
+                    (try ERCGradient(router: rp, gate: w, delta: delta, alpha: alpha).loss.total
+                        - ERCGradient(router: rm, gate: w, delta: delta, alpha: alpha).loss.total) / Double(2 * h)
                 #expect(abs(fd - Double(analytic)) < 2e-3 * max(1, abs(fd)), "dR[\(k)] fd \(fd) analytic \(analytic)")
             }
             for k in [0, 29, 101] {
                 var wp = w, wm = w
                 wp.storage[k] += h; wm.storage[k] -= h
-                let fd = (try ERCGradient(router: r, gate: wp, delta: delta, alpha: alpha).loss.total
-                          - ERCGradient(router: r, gate: wm, delta: delta, alpha: alpha).loss.total) / Double(2 * h)
+                let fd =
+                    (try ERCGradient(router: r, gate: wp, delta: delta, alpha: alpha).loss.total
+                        - ERCGradient(router: r, gate: wm, delta: delta, alpha: alpha).loss.total) / Double(2 * h)
                 #expect(abs(fd - Double(grad.gate.storage[k])) < 2e-3 * max(1, abs(fd)), "dW[\(k)]")
             }
         }
@@ -178,8 +181,9 @@ extension ERCTests {
         let loss = try fused.withUnsafeBufferPointer { f in
             try dR.withUnsafeMutableBufferPointer { rb in
                 try dW.withUnsafeMutableBufferPointer { wb in
-                    try ERCGradient.accumulate(router: r, gate: f.baseAddress!, expertStride: stride, intermediate: D, delta: delta,
-                                               alpha: 0.5, weight: 2, routerGradient: rb.baseAddress, gateGradient: wb.baseAddress)
+                    try ERCGradient.accumulate(
+                        router: r, gate: f.baseAddress!, expertStride: stride, intermediate: D, delta: delta,
+                        alpha: 0.5, weight: 2, routerGradient: rb.baseAddress, gateGradient: wb.baseAddress)
                 }
             }
         }

@@ -1,11 +1,12 @@
-import Foundation
-import Testing
-import TestSupport
-@testable import Analysis
 import Checkpoints
 import Embedding
+import Foundation
 import MoELayout
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Analysis
 
 /// t-SNE maps of a checkpoint whose experts are coupled by construction, and of one whose are not.
 @Suite struct ExpertMapTests {
@@ -25,15 +26,21 @@ import Tensors
             }
             gates.append(w)
         }
-        var tensors: [(TensorSpec, Tensor)] = [(TensorSpec(name: "model.layers.0.mlp.gate.weight", dtype: .f32, shape: [n, d]), Tensor(shape: [n, d], storage: router))]
+        var tensors: [(TensorSpec, Tensor)] = [
+            (TensorSpec(name: "model.layers.0.mlp.gate.weight", dtype: .f32, shape: [n, d]), Tensor(shape: [n, d], storage: router))
+        ]
         for e in 0..<n {
-            tensors.append((TensorSpec(name: "model.layers.0.mlp.experts.\(e).gate_proj.weight", dtype: .f32, shape: [D, d]), Tensor(shape: [D, d], storage: gates[e])))
+            tensors.append(
+                (TensorSpec(name: "model.layers.0.mlp.experts.\(e).gate_proj.weight", dtype: .f32, shape: [D, d]), Tensor(shape: [D, d], storage: gates[e])))
         }
         let dir = NSTemporaryDirectory() + "moe-map-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try SafetensorsWriter.write(tensors, to: dir + "/model.safetensors")
-        return try MoECheckpoint(try Checkpoint.open(dir), layout: LayoutSpec(family: "test", router: "model.layers.{layer}.mlp.gate.weight",
-                                                                            expertGate: "model.layers.{layer}.mlp.experts.{expert}.gate_proj.weight", topK: 2))
+        return try MoECheckpoint(
+            try Checkpoint.open(dir),
+            layout: LayoutSpec(
+                family: "test", router: "model.layers.{layer}.mlp.gate.weight",
+                expertGate: "model.layers.{layer}.mlp.experts.{expert}.gate_proj.weight", topK: 2))
     }
 
     @Test func couplingShowsAsClustersAroundRouterRows() throws {

@@ -1,10 +1,11 @@
-import Foundation
-import Testing
-import TestSupport
-@testable import Analysis
 import Checkpoints
+import Foundation
 import MoELayout
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Analysis
 
 /// Finite weights of any magnitude give the right numbers (or a status), never |cos| = 1, a NaN
 /// loss or "all zeros" with status ok (issue 10, item 10). The reference is the same layer at
@@ -49,8 +50,9 @@ import Tensors
         let options = CouplingOptions(alphas: [1], noise: false)
         let base = CouplingAnalysis.analyze(layer: 0, router: router, stack: stack, options: options)
         let g = try #require(stack.gate)
-        let big = ExpertStack(gate: Tensor(shape: g.shape, storage: g.storage.map { Float(Double($0) * factor) }),
-                              experts: stack.experts, intermediate: stack.intermediate, hidden: stack.hidden)
+        let big = ExpertStack(
+            gate: Tensor(shape: g.shape, storage: g.storage.map { Float(Double($0) * factor) }),
+            experts: stack.experts, intermediate: stack.intermediate, hidden: stack.hidden)
         let r = CouplingAnalysis.analyze(layer: 0, router: router, stack: big, options: options)
         #expect(r.status == .ok, "\(r.status)")
         #expect(close(r.couplingAlpha, base.couplingAlpha, 1e-4))

@@ -1,9 +1,10 @@
-import Foundation
-import Testing
-import TestSupport
-@testable import Analysis
 import Checkpoints
+import Foundation
 import MoELayout
+import TestSupport
+import Testing
+
+@testable import Analysis
 
 /// The noise-free ERC loss and eps of OLMo-core checkpoints equal PyTorch's values computed from
 /// the tensors OLMo-core unsharded (fixtures/olmo-core/expected.json), and the three forms of one
@@ -47,7 +48,9 @@ import MoELayout
                     for (x, y) in zip(a.eps, b.eps) { #expect(abs(x - y) <= 1e-5) }
                     for (x, y) in zip(a.ercLosses, b.ercLosses) { #expect(abs(x.loss.mean - y.loss.mean) <= 1e-5, "\(form) vs \(forms[0])") }
                 }
-            } else { first = results }
+            } else {
+                first = results
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
-import Foundation
-import Testing
-import TestSupport
-@testable import Analysis
 import Checkpoints
+import Foundation
 import MoELayout
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Analysis
 
 /// The Swift engine's ERC numbers that the PyTorch package (`python/moe_inspect_torch`) must
 /// reproduce: for the tiny OLMoE and Mixtral fixtures, every MoE layer's noise bound eps, the
@@ -63,8 +64,9 @@ import Tensors
                 }
                 losses.append((kind, .object(perAlpha)))
             }
-            let stack = ExpertStack(gate: gate, up: up, down: down, experts: l.expertCount,
-                                    intermediate: l.intermediateSize, hidden: l.hiddenSize)
+            let stack = ExpertStack(
+                gate: gate, up: up, down: down, experts: l.expertCount,
+                intermediate: l.intermediateSize, hidden: l.hiddenSize)
             var features: [(String, JSONValue)] = []
             for f in ProbeFeature.allCases {
                 var entry: [(String, JSONValue)] = []
@@ -91,18 +93,22 @@ import Tensors
                 names = .object([])  // the parity fixtures are per-expert checkpoints
             }
             let clean = tensors.first { $0.0 == "\(prefix).clean.M" }?.1 ?? Tensor(shape: [0, 0])
-            layers.append((String(l.index), .object([
-                ("experts", .int(l.expertCount)),
-                ("hidden", .int(l.hiddenSize)),
-                ("intermediate", .int(l.intermediateSize)),
-                ("router", .string(l.router)),
-                ("expert_tensors", names),
-                ("delta", .string("layer\(l.index).delta")),
-                ("eps", .array(eps.map { .number($0) })),
-                ("coupling_alpha", .number(ERCLoss.couplingThreshold(clean))),
-                ("loss", .object(losses)),
-                ("features", .object(features)),
-            ])))
+            layers.append(
+                (
+                    String(l.index),
+                    .object([
+                        ("experts", .int(l.expertCount)),
+                        ("hidden", .int(l.hiddenSize)),
+                        ("intermediate", .int(l.intermediateSize)),
+                        ("router", .string(l.router)),
+                        ("expert_tensors", names),
+                        ("delta", .string("layer\(l.index).delta")),
+                        ("eps", .array(eps.map { .number($0) })),
+                        ("coupling_alpha", .number(ERCLoss.couplingThreshold(clean))),
+                        ("loss", .object(losses)),
+                        ("features", .object(features)),
+                    ])
+                ))
         }
         let json = JSONValue.object([
             ("checkpoint", .string("fixtures/\(name)")),
@@ -133,8 +139,9 @@ import Tensors
     @Test func exportOrCheck() throws {
         let (json, tensors) = try computeAll()
         if ProcessInfo.processInfo.environment["MOE_WRITE_PARITY"] == "1" {
-            try SafetensorsWriter.write(tensors.map { (TensorSpec(name: $0.0, dtype: .f32, shape: $0.1.shape), $0.1) },
-                                        metadata: ["format": "pt"], to: Self.tensorsPath)
+            try SafetensorsWriter.write(
+                tensors.map { (TensorSpec(name: $0.0, dtype: .f32, shape: $0.1.shape), $0.1) },
+                metadata: ["format": "pt"], to: Self.tensorsPath)
             try AtomicOutput.write(json.serialized(pretty: true) + "\n", to: Self.jsonPath)
         }
         // The committed files parse and hold what the engine computes now.

@@ -1,10 +1,11 @@
-import Foundation
-import Testing
-import TestSupport
-@testable import Analysis
 import Checkpoints
+import Foundation
 import MoELayout
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Analysis
 
 /// The streamed activation matrix (`ProductNorms`: one expert per core, oneDNN or OpenBLAS,
 /// Float32 or split-BF16 products) against PyTorch (fixtures/erc-kernels/make_kernel_fixtures.py).
@@ -68,8 +69,9 @@ import Tensors
         let options = CouplingOptions(alphas: [1, 0.5], noise: true, samples: 3, seed: 4)
         let streamed = CouplingAnalysis.analyze(model, options: options)
         for (s, layer) in zip(streamed, model.moeLayers) {
-            let stack = ExpertStack(gate: try model.expertWeights(layer, .gate), experts: layer.expertCount,
-                                    intermediate: layer.intermediateSize, hidden: layer.hiddenSize)
+            let stack = ExpertStack(
+                gate: try model.expertWeights(layer, .gate), experts: layer.expertCount,
+                intermediate: layer.intermediateSize, hidden: layer.hiddenSize)
             let whole = CouplingAnalysis.analyze(layer: layer.index, router: try model.routerWeight(layer), stack: stack, options: options)
             #expect(s.isOK && whole.isOK)
             #expect(s.eps == whole.eps)
@@ -90,9 +92,11 @@ import Tensors
         let router = Tensor(shape: router0.shape, storage: router0.storage.map { Float(Double($0) * factors.router) })
         let gate = Tensor(shape: gate0.shape, storage: gate0.storage.map { Float(Double($0) * factors.gate) })
         let per = l.intermediateSize * l.hiddenSize
-        let source = ProductNorms.Source(count: l.expertCount, rows: l.intermediateSize, columns: l.hiddenSize, read: { e, buffer in
-            gate.storage.withUnsafeBufferPointer { g in _ = buffer.update(fromContentsOf: g[(e * per)..<((e + 1) * per)]) }
-        })
+        let source = ProductNorms.Source(
+            count: l.expertCount, rows: l.intermediateSize, columns: l.hiddenSize,
+            read: { e, buffer in
+                gate.storage.withUnsafeBufferPointer { g in _ = buffer.update(fromContentsOf: g[(e * per)..<((e + 1) * per)]) }
+            })
         let options = CouplingOptions(alphas: [1, 0.5], noise: false)
         let streamed = CouplingAnalysis.analyzeStreamed(layer: 0, router: router, source: source, options: options)
         let stack = ExpertStack(gate: gate, experts: l.expertCount, intermediate: l.intermediateSize, hidden: l.hiddenSize)
@@ -108,21 +112,26 @@ import Tensors
 
     @Test func aFailingReadStopsTheLayerWithItsReason() throws {
         let x = Tensor(shape: [2, 4], repeating: 1)
-        let source = ProductNorms.Source(count: 6, rows: 3, columns: 4, read: { e, buffer in
-            if e == 2 { throw Broken() }
-            buffer.update(repeating: 1)
-        })
+        let source = ProductNorms.Source(
+            count: 6, rows: 3, columns: 4,
+            read: { e, buffer in
+                if e == 2 { throw Broken() }
+                buffer.update(repeating: 1)
+            })
         #expect(throws: Broken.self) { try ProductNorms.compute(x: x, source: source, workers: 2) }
-        let r = CouplingAnalysis.analyzeStreamed(layer: 3, router: Tensor(shape: [6, 4], storage: (0..<24).map { Float($0 % 5) + 1 }),
-                                                 source: source, options: CouplingOptions(noise: false))
+        let r = CouplingAnalysis.analyzeStreamed(
+            layer: 3, router: Tensor(shape: [6, 4], storage: (0..<24).map { Float($0 % 5) + 1 }),
+            source: source, options: CouplingOptions(noise: false))
         #expect(r.status.description.hasPrefix("layer 3: cannot read"))
     }
 
     @Test func nonFiniteWeightsGiveAStatus() throws {
-        let source = ProductNorms.Source(count: 3, rows: 2, columns: 4, read: { e, buffer in
-            buffer.update(repeating: 0.5)
-            if e == 1 { buffer[5] = .infinity }
-        })
+        let source = ProductNorms.Source(
+            count: 3, rows: 2, columns: 4,
+            read: { e, buffer in
+                buffer.update(repeating: 0.5)
+                if e == 1 { buffer[5] = .infinity }
+            })
         let router = Tensor(shape: [3, 4], storage: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
         let r = CouplingAnalysis.analyzeStreamed(layer: 0, router: router, source: source, options: CouplingOptions(noise: false))
         #expect(r.status == .failed(.nonFinite(layer: 0, what: "an expert's gate projection")))

@@ -10,9 +10,11 @@ import Testing
     /// folder of the build that is running, as swift-argument-parser's test helpers find it).
     static var binary: String? {
         if let b = ProcessInfo.processInfo.environment["MOE_INSPECT_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
-        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(),
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-                          Bundle.main.bundleURL]
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+        ]
         for dir in candidates where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("moe-inspect").path) {
             return dir.appendingPathComponent("moe-inspect").path
         }
@@ -56,7 +58,10 @@ import Testing
     }
 
     @Test func infoOnEveryFamily() throws {
-        for (f, family) in [("olmoe-tiny", "olmoe"), ("mixtral-tiny", "mixtral"), ("qwen2-moe-tiny", "qwen2_moe"), ("deepseek-v3-tiny", "deepseek_v3"), ("olmoe-tiny.h5", "olmoe")] {
+        for (f, family) in [
+            ("olmoe-tiny", "olmoe"), ("mixtral-tiny", "mixtral"), ("qwen2-moe-tiny", "qwen2_moe"), ("deepseek-v3-tiny", "deepseek_v3"),
+            ("olmoe-tiny.h5", "olmoe"),
+        ] {
             let r = try run(["info", CLITests.fixtures + "/" + f])
             #expect(r.status == 0, "\(f): \(r.stderr)")
             #expect(r.stdout.contains(family))
@@ -68,8 +73,10 @@ import Testing
         #expect(obj?["parameters_total"] as? Int == 51664)
     }
 
-    @Test(arguments: ["empty.safetensors", "header-length-too-large.safetensors", "shape-overflow.safetensors",
-                      "duplicate-names.safetensors", "unknown-dtype.safetensors", "missing-shard", "corrupt.h5", "garbage.h5"])
+    @Test(arguments: [
+        "empty.safetensors", "header-length-too-large.safetensors", "shape-overflow.safetensors",
+        "duplicate-names.safetensors", "unknown-dtype.safetensors", "missing-shard", "corrupt.h5", "garbage.h5",
+    ])
     func malformedInputGetsOneLineAndExitCode1(_ file: String) throws {
         let path = CLITests.fixtures + "/malformed/" + file
         let r = try run(["info", path])
@@ -95,11 +102,17 @@ import Testing
         let r = try run(["erc", CLITests.fixtures + "/olmoe-tiny", "--no-noise", "--alpha", "1", "--alpha", "0.5", "--csv", "-", "-q"])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.first?.hasPrefix("checkpoint,step,layer,n_experts,alpha,erc_loss,erc_specialization,erc_precision,eps_mean,eps_min,eps_max,router_cos_mean_abs,m_diag_mean,m_offdiag_mean,coupling_alpha") == true)
+        #expect(
+            lines.first?.hasPrefix(
+                "checkpoint,step,layer,n_experts,alpha,erc_loss,erc_specialization,erc_precision,eps_mean,eps_min,eps_max,router_cos_mean_abs,m_diag_mean,m_offdiag_mean,coupling_alpha"
+            ) == true)
         #expect(lines.count == 1 + 2 * 2)
         // Layer 0, alpha 1: PyTorch (fixtures/erc/expected.json).
-        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.fixtures + "/erc/expected.json"))) as? [String: Any]
-        let layer0 = ((expected?["models"] as? [String: Any])?["olmoe-tiny"] as? [String: Any]).flatMap { ($0["layers"] as? [String: Any])?["0"] as? [String: Any] }
+        let expected =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.fixtures + "/erc/expected.json"))) as? [String: Any]
+        let layer0 = ((expected?["models"] as? [String: Any])?["olmoe-tiny"] as? [String: Any]).flatMap {
+            ($0["layers"] as? [String: Any])?["0"] as? [String: Any]
+        }
         let want = ((layer0?["alphas"] as? [String: Any])?["1.0"] as? [String: Any]).flatMap { ($0["clean"] as? [String: Double])?["loss"] }
         let cells = lines[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         #expect(cells[2] == "0" && cells[4] == "1")
@@ -135,7 +148,9 @@ extension CLITests {
         try "mine".write(toFile: dir + "/rep2-keep.txt", atomically: true, encoding: .utf8)
         let refused = try run(["report", CLITests.fixtures + "/olmoe-tiny", "--out", dir, "-q"])
         #expect(refused.status == 1 && refused.stderr.contains("not empty"))
-        let c = try run(["compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/qwen3-moe-tiny", "--labels", "A,B", "--out", dir + "/cmp", "--dpi", "72", "-q"])
+        let c = try run([
+            "compare", CLITests.fixtures + "/olmoe-tiny", CLITests.fixtures + "/qwen3-moe-tiny", "--labels", "A,B", "--out", dir + "/cmp", "--dpi", "72", "-q",
+        ])
         #expect(c.status == 0, "\(c.stderr)")
         let diff = try String(contentsOfFile: dir + "/cmp/tables/differences.csv", encoding: .utf8)
         #expect(diff.hasPrefix("layer,alpha,erc_loss_A,erc_loss_B,erc_loss_diff"))
@@ -152,8 +167,10 @@ extension CLITests {
     @Test func trainSavesCheckpointsTheOtherCommandsRead() throws {
         let dir = temporaryFolder()
         let corpus = CLITests.fixtures + "/corpus/kjv-eval.txt"
-        let r = try run(["train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", corpus, "--out", dir + "/run",
-                         "--steps", "6", "--batch-size", "2", "--seq-len", "32", "--save-every", "3", "--erc-weight", "1", "-q"])
+        let r = try run([
+            "train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", corpus, "--out", dir + "/run",
+            "--steps", "6", "--batch-size", "2", "--seq-len", "32", "--save-every", "3", "--erc-weight", "1", "-q",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         for f in ["log.csv", "step3/model.safetensors", "step6/config.json"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/run/" + f), "\(f)")
@@ -180,9 +197,12 @@ extension CLITests {
     @Test func bf16WithoutBF16KernelsIsEmulatedWithAWarning() throws {
         let dir = temporaryFolder()
         func train(_ precision: String) throws -> (Run, [Double]) {
-            let r = try run(["train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", CLITests.fixtures + "/corpus/kjv-eval.txt",
-                             "--out", dir + "/" + precision, "--steps", "3", "--batch-size", "2", "--seq-len", "16", "--precision", precision, "-q"],
-                            environment: ["MOE_INSPECT_GEMM": "openblas"])
+            let r = try run(
+                [
+                    "train", "--init", CLITests.fixtures + "/training/tiny-config.json", "--data", CLITests.fixtures + "/corpus/kjv-eval.txt",
+                    "--out", dir + "/" + precision, "--steps", "3", "--batch-size", "2", "--seq-len", "16", "--precision", precision, "-q",
+                ],
+                environment: ["MOE_INSPECT_GEMM": "openblas"])
             let log = (try? String(contentsOfFile: dir + "/" + precision + "/log.csv", encoding: .utf8)) ?? ""
             let header = log.split(separator: "\n").first.map { $0.split(separator: ",").map(String.init) } ?? []
             let column = header.firstIndex(of: "lm_loss") ?? 0
@@ -191,8 +211,9 @@ extension CLITests {
         }
         let (bf16, bf16Losses) = try train("bf16")
         #expect(bf16.status == 0, "\(bf16.stderr)")
-        #expect(bf16.stderr == "moe-inspect: warning: --precision bf16: MOE_INSPECT_GEMM=openblas asks for OpenBLAS, which has no BF16 products; "
-            + "the BF16-rounded operands are multiplied in Float32 (the same numbers, without the speed-up)\n", "\(bf16.stderr)")
+        #expect(
+            bf16.stderr == "moe-inspect: warning: --precision bf16: MOE_INSPECT_GEMM=openblas asks for OpenBLAS, which has no BF16 products; "
+                + "the BF16-rounded operands are multiplied in Float32 (the same numbers, without the speed-up)\n", "\(bf16.stderr)")
         let (fp32, fp32Losses) = try train("fp32")
         #expect(fp32.status == 0 && fp32.stderr.isEmpty, "\(fp32.stderr)")
         #expect(bf16Losses.count == 3 && fp32Losses.count == 3, "\(bf16Losses) \(fp32Losses)")
@@ -203,11 +224,13 @@ extension CLITests {
 
 extension CLITests {
     @Test func badOptionsAreRefusedNotObeyed() throws {
-        for args in [["erc", CLITests.fixtures + "/olmoe-tiny", "--samples", "2305843009213693952"],
-                     ["erc", CLITests.fixtures + "/olmoe-tiny", "--layers", "0-2000000000"],
-                     ["erc", CLITests.fixtures + "/olmoe-tiny", "--no-noise", "--samples", "4"],
-                     ["synth", NSTemporaryDirectory() + "never", "--shard-size", "nan"],
-                     ["report", CLITests.fixtures + "/olmoe-tiny", "--out", NSTemporaryDirectory() + "never", "--format", ""]] {
+        for args in [
+            ["erc", CLITests.fixtures + "/olmoe-tiny", "--samples", "2305843009213693952"],
+            ["erc", CLITests.fixtures + "/olmoe-tiny", "--layers", "0-2000000000"],
+            ["erc", CLITests.fixtures + "/olmoe-tiny", "--no-noise", "--samples", "4"],
+            ["synth", NSTemporaryDirectory() + "never", "--shard-size", "nan"],
+            ["report", CLITests.fixtures + "/olmoe-tiny", "--out", NSTemporaryDirectory() + "never", "--format", ""],
+        ] {
             let r = try run(args)
             #expect(r.status != 0, "\(args)")
         }
@@ -250,9 +273,11 @@ extension CLITests {
             let want = try #require(layers[row["layer"] ?? ""])
             let alpha = Double(row["alpha"] ?? "") == 1 ? "1.0" : "0.5"
             let at = try #require((want["alphas"] as? [String: [String: Double]])?[alpha])
-            for (column, value) in [("erc_loss", at["loss"]), ("erc_specialization", at["specialization"]), ("erc_precision", at["precision"]),
-                                    ("eps_mean", want["eps_mean"] as? Double), ("m_diag_mean", want["m_diag_mean"] as? Double),
-                                    ("m_offdiag_mean", want["m_offdiag_mean"] as? Double), ("coupling_alpha", want["coupling_alpha"] as? Double)] {
+            for (column, value) in [
+                ("erc_loss", at["loss"]), ("erc_specialization", at["specialization"]), ("erc_precision", at["precision"]),
+                ("eps_mean", want["eps_mean"] as? Double), ("m_diag_mean", want["m_diag_mean"] as? Double),
+                ("m_offdiag_mean", want["m_offdiag_mean"] as? Double), ("coupling_alpha", want["coupling_alpha"] as? Double),
+            ] {
                 let got = try #require(Double(row[column] ?? ""), "\(column)")
                 let v = try #require(value)
                 #expect(abs(got - v) <= 1e-4 * abs(v), "layer \(row["layer"] ?? "") alpha \(alpha) \(column): \(got) vs PyTorch \(v)")
@@ -263,11 +288,13 @@ extension CLITests {
     @Test func deepseekV3SynthRefusesWhatDoesNotFit() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (args, says) in [(["--like", "deepseek-v3-tiny", "--layers", "0"], "at least 1"),
-                             (["--like", "deepseek-v3-tiny", "--experts", "9"], "not divisible"),
-                             (["--like", "deepseek-v3", "--dtype", "bf16"], "FP8"),
-                             (["--like", "tiny", "--groups", "2"], "deepseek-v3 only"),
-                             (["--like", "deepseek-v4"], "--like must be")] {
+        for (args, says) in [
+            (["--like", "deepseek-v3-tiny", "--layers", "0"], "at least 1"),
+            (["--like", "deepseek-v3-tiny", "--experts", "9"], "not divisible"),
+            (["--like", "deepseek-v3", "--dtype", "bf16"], "FP8"),
+            (["--like", "tiny", "--groups", "2"], "deepseek-v3 only"),
+            (["--like", "deepseek-v4"], "--like must be"),
+        ] {
             let r = try run(["synth", dir + "/x"] + args)
             #expect(r.status != 0 && r.stderr.contains(says), "\(args): \(r.stderr)")
         }

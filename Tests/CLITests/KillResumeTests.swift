@@ -6,10 +6,12 @@ import Testing
 @Suite(.serialized) struct KillResumeTests {
     let cli = CLITests()
 
-    static let trainArguments = ["train", "--init", CLITests.fixtures + "/corpus/demo-config.json",
-                                 "--data", CLITests.fixtures + "/corpus/kjv-eval.txt", "--eval-data", CLITests.fixtures + "/corpus/kjv-eval.txt",
-                                 "--steps", "4", "--save-every", "2", "--batch-size", "2", "--seq-len", "16", "--eval-batches", "1",
-                                 "--schedule", "cosine", "--warmup", "1", "--erc-weight", "1", "-q"]
+    static let trainArguments = [
+        "train", "--init", CLITests.fixtures + "/corpus/demo-config.json",
+        "--data", CLITests.fixtures + "/corpus/kjv-eval.txt", "--eval-data", CLITests.fixtures + "/corpus/kjv-eval.txt",
+        "--steps", "4", "--save-every", "2", "--batch-size", "2", "--seq-len", "16", "--eval-batches", "1",
+        "--schedule", "cosine", "--warmup", "1", "--erc-weight", "1", "-q",
+    ]
 
     func run(_ args: [String], faultAt: Int? = nil) throws -> CLITests.Run {
         try cli.run(args, environment: faultAt.map { ["MOE_INSPECT_FAULT_AT": String($0)] } ?? [:])
@@ -26,7 +28,9 @@ import Testing
             if isDir.boolValue { continue }
             var d = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + rel))
             if rel == "log.csv" {
-                let lines = String(decoding: d, as: UTF8.self).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).dropLast().joined(separator: ",") }
+                let lines = String(decoding: d, as: UTF8.self).split(separator: "\n").map {
+                    $0.split(separator: ",", omittingEmptySubsequences: false).dropLast().joined(separator: ",")
+                }
                 d = Data(lines.joined(separator: "\n").utf8)
             }
             if rel.hasSuffix("trainer_state.json") { continue }  // holds the data path only, compared via resume itself
@@ -50,7 +54,8 @@ import Testing
             if first.status == 0 { break }  // n is past the last file-system step
             #expect(first.status == 77, "fault \(n): \(first.stderr)")
             stops += 1
-            let saved = FileManager.default.fileExists(atPath: dir + "/step2/trainer_state.json")
+            let saved =
+                FileManager.default.fileExists(atPath: dir + "/step2/trainer_state.json")
                 || FileManager.default.fileExists(atPath: dir + "/step4/trainer_state.json")
             // Before the first save there is nothing to resume: the same command starts over.
             let second = saved ? try run(["train", "--resume", dir, "-q"]) : try run(Self.trainArguments + ["--out", dir])
@@ -76,9 +81,11 @@ import Testing
         try FileManager.default.copyItem(atPath: CLITests.fixtures + "/olmoe-tiny", toPath: ck)
         try "{\"model_max_length\": 8}".write(toFile: ck + "/tokenizer_config.json", atomically: true, encoding: .utf8)
         let before = try Data(contentsOf: URL(fileURLWithPath: ck + "/model.safetensors"))
-        for args in [["erc", ck, "--csv", ck + "/model.safetensors", "-q"], ["convert", ck, ck, "--overwrite", "-q"],
-                     ["report", ck, "--out", dir, "--no-tsne", "-q"], ["similarity", ck, "--csv", ck + "/config.json"],
-                     ["tsne", ck, "--figure", ck + "/../ck/model.safetensors.png", "--csv", ck + "/config.json", "--perplexity", "5"]] {
+        for args in [
+            ["erc", ck, "--csv", ck + "/model.safetensors", "-q"], ["convert", ck, ck, "--overwrite", "-q"],
+            ["report", ck, "--out", dir, "--no-tsne", "-q"], ["similarity", ck, "--csv", ck + "/config.json"],
+            ["tsne", ck, "--figure", ck + "/../ck/model.safetensors.png", "--csv", ck + "/config.json", "--perplexity", "5"],
+        ] {
             let r = try cli.run(args)
             #expect(r.status == 1, "\(args)")
             #expect(r.stderr.hasPrefix("moe-inspect: error: "), "\(args): \(r.stderr)")

@@ -16,8 +16,10 @@ import Testing
     }
 
     @Test func infoOnEveryForm() throws {
-        for (p, family) in [("dropless/step3", "olmo_core"), ("dropless/step3/model_and_optim", "olmo_core"),
-                            ("dropless-unsharded", "olmo_core"), ("dropless-hf", "flex_olmo"), ("default/step2", "olmo_core")] {
+        for (p, family) in [
+            ("dropless/step3", "olmo_core"), ("dropless/step3/model_and_optim", "olmo_core"),
+            ("dropless-unsharded", "olmo_core"), ("dropless-hf", "flex_olmo"), ("default/step2", "olmo_core"),
+        ] {
             let r = try run(["info", "--json", Self.root + "/" + p])
             #expect(r.status == 0, "\(p): \(r.stderr)")
             let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
@@ -60,9 +62,12 @@ import Testing
             let theirs = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/" + reference + "/model.safetensors"))
             #expect(ours == theirs, "\(step): model.safetensors differs from OLMo-core's export")
             let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as? [String: Any]
-            let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/" + reference + "/config.json"))) as? [String: Any]
-            for k in ["model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                      "num_key_value_heads", "num_experts", "num_experts_per_tok", "vocab_size", "tie_word_embeddings"] {
+            let ref =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/" + reference + "/config.json"))) as? [String: Any]
+            for k in [
+                "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "num_experts", "num_experts_per_tok", "vocab_size", "tie_word_embeddings",
+            ] {
                 #expect("\(config?[k] ?? "-")" == "\(ref?[k] ?? "-")", "\(k)")
             }
         }

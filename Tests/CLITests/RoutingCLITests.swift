@@ -7,9 +7,11 @@ extension CLITests {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let f = CLITests.fixtures
-        let r = try run(["routing", f + "/olmoe-tiny", f + "/routing/models/olmoe", "--data", "a=" + f + "/routing/tokens.npy",
-                         "--data", "b=" + f + "/routing/tokens-b.npy", "--seq-len", "32", "--json", "--assignments", dir + "/assign",
-                         "--out", dir + "/report", "-q"])
+        let r = try run([
+            "routing", f + "/olmoe-tiny", f + "/routing/models/olmoe", "--data", "a=" + f + "/routing/tokens.npy",
+            "--data", "b=" + f + "/routing/tokens-b.npy", "--seq-len", "32", "--json", "--assignments", dir + "/assign",
+            "--out", dir + "/report", "-q",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
         #expect(json.count == 2)
@@ -57,7 +59,8 @@ extension CLITests {
         // a large vocabulary needs a tokenizer for text
         try FileManager.default.createDirectory(atPath: dir + "/big", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: f + "/olmoe-tiny/model.safetensors", toPath: dir + "/big/model.safetensors")
-        let config = try String(contentsOfFile: f + "/olmoe-tiny/config.json", encoding: .utf8).replacingOccurrences(of: "\"vocab_size\": 128", with: "\"vocab_size\": 50304")
+        let config = try String(contentsOfFile: f + "/olmoe-tiny/config.json", encoding: .utf8).replacingOccurrences(
+            of: "\"vocab_size\": 128", with: "\"vocab_size\": 50304")
         try config.write(toFile: dir + "/big/config.json", atomically: true, encoding: .utf8)
         let text = try run(["routing", dir + "/big", "--data", dir + "/a.txt", "--seq-len", "8"])
         #expect(text.status == 1 && text.stderr.contains("tokenizer"), "\(text.stderr)")
@@ -76,16 +79,21 @@ extension CLITests {
             try FileManager.default.copyItem(atPath: f + "/olmoe-tiny", toPath: dir + "/run/" + step)
         }
         let tokens = f + "/routing/tokens.npy"
-        let r = try run(["report", dir + "/run/step1", dir + "/run/step2", "--out", dir + "/report", "--data", "a=" + tokens,
-                         "--seq-len", "32", "--no-tsne", "--no-noise", "-q"])
+        let r = try run([
+            "report", dir + "/run/step1", dir + "/run/step2", "--out", dir + "/report", "--data", "a=" + tokens,
+            "--seq-len", "32", "--no-tsne", "--no-noise", "-q",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
-        for file in ["figures/agreement.png", "figures/saturation.png", "figures/expert_load.png", "figures/m_data_layer0.png",
-                     "figures/coactivation_layer1.png", "tables/routing.csv", "routing.json", "figures/erc_by_layer.png"] {
+        for file in [
+            "figures/agreement.png", "figures/saturation.png", "figures/expert_load.png", "figures/m_data_layer0.png",
+            "figures/coactivation_layer1.png", "tables/routing.csv", "routing.json", "figures/erc_by_layer.png",
+        ] {
             #expect(FileManager.default.fileExists(atPath: dir + "/report/" + file), "\(file)")
         }
         let page = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
         #expect(page.contains("id=\"routing\"") && page.contains("Routing on data"))
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/routing.json"))) as? [[String: Any]])
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/routing.json"))) as? [[String: Any]])
         #expect(json.count == 2)
         for c in json {
             let layers = try #require(c["layers"] as? [[String: Any]])
@@ -93,11 +101,15 @@ extension CLITests {
             #expect(layers.first?["tokens"] as? Int == 96)  // tokens.npy holds 100 tokens: three windows of 32
         }
 
-        let c = try run(["compare", f + "/olmoe-tiny", f + "/routing/models/olmoe", "--labels", "tiny,other", "--out", dir + "/compare",
-                         "--data", tokens, "--seq-len", "32", "--no-noise", "-q"])
+        let c = try run([
+            "compare", f + "/olmoe-tiny", f + "/routing/models/olmoe", "--labels", "tiny,other", "--out", dir + "/compare",
+            "--data", tokens, "--seq-len", "32", "--no-noise", "-q",
+        ])
         #expect(c.status == 0, "\(c.stderr)")
-        for file in ["figures/agreement.png", "figures/expert_load_tiny.png", "figures/expert_load_other.png",
-                     "figures/m_data_layer0_other.png", "tables/routing.csv", "routing.json"] {
+        for file in [
+            "figures/agreement.png", "figures/expert_load_tiny.png", "figures/expert_load_other.png",
+            "figures/m_data_layer0_other.png", "tables/routing.csv", "routing.json",
+        ] {
             #expect(FileManager.default.fileExists(atPath: dir + "/compare/" + file), "\(file)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/compare/figures/saturation.png"), "two runs have no saturation")

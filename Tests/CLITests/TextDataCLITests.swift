@@ -18,8 +18,10 @@ extension CLITests {
         let dir = try textModelFolder(tokenizer: "gpt2")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let text = CLITests.fixtures + "/corpus/kjv-eval.txt"
-        let t = try run(["train", "--init", dir + "/config.json", "--data", text, "--out", dir + "/run", "--steps", "2",
-                         "--batch-size", "2", "--seq-len", "32"])
+        let t = try run([
+            "train", "--init", dir + "/config.json", "--data", text, "--out", dir + "/run", "--steps", "2",
+            "--batch-size", "2", "--seq-len", "32",
+        ])
         #expect(t.status == 0, "\(t.stderr)")
         #expect(t.stderr.contains("tokenizer \(dir)/tokenizer.json"), "\(t.stderr)")
         // 42708 tokens: what tokenizers gives for the file (fixtures/tokenizers/expected/kjv-eval.json)
@@ -47,16 +49,20 @@ extension CLITests {
         #expect(no.status == 1 && no.stderr.hasPrefix("moe-inspect: error: \(text): ") && no.stderr.contains("--tokenizer"), "\(no.stderr)")
         #expect(no.stderr.split(separator: "\n").count == 1)
         #expect(!FileManager.default.fileExists(atPath: dir + "/run"))
-        let yes = try run(["train", "--init", dir + "/config.json", "--data", text, "--out", dir + "/run", "--steps", "1",
-                           "--batch-size", "1", "--seq-len", "16", "--tokenizer", CLITests.tokenizers + "/qwen2.json", "-q"])
+        let yes = try run([
+            "train", "--init", dir + "/config.json", "--data", text, "--out", dir + "/run", "--steps", "1",
+            "--batch-size", "1", "--seq-len", "16", "--tokenizer", CLITests.tokenizers + "/qwen2.json", "-q",
+        ])
         #expect(yes.status == 0, "\(yes.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir + "/run/step1/tokenizer.json"))
         // a tokenizer with more ids than the model is not the model's
         let small = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: small) }
         try FileManager.default.copyItem(atPath: CLITests.fixtures + "/corpus/demo-config.json", toPath: small + "/config.json")
-        let wrong = try run(["train", "--init", small + "/config.json", "--data", text, "--out", small + "/run", "--steps", "1",
-                             "--tokenizer", CLITests.tokenizers + "/gpt2.json"])
+        let wrong = try run([
+            "train", "--init", small + "/config.json", "--data", text, "--out", small + "/run", "--steps", "1",
+            "--tokenizer", CLITests.tokenizers + "/gpt2.json",
+        ])
         #expect(wrong.status == 1 && wrong.stderr.contains("not this model's tokenizer"), "\(wrong.stderr)")
         // a broken tokenizer beside the model is an error, never bytes
         try Data("{\"model\": 3}".utf8).write(to: URL(fileURLWithPath: small + "/tokenizer.json"))

@@ -7,8 +7,10 @@ extension CLITests {
 
     /// Texts and ids written by tokenizers (fixtures/tokenizers/make_tokenizer_fixtures.py).
     func peerCase(_ style: String, _ index: Int) throws -> (String, [Int]) {
-        let texts = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.tokenizers + "/expected/texts.json"))) as? [String: Any]
-        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.tokenizers + "/expected/\(style).json"))) as? [String: Any]
+        let texts =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.tokenizers + "/expected/texts.json"))) as? [String: Any]
+        let expected =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLITests.tokenizers + "/expected/\(style).json"))) as? [String: Any]
         let text = try #require((texts?["texts"] as? [String])?[index])
         let ids = try #require((expected?["ids"] as? [[Int]])?[index])
         return (text, ids)
@@ -48,10 +50,12 @@ extension CLITests {
     @Test func tokenizeErrorsAreOneLine() throws {
         let dir = temporaryFolder()
         try Data([0x61, 0xFF]).write(to: URL(fileURLWithPath: dir + "/bad.txt"))
-        for args in [["tokenize", CLITests.tokenizers + "/gpt2.json", "--text", dir + "/bad.txt"],
-                     ["tokenize", CLITests.tokenizers + "/gpt2.json", "--text", dir + "/missing.txt"],
-                     ["tokenize", CLITests.fixtures + "/olmoe-tiny", "--text", dir + "/bad.txt"],
-                     ["tokenize", CLITests.fixtures + "/malformed/valid.safetensors", "--text", dir + "/bad.txt"]] {
+        for args in [
+            ["tokenize", CLITests.tokenizers + "/gpt2.json", "--text", dir + "/bad.txt"],
+            ["tokenize", CLITests.tokenizers + "/gpt2.json", "--text", dir + "/missing.txt"],
+            ["tokenize", CLITests.fixtures + "/olmoe-tiny", "--text", dir + "/bad.txt"],
+            ["tokenize", CLITests.fixtures + "/malformed/valid.safetensors", "--text", dir + "/bad.txt"],
+        ] {
             let r = try run(args)
             #expect(r.status == 1, "\(args)")
             #expect(r.stderr.hasPrefix("moe-inspect: error: ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")

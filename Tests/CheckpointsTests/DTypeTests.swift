@@ -1,8 +1,9 @@
 import Foundation
-import Testing
-import TestSupport
-@testable import Checkpoints
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Checkpoints
 
 /// Decoding and encoding of every dtype against files written by the Python safetensors and h5py packages.
 @Suite struct DTypeTests {
@@ -33,7 +34,9 @@ import Tensors
             let source = flatten(e["source"] as Any).map { Float($0) }
             let raw = hexBytes(try #require(e["raw_hex"] as? String))
             var out = [UInt8](repeating: 0, count: source.count * 2)
-            source.withUnsafeBufferPointer { s in out.withUnsafeMutableBytes { Conversion.encode(dtype, from: s.baseAddress!, count: s.count, into: $0.baseAddress!) } }
+            source.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBytes { Conversion.encode(dtype, from: s.baseAddress!, count: s.count, into: $0.baseAddress!) }
+            }
             // NaN payloads may differ; compare everything else bit for bit.
             for i in 0..<source.count where !source[i].isNaN {
                 #expect(out[2 * i] == raw[2 * i] && out[2 * i + 1] == raw[2 * i + 1], "\(name)[\(i)] = \(source[i])")

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Checkpoints
 
 /// Hostile and unusual HDF5 files (fixtures/malformed/hdf5, made by make_hdf5_cases.py with
@@ -296,8 +297,10 @@ import Tensors
             for k in stride(from: 0, to: n, by: 997) {
                 #expect(try c.tensor(specs[k].name).storage == [Float(k), -Float(k)], "\(label)")
             }
-            times.append(String(format: "%@ open %.2f s + %d look-ups %.3f s", label, opened.timeIntervalSince(start), n,
-                                looked.timeIntervalSince(opened)))
+            times.append(
+                String(
+                    format: "%@ open %.2f s + %d look-ups %.3f s", label, opened.timeIntervalSince(start), n,
+                    looked.timeIntervalSince(opened)))
         }
         print("BENCH hdf5-many-names: " + times.joined(separator: "; "))
     }

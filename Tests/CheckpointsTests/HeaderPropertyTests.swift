@@ -1,7 +1,8 @@
 import Foundation
 import PropertyBased
-import Testing
 import TestSupport
+import Testing
+
 @testable import Checkpoints
 
 /// Properties of the safetensors header parser and of CSV that must hold for every input, not
@@ -18,12 +19,18 @@ import TestSupport
     }
 
     @Test func shapeArithmeticIsExactOrAnError() async {
-        await propertyCheck(count: 400, input: Gen.int(in: 0...(Self.dtypes.count - 1)),
-                            Gen.int(in: 0...(1 << 62)).array(of: 0...5), Gen.int(in: 0...64)) { d, dims, stored in
+        await propertyCheck(
+            count: 400, input: Gen.int(in: 0...(Self.dtypes.count - 1)),
+            Gen.int(in: 0...(1 << 62)).array(of: 0...5), Gen.int(in: 0...64)
+        ) { d, dims, stored in
             let (dtype, width) = Self.dtypes[d]
             // The true byte count, or nil when it does not fit in 63 bits.
             var bytes: Int? = width
-            for x in dims { bytes = bytes.flatMap { b in let (p, o) = b.multipliedReportingOverflow(by: x); return o ? nil : p } }
+            for x in dims {
+                bytes = bytes.flatMap { b in
+                    let (p, o) = b.multipliedReportingOverflow(by: x); return o ? nil : p
+                }
+            }
             let end = min(bytes ?? stored, stored)
             let header = "{\"t\":{\"dtype\":\"\(dtype)\",\"shape\":[\(dims.map(String.init).joined(separator: ","))],\"data_offsets\":[0,\(end)]}}"
             let file = image(header, data: end)
@@ -38,10 +45,13 @@ import TestSupport
     }
 
     @Test func damagedHeadersAreErrorsNeverTraps() async {
-        let header = "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]}}"
+        let header =
+            "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]}}"
         let good = image(header, data: 32)
-        await propertyCheck(count: 1500, input: Gen.int(in: 0...(good.count - 1)).array(of: 1...6),
-                            Gen<UInt8>.value(in: 0...255).array(of: 6)) { positions, values in
+        await propertyCheck(
+            count: 1500, input: Gen.int(in: 0...(good.count - 1)).array(of: 1...6),
+            Gen<UInt8>.value(in: 0...255).array(of: 6)
+        ) { positions, values in
             var bad = good
             for (p, v) in zip(positions, values) { bad[p] = v }
             // Either a header (whose entries then lie inside the file) or a CheckpointError.

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Checkpoints
 
 /// Inputs that used to crash, hang, lose data or be refused although valid (issue 10).
@@ -59,7 +60,8 @@ import Tensors
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = dir + "/m.safetensors"
         // "café" in NFC and in NFD: two names for safetensors and Python, one for Swift's ==.
-        let header = "{\"caf\u{E9}\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"cafe\u{301}\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}"
+        let header =
+            "{\"caf\u{E9}\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"cafe\u{301}\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}"
         try write(image(header, [0, 0, 0x80, 0x3F, 0, 0, 0, 0x40]), p)
         let ck = try Checkpoint.open(p)
         #expect(ck.tensors.count == 2)
@@ -77,8 +79,9 @@ import Tensors
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (sub, v) in [("a", Float(1)), ("b", Float(2))] {
             try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
-            try SafetensorsWriter.write([(TensorSpec(name: "w." + sub, dtype: .f32, shape: [1]), Tensor(shape: [1], storage: [v]))],
-                                        to: dir + "/\(sub)/model.safetensors")
+            try SafetensorsWriter.write(
+                [(TensorSpec(name: "w." + sub, dtype: .f32, shape: [1]), Tensor(shape: [1], storage: [v]))],
+                to: dir + "/\(sub)/model.safetensors")
         }
         let index = "{\"metadata\":{},\"weight_map\":{\"w.a\":\"a/model.safetensors\",\"w.b\":\"b/model.safetensors\"}}"
         try index.write(toFile: dir + "/model.safetensors.index.json", atomically: true, encoding: .utf8)
@@ -92,8 +95,10 @@ import Tensors
         defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: other) }
         try SafetensorsWriter.write([(TensorSpec(name: "w", dtype: .f32, shape: [1]), Tensor(shape: [1], storage: [1]))], to: other + "/x.safetensors")
         try FileManager.default.createSymbolicLink(atPath: dir + "/link.safetensors", withDestinationPath: other + "/x.safetensors")
-        for (shard, words) in [(other + "/x.safetensors", "absolute path"), ("../" + (other as NSString).lastPathComponent + "/x.safetensors", "outside"),
-                               ("link.safetensors", "outside")] {
+        for (shard, words) in [
+            (other + "/x.safetensors", "absolute path"), ("../" + (other as NSString).lastPathComponent + "/x.safetensors", "outside"),
+            ("link.safetensors", "outside"),
+        ] {
             let index = "{\"weight_map\":{\"w\":\"\(shard)\"}}"
             try index.write(toFile: dir + "/model.safetensors.index.json", atomically: true, encoding: .utf8)
             let e = #expect(throws: CheckpointError.self) { try Checkpoint.open(dir) }

@@ -1,8 +1,9 @@
 import Foundation
-import Testing
-import TestSupport
-@testable import Checkpoints
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Checkpoints
 
 /// Tiny OLMo-core checkpoints with one defect each (fixtures/olmo-core/malformed, from
 /// make_malformed.py): every one is refused with one line naming the file, never a trap, and no

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import Checkpoints
 
 /// Every malformed input gets a CheckpointError naming the file and the problem; none traps.

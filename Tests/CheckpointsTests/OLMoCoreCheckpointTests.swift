@@ -1,8 +1,9 @@
 import Foundation
-import Testing
-import TestSupport
-@testable import Checkpoints
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Checkpoints
 
 /// OLMo-core training checkpoints written by ai2-olmo-core 3.0 (fixtures/olmo-core), read
 /// without Python and compared with the tensors OLMo-core's own unshard_checkpoint returned.

@@ -1,8 +1,9 @@
 import Foundation
-import Testing
-import TestSupport
-@testable import Checkpoints
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Checkpoints
 
 /// Readers agree with each other and with the peers; writers reproduce the peers' bytes.
 @Suite struct RoundTripTests {

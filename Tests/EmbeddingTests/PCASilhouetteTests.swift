@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Testing
+
 @testable import Embedding
 
 /// Rows of a Sylvester-Hadamard matrix of order 2^p: entries +-1, columns mutually orthogonal,

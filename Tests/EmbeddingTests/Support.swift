@@ -15,12 +15,14 @@ enum TSNEFixtures {
     static func array(_ name: String) throws -> Tensor {
         let data = try Data(contentsOf: folder.appendingPathComponent(name))
         guard let newline = data.firstIndex(of: 0x0A),
-              let header = String(data: data[data.startIndex..<newline], encoding: .ascii) else {
+            let header = String(data: data[data.startIndex..<newline], encoding: .ascii)
+        else {
             throw FixtureError(description: "\(name): no header line")
         }
         let words = header.split(separator: " ")
         guard words.count == 4, words[0] == "MOEARRAY", let dtype = DType(rawValue: String(words[1])),
-              let rows = Int(words[2]), let cols = Int(words[3]) else {
+            let rows = Int(words[2]), let cols = Int(words[3])
+        else {
             throw FixtureError(description: "\(name): bad header \(header)")
         }
         let body = data[(newline + 1)...]

@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Testing
+
 @testable import Embedding
 
 /// Side-by-side with the peers; runs only with `MOE_BENCH=1` (it takes a while).
@@ -78,7 +79,8 @@ struct TSNEBenchmarkTests {
         let elapsed = clock.now - start
         let line: [String: Any] = [
             "run": "rows-4160x2048-pca50-bh", "kl": result.klDivergence, "seconds_tsne": result.timings.total,
-            "pca_s": result.timings.reduction, "seconds_with_silhouette": Double(elapsed.components.seconds)
+            "pca_s": result.timings.reduction,
+            "seconds_with_silhouette": Double(elapsed.components.seconds)
                 + Double(elapsed.components.attoseconds) * 1e-18, "silhouette_map": mapScore,
         ]
         let json = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])

@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Testing
+
 @testable import Embedding
 
 @Suite("t-SNE")
@@ -10,8 +11,9 @@ struct TSNETests {
         let (x, _) = gaussianBlobs(centers: 5, perCenter: 60, d: 10, spread: 5, seed: 1)
         let knn = try NearestNeighbors.exact(x, k: 90, threads: 2)
         for perplexity in [5.0, 30.0] {
-            let cal = PerplexityCalibration(squaredDistances: knn.squaredDistances, rows: 300, columns: 90,
-                                            perplexity: perplexity, threads: 2)
+            let cal = PerplexityCalibration(
+                squaredDistances: knn.squaredDistances, rows: 300, columns: 90,
+                perplexity: perplexity, threads: 2)
             for i in 0..<300 {
                 let row = cal.probabilities[(i * 90)..<((i + 1) * 90)]
                 let total = row.reduce(0.0) { $0 + Double($1) }
@@ -27,9 +29,12 @@ struct TSNETests {
     func calibrationExcludesSelf() {
         // Four points on a line at 0, 1, 2, 4: squared distances.
         let pos: [Float] = [0, 1, 2, 4]
-        let d2 = (0..<16).map { k -> Float in let t = pos[k / 4] - pos[k % 4]; return t * t }
-        let cal = PerplexityCalibration(squaredDistances: d2, rows: 4, columns: 4, excludingDiagonal: true,
-                                        perplexity: 2, threads: 1)
+        let d2 = (0..<16).map { k -> Float in
+            let t = pos[k / 4] - pos[k % 4]; return t * t
+        }
+        let cal = PerplexityCalibration(
+            squaredDistances: d2, rows: 4, columns: 4, excludingDiagonal: true,
+            perplexity: 2, threads: 1)
         for i in 0..<4 {
             #expect(cal.probabilities[i * 4 + i] == 0)
             #expect(abs(exp(cal.entropies[i]) - 2) < 1e-4)

@@ -1,9 +1,10 @@
 import Foundation
-import Testing
+import Tensors
 import TestSupport
+import Testing
+
 @testable import Checkpoints
 @testable import MoELayout
-import Tensors
 
 /// Layout detection against checkpoints written by transformers' save_pretrained and h5py.
 @Suite struct LayoutTests {
@@ -72,9 +73,11 @@ import Tensors
         let src = try Checkpoint.open(fixtures + "/olmoe-tiny")
         let dir = NSTemporaryDirectory() + "moe-layout-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let rename = { (n: String) in n.replacingOccurrences(of: "model.layers.", with: "transformer.blocks.")
-            .replacingOccurrences(of: "mlp.gate.weight", with: "moe.router.weight")
-            .replacingOccurrences(of: "mlp.experts.", with: "moe.expert_") }
+        let rename = { (n: String) in
+            n.replacingOccurrences(of: "model.layers.", with: "transformer.blocks.")
+                .replacingOccurrences(of: "mlp.gate.weight", with: "moe.router.weight")
+                .replacingOccurrences(of: "mlp.experts.", with: "moe.expert_")
+        }
         let specs = src.tensors.map { TensorSpec(name: rename($0.name), dtype: $0.dtype, shape: $0.shape) }
         let back = Dictionary(uniqueKeysWithValues: src.tensors.map { (rename($0.name), $0.name) })
         try SafetensorsWriter.write(specs, to: dir + "/model.safetensors") { spec, out in
@@ -89,12 +92,12 @@ import Tensors
             #expect("\(error)".contains("--layout"))
         }
         let layoutJSON = """
-        {"family": "custom", "layerPrefix": "transformer.blocks.{layer}.",
-         "router": "transformer.blocks.{layer}.moe.router.weight",
-         "expertGate": "transformer.blocks.{layer}.moe.expert_{expert}.gate_proj.weight",
-         "expertUp": "transformer.blocks.{layer}.moe.expert_{expert}.up_proj.weight",
-         "expertDown": "transformer.blocks.{layer}.moe.expert_{expert}.down_proj.weight", "topK": 2}
-        """
+            {"family": "custom", "layerPrefix": "transformer.blocks.{layer}.",
+             "router": "transformer.blocks.{layer}.moe.router.weight",
+             "expertGate": "transformer.blocks.{layer}.moe.expert_{expert}.gate_proj.weight",
+             "expertUp": "transformer.blocks.{layer}.moe.expert_{expert}.up_proj.weight",
+             "expertDown": "transformer.blocks.{layer}.moe.expert_{expert}.down_proj.weight", "topK": 2}
+            """
         try layoutJSON.write(toFile: dir + "/layout.json", atomically: true, encoding: .utf8)
         let model = try MoECheckpoint(ckpt, layout: try LayoutSpec.load(dir + "/layout.json"))
         #expect(model.family == "custom")

@@ -1,9 +1,10 @@
-import Foundation
-import Testing
-import TestSupport
 import Checkpoints
-@testable import MoELayout
+import Foundation
 import Tensors
+import TestSupport
+import Testing
+
+@testable import MoELayout
 
 /// OLMo-core's stacked expert tensors, read through the MoE view, equal the per-expert weights
 /// that OLMo-core's forward pass uses (fixtures/olmo-core/expected.json, from PyTorch) for the
@@ -71,8 +72,9 @@ import Tensors
 
     @Test func runConfigInTheFolderAboveIsFound() throws {
         let dir = try copyUnsharded(config: nil)
-        try FileManager.default.copyItem(atPath: Self.root + "/dropless/step3/config.json",
-                                         toPath: (dir as NSString).deletingLastPathComponent + "/config.json")
+        try FileManager.default.copyItem(
+            atPath: Self.root + "/dropless/step3/config.json",
+            toPath: (dir as NSString).deletingLastPathComponent + "/config.json")
         let model = try MoECheckpoint(try Checkpoint.open(dir))
         #expect(model.olmoCoreConfig?.moeType == .dropless)
         #expect(model.moeLayers.count == 2)

@@ -1,9 +1,10 @@
 import Foundation
-import Testing
+import Tensors
 import TestSupport
+import Testing
+
 @testable import Checkpoints
 @testable import MoELayout
-import Tensors
 
 /// The DeepSeek-V3 synth against what transformers and PyTorch read from it
 /// (fixtures/deepseek-v3-synth/make_expected.py, run on `synth --like deepseek-v3-tiny`, seed 0).

@@ -3,6 +3,7 @@ import Foundation
 import MoELayout
 import Tensors
 import Testing
+
 @testable import Models
 
 /// The fixtures of `fixtures/routing/make_routing_fixtures.py`: checkpoints written by
@@ -129,8 +130,10 @@ struct ForwardTests {
 
     @Test("configs: v4 and v5 spellings, dtype keys, bad values are one clear error")
     func configSpellings() throws {
-        let v4 = #"{"model_type":"olmoe","vocab_size":16,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_experts":4,"num_experts_per_tok":2,"rope_theta":500000.0,"torch_dtype":"bfloat16"}"#
-        let v5 = #"{"model_type":"olmoe","vocab_size":16,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_experts":4,"num_experts_per_tok":2,"rope_parameters":{"rope_theta":500000.0,"rope_type":"default"},"dtype":"bfloat16"}"#
+        let v4 =
+            #"{"model_type":"olmoe","vocab_size":16,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_experts":4,"num_experts_per_tok":2,"rope_theta":500000.0,"torch_dtype":"bfloat16"}"#
+        let v5 =
+            #"{"model_type":"olmoe","vocab_size":16,"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_experts":4,"num_experts_per_tok":2,"rope_parameters":{"rope_theta":500000.0,"rope_type":"default"},"dtype":"bfloat16"}"#
         for text in [v4, v5] {
             let c = try ModelConfig(text: text, source: "config.json")
             let a = try decodeConfig(OlmoeConfiguration.self, from: c, source: "config.json").architecture(source: "config.json")
@@ -138,7 +141,8 @@ struct ForwardTests {
             #expect(a.hiddenSize == 8 && a.moeLayers == [0])
             #expect(a.declaredDType == "bfloat16")
         }
-        let yarn = #"{"model_type":"deepseek_v3","vocab_size":16,"hidden_size":8,"intermediate_size":4,"moe_intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"n_routed_experts":4,"num_experts_per_tok":2,"kv_lora_rank":4,"qk_rope_head_dim":2,"qk_nope_head_dim":2,"v_head_dim":2,"rope_scaling":{"type":"yarn","factor":40}}"#
+        let yarn =
+            #"{"model_type":"deepseek_v3","vocab_size":16,"hidden_size":8,"intermediate_size":4,"moe_intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"n_routed_experts":4,"num_experts_per_tok":2,"kv_lora_rank":4,"qk_rope_head_dim":2,"qk_nope_head_dim":2,"v_head_dim":2,"rope_scaling":{"type":"yarn","factor":40}}"#
         let c = try ModelConfig(text: yarn, source: "config.json")
         let a = try decodeConfig(DeepseekConfiguration.self, from: c, source: "config.json").architecture(source: "config.json")
         // yarn without original_max_position_embeddings falls back to max_position_embeddings (DeepSeek-V3: 4096)

@@ -3,6 +3,7 @@ import Foundation
 import MoELayout
 import Tensors
 import Testing
+
 @testable import Models
 
 /// Parses a config and returns its architecture, or the error's description.
@@ -17,10 +18,12 @@ private func decodeArchitecture(_ text: String) throws -> Result<Architecture, M
 private func config(_ family: String, _ rope: String) -> String {
     switch family {
     case "deepseek_v3":
-        return #"{"model_type":"deepseek_v3","vocab_size":16,"hidden_size":8,"intermediate_size":4,"moe_intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"n_routed_experts":4,"num_experts_per_tok":2,"kv_lora_rank":4,"qk_rope_head_dim":8,"qk_nope_head_dim":2,"v_head_dim":2,"first_k_dense_replace":0,"#
+        return
+            #"{"model_type":"deepseek_v3","vocab_size":16,"hidden_size":8,"intermediate_size":4,"moe_intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"n_routed_experts":4,"num_experts_per_tok":2,"kv_lora_rank":4,"qk_rope_head_dim":8,"qk_nope_head_dim":2,"v_head_dim":2,"first_k_dense_replace":0,"#
             + rope + "}"
     default:
-        return #"{"model_type":"mixtral","vocab_size":16,"hidden_size":32,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_local_experts":4,"num_experts_per_tok":2,"#
+        return
+            #"{"model_type":"mixtral","vocab_size":16,"hidden_size":32,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"num_local_experts":4,"num_experts_per_tok":2,"#
             + rope + "}"
     }
 }
@@ -65,8 +68,13 @@ struct ScaledRopeTests {
 
     @Test("v4 (rope_theta + rope_scaling, type) and v5 (rope_parameters, rope_type) spellings read alike")
     func spellings() throws {
-        let v4 = config("mixtral", #""rope_theta":5000,"rope_scaling":{"type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64}"#)
-        let v5 = config("mixtral", #""rope_parameters":{"rope_type":"llama3","rope_theta":5000,"factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64}"#)
+        let v4 = config(
+            "mixtral",
+            #""rope_theta":5000,"rope_scaling":{"type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64}"#)
+        let v5 = config(
+            "mixtral",
+            #""rope_parameters":{"rope_type":"llama3","rope_theta":5000,"factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64}"#
+        )
         let a = try decodeArchitecture(v4).get(), b = try decodeArchitecture(v5).get()
         #expect(a.rope == b.rope)
         #expect(a.rope.scaling == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64))
@@ -75,38 +83,52 @@ struct ScaledRopeTests {
         // and from _compute_llama3_parameters): a non-empty rope_scaling replaces rope_parameters,
         // rope_theta in the object wins over the top-level one, a top-level
         // original_max_position_embeddings wins over the object's, an empty rope_scaling is absent.
-        let both = try decodeArchitecture(config("mixtral", #""rope_theta":5000,"rope_parameters":{"rope_type":"yarn","factor":40,"rope_theta":7000},"rope_scaling":{"rope_type":"linear","factor":2}"#)).get()
+        let both = try decodeArchitecture(
+            config(
+                "mixtral",
+                #""rope_theta":5000,"rope_parameters":{"rope_type":"yarn","factor":40,"rope_theta":7000},"rope_scaling":{"rope_type":"linear","factor":2}"#)
+        ).get()
         #expect(both.rope.scaling == .linear(factor: 2) && both.rope.theta == 5000)
         let inner = try decodeArchitecture(config("mixtral", #""rope_theta":5000,"rope_parameters":{"rope_type":"linear","factor":2,"rope_theta":7000}"#)).get()
         #expect(inner.rope.theta == 7000)
-        let top = try decodeArchitecture(config("mixtral", #""original_max_position_embeddings":77,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4}"#)).get()
+        let top = try decodeArchitecture(
+            config(
+                "mixtral", #""original_max_position_embeddings":77,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4}"#)
+        ).get()
         #expect(top.rope.scaling == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 77))
-        let fallback = try decodeArchitecture(config("mixtral", #""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4}"#)).get()
+        let fallback = try decodeArchitecture(config("mixtral", #""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4}"#))
+            .get()
         #expect(fallback.rope.scaling == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 131_072))
         let empty = try decodeArchitecture(config("mixtral", #""rope_scaling":{},"rope_parameters":{"rope_type":"linear","factor":3,"rope_theta":100}"#)).get()
         #expect(empty.rope.scaling == .linear(factor: 3) && empty.rope.theta == 100)
         let dynamic = try decodeArchitecture(config("mixtral", #""max_position_embeddings":16.0,"rope_parameters":{"rope_type":"dynamic","factor":2}"#)).get()
         #expect(dynamic.rope.scaling == .dynamic(factor: 2, maxPositions: 16))
         // DeepSeek: the MLA softmax mscale comes from mscale_all_dim, for any scaled type
-        let ds = try decodeArchitecture(config("deepseek_v3", #""rope_scaling":{"type":"yarn","factor":40,"mscale":1,"mscale_all_dim":1,"original_max_position_embeddings":16}"#)).get()
-        let noAll = try decodeArchitecture(config("deepseek_v3", #""rope_scaling":{"type":"yarn","factor":40,"mscale":1,"original_max_position_embeddings":16}"#)).get()
+        let ds = try decodeArchitecture(
+            config("deepseek_v3", #""rope_scaling":{"type":"yarn","factor":40,"mscale":1,"mscale_all_dim":1,"original_max_position_embeddings":16}"#)
+        ).get()
+        let noAll = try decodeArchitecture(
+            config("deepseek_v3", #""rope_scaling":{"type":"yarn","factor":40,"mscale":1,"original_max_position_embeddings":16}"#)
+        ).get()
         guard case let .latent(l) = ds.attention, case let .latent(m) = noAll.attention else { Issue.record("not MLA"); return }
         #expect(l.softmaxMScale > 1 && m.softmaxMScale == 1)
     }
 
-    @Test("unknown types, missing or bad values are one clear error", arguments: [
-        (#""rope_scaling":{"type":"su","factor":2}"#, "su"),
-        (#""rope_scaling":{"rope_type":"linear"}"#, "factor"),
-        (#""rope_scaling":{"rope_type":"linear","factor":0}"#, "factor"),
-        (#""rope_scaling":{"rope_type":"dynamic","factor":-2}"#, "factor"),
-        (#""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1}"#, "high_freq_factor"),
-        (#""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":2,"high_freq_factor":2}"#, "high_freq_factor"),
-        (#""rope_scaling":{"rope_type":"longrope","short_factor":[1,1],"long_factor":[1,1,1,1,1,1,1,1]}"#, "short_factor"),
-        (#""rope_scaling":{"rope_type":"longrope","long_factor":[1,1,1,1,1,1,1,1]}"#, "short_factor"),
-        (#""rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":0.5}"#, "original_max_position_embeddings"),
-        (#""rope_parameters":{"rope_type":"linear","factor":2,"partial_rotary_factor":0.5}"#, "partial_rotary_factor"),
-        (#""rope_parameters":{"full_attention":{"rope_type":"default"},"sliding_attention":{"rope_type":"default"}}"#, "layer type"),
-    ])
+    @Test(
+        "unknown types, missing or bad values are one clear error",
+        arguments: [
+            (#""rope_scaling":{"type":"su","factor":2}"#, "su"),
+            (#""rope_scaling":{"rope_type":"linear"}"#, "factor"),
+            (#""rope_scaling":{"rope_type":"linear","factor":0}"#, "factor"),
+            (#""rope_scaling":{"rope_type":"dynamic","factor":-2}"#, "factor"),
+            (#""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1}"#, "high_freq_factor"),
+            (#""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":2,"high_freq_factor":2}"#, "high_freq_factor"),
+            (#""rope_scaling":{"rope_type":"longrope","short_factor":[1,1],"long_factor":[1,1,1,1,1,1,1,1]}"#, "short_factor"),
+            (#""rope_scaling":{"rope_type":"longrope","long_factor":[1,1,1,1,1,1,1,1]}"#, "short_factor"),
+            (#""rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":0.5}"#, "original_max_position_embeddings"),
+            (#""rope_parameters":{"rope_type":"linear","factor":2,"partial_rotary_factor":0.5}"#, "partial_rotary_factor"),
+            (#""rope_parameters":{"full_attention":{"rope_type":"default"},"sliding_attention":{"rope_type":"default"}}"#, "layer type"),
+        ])
     func badRope(rope: String, mentions: String) throws {
         switch try decodeArchitecture(config("mixtral", rope)) {
         case .success: Issue.record("\(rope) was accepted")
@@ -140,7 +162,8 @@ struct OLMoCoreModelTests {
     @Test("router options: normalize_expert_weights 1 is norm_topk_prob; what FlexOlmo cannot run is refused by name")
     func routerOptions() throws {
         let router = #""gating_function": "softmax""#
-        let normalized = try OLMoCoreModel.architecture(run { $0.replacingOccurrences(of: router, with: router + #", "normalize_expert_weights": 1.0"#) }, dtype: .f32)
+        let normalized = try OLMoCoreModel.architecture(
+            run { $0.replacingOccurrences(of: router, with: router + #", "normalize_expert_weights": 1.0"#) }, dtype: .f32)
         guard case let .moe(m) = normalized.feedForward[0] else { Issue.record("not MoE"); return }
         #expect(m.router.normalizeTopK)
         let plain = try OLMoCoreModel.architecture(run { $0 }, dtype: .f32)
@@ -149,8 +172,15 @@ struct OLMoCoreModelTests {
         for (edit, mentions) in [
             ({ (s: String) in s.replacingOccurrences(of: router, with: router + #", "bias_gamma": 0.001"#) }, "bias_gamma"),
             ({ (s: String) in s.replacingOccurrences(of: router, with: router + #", "normalize_expert_weights": 2.0"#) }, "normalize_expert_weights"),
-            ({ (s: String) in s.replacingOccurrences(of: #""uniform_expert_assignment": false"#, with: #""uniform_expert_assignment": true"#) }, "uniform_expert_assignment"),
-            ({ (s: String) in s.replacingOccurrences(of: #""partial_rotary_factor": 1.0"#, with: #""partial_rotary_factor": 1.0, "scaling": {"new_theta": 8000000}"#) }, "RoPE scaling"),
+            (
+                { (s: String) in s.replacingOccurrences(of: #""uniform_expert_assignment": false"#, with: #""uniform_expert_assignment": true"#) },
+                "uniform_expert_assignment"
+            ),
+            (
+                { (s: String) in
+                    s.replacingOccurrences(of: #""partial_rotary_factor": 1.0"#, with: #""partial_rotary_factor": 1.0, "scaling": {"new_theta": 8000000}"#)
+                }, "RoPE scaling"
+            ),
             ({ (s: String) in s.replacingOccurrences(of: #""gating_function": "softmax""#, with: #""gating_function": "sigmoid""#) }, "sigmoid"),
             ({ (s: String) in s.replacingOccurrences(of: #""name": "moe_reordered_norm""#, with: #""name": "moe""#) }, "block type"),
         ] {

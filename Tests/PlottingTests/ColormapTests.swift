@@ -23,8 +23,8 @@ import Testing
     #expect(scale.range == -1...1)
     #expect(hex(scale.color(for: 0)) == 0xF7F7F7)
     #expect(hex(scale.color(for: -1)) == 0x053061)  // dark blue
-    #expect(hex(scale.color(for: 1)) == 0x67001F)   // dark red
-    #expect(hex(scale.color(for: 5)) == 0x67001F)   // clamped
+    #expect(hex(scale.color(for: 1)) == 0x67001F)  // dark red
+    #expect(hex(scale.color(for: 5)) == 0x67001F)  // clamped
     #expect(Colormap.diverging.name == "RdBu_r")
 }
 
@@ -45,8 +45,9 @@ import Testing
     for i in colors.indices {
         for j in colors.indices where j > i {
             let (a, b) = (colors[i], colors[j])
-            let d = ((a.red - b.red) * (a.red - b.red) + (a.green - b.green) * (a.green - b.green)
-                     + (a.blue - b.blue) * (a.blue - b.blue)).squareRoot()
+            let d =
+                ((a.red - b.red) * (a.red - b.red) + (a.green - b.green) * (a.green - b.green)
+                + (a.blue - b.blue) * (a.blue - b.blue)).squareRoot()
             nearest = min(nearest, d)
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Plotting
 import Testing
+
+@testable import Plotting
 
 @Test func heatmapCellsCarryTheColourOfTheirValue() throws {
     let values: [[Double]] = [[0, 0.25, 0.5, 1], [1, 0.5, .nan, 0], [0.75, 0, 1, 0.5]]
@@ -142,7 +143,7 @@ import Testing
     #expect(abs(frames[0].minX - frames[2].minX) < 1e-9 && abs(frames[1].minX - frames[3].minX) < 1e-9)
     #expect(abs(frames[0].width - frames[3].width) < 1e-9)
     #expect(bar.frame.minX > frames[1].maxX && bar.frame.minY <= frames[0].minY + 1e-9 && bar.frame.maxY >= frames[2].maxY - 1e-9)
-    #expect(layout.axes[1].y.labels.allSatisfy { $0.isEmpty })   // shared y: labels in the left column only
+    #expect(layout.axes[1].y.labels.allSatisfy { $0.isEmpty })  // shared y: labels in the left column only
     #expect(!layout.axes[0].y.labels.allSatisfy { $0.isEmpty })
 }
 
@@ -170,8 +171,9 @@ import Testing
     let figure = Figure(width: 1, height: 0.8, dpi: 72, rows: 2, columns: 2)
     figure.title = "A title far too long for a figure one inch wide"
     for ax in figure.axes {
-        try ax.heatmap((0..<64).map { i in (0..<64).map { Double(i - $0) } }, scale: .symmetric(limit: 63),
-                       annotation: CellAnnotation())
+        try ax.heatmap(
+            (0..<64).map { i in (0..<64).map { Double(i - $0) } }, scale: .symmetric(limit: 63),
+            annotation: CellAnnotation())
         ax.colorbar = Colorbar(label: "cos")
         ax.xLabel = "expert j"
     }

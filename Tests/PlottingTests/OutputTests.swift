@@ -1,6 +1,7 @@
 import Foundation
 import Plotting
 import Testing
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -22,8 +23,8 @@ private func titledFigure(_ title: String) throws(PlotError) -> Figure {
     try titledFigure("ERC loss per layer").save(to: path, provenance: provenance)
     let chunks = pngText(path)
     for (key, value) in provenance { #expect(chunks[key]?.value == value, "\(key)") }
-    #expect(chunks["moe-inspect:checkpoint"]?.international == true)   // UTF-8 goes in iTXt
-    #expect(chunks["moe-inspect:command"]?.international == false)     // ASCII in tEXt
+    #expect(chunks["moe-inspect:checkpoint"]?.international == true)  // UTF-8 goes in iTXt
+    #expect(chunks["moe-inspect:command"]?.international == false)  // ASCII in tEXt
     #expect(chunks["Title"]?.value == "ERC loss per layer")
     let image = try #require(DecodedImage(png: path))
     #expect(image.width == 600 && image.height == 450)  // 4 x 3 inches at 150 dpi
@@ -46,8 +47,10 @@ private final class SVGReader: NSObject, XMLParserDelegate {
     var elements: [String] = []
     var title = ""
     private var inTitle = false
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
         elements.append(name)
         inTitle = name == "title"
     }

@@ -38,9 +38,10 @@ enum SampleFigures {
 
         let small = activationMatrix(8, seed: 2)
         let annotated = Figure(width: 5, height: 4.4)
-        try annotated.axes[0].heatmap(small, scale: .fitting(small.joined(), colormap: .cividis),
-                                      annotation: CellAnnotation(decimals: 2), diagonalOutline: .black,
-                                      rowLabels: (0..<8).map { "expert \($0)" }, columnLabels: (0..<8).map { "expert \($0)" })
+        try annotated.axes[0].heatmap(
+            small, scale: .fitting(small.joined(), colormap: .cividis),
+            annotation: CellAnnotation(decimals: 2), diagonalOutline: .black,
+            rowLabels: (0..<8).map { "expert \($0)" }, columnLabels: (0..<8).map { "expert \($0)" })
         annotated.axes[0].title = "M with values (8 experts)"
         annotated.axes[0].colorbar = Colorbar(label: "mean |activation|")
         figures["heatmap-annotated"] = annotated
@@ -80,8 +81,9 @@ enum SampleFigures {
         profile.title = "Coupling profile: ERC loss against α"
         for layer in 0..<16 {
             let threshold = 0.8 + 0.1 * Double(layer)
-            try profile.axes[0].plot(x: alphas, y: alphas.map { max(0, threshold - $0) * (1 + 0.05 * Double(layer)) },
-                                     label: "layer \(layer)")
+            try profile.axes[0].plot(
+                x: alphas, y: alphas.map { max(0, threshold - $0) * (1 + 0.05 * Double(layer)) },
+                label: "layer \(layer)")
         }
         profile.axes[0].xLabel = "α"
         profile.axes[0].yLabel = "ERC loss"
@@ -92,8 +94,9 @@ enum SampleFigures {
         let layers = (0..<16).map(Double.init)
         let mean = layers.map { 0.02 + 0.004 * $0 + 0.003 * eps.next() }
         let band = Figure(width: 6.4, height: 4)
-        try band.axes[0].plot(x: layers, y: mean, label: "mean over experts", marker: .circle,
-                              band: (mean.map { $0 * 0.7 }, mean.map { $0 * 1.4 }))
+        try band.axes[0].plot(
+            x: layers, y: mean, label: "mean over experts", marker: .circle,
+            band: (mean.map { $0 * 0.7 }, mean.map { $0 * 1.4 }))
         try band.axes[0].plot(x: layers, y: mean.map { $0 * 0.8 }, label: "MoE+ERC (mean)", marker: .square, style: .dashed)
         band.axes[0].title = "Noise bound ε per layer (band: min-max over experts)"
         band.axes[0].xLabel = "layer"
@@ -128,18 +131,21 @@ enum SampleFigures {
         figures["scatter-tsne"] = tsne
 
         let tsneSmall = Figure(width: 6.4, height: 4.8)
-        try tsneSmall.axes[0].scatter(x: Array(xs.prefix(320)), y: Array(ys.prefix(320)), categories: Array(cats.prefix(320)),
-                                      label: { "expert \($0)" }, size: 4)
+        try tsneSmall.axes[0].scatter(
+            x: Array(xs.prefix(320)), y: Array(ys.prefix(320)), categories: Array(cats.prefix(320)),
+            label: { "expert \($0)" }, size: 4)
         tsneSmall.axes[0].title = "8 experts, automatic legend"
         figures["scatter-legend"] = tsneSmall
 
         let bars = Figure(width: 7, height: 4)
         let names = (0..<16).map { "layer \($0)" }
         var b = SampleRandom(state: 6)
-        try bars.axes[0].bars(categories: names, series: [
-            BarSeries(values: names.map { _ in 1 + b.next() }, label: "MoE"),
-            BarSeries(values: names.map { _ in 1.5 + b.next() }, label: "MoE+ERC"),
-        ])
+        try bars.axes[0].bars(
+            categories: names,
+            series: [
+                BarSeries(values: names.map { _ in 1 + b.next() }, label: "MoE"),
+                BarSeries(values: names.map { _ in 1.5 + b.next() }, label: "MoE+ERC"),
+            ])
         bars.axes[0].title = "Coupling threshold α* per layer"
         bars.axes[0].yLabel = "α^*"
         figures["bars-grouped"] = bars
@@ -164,8 +170,9 @@ enum SampleFigures {
             let ax = compare.axes[k]
             ax.title = run
             for layer in 0..<4 {
-                try ax.plot(x: steps, y: steps.map { 0.05 + 0.01 * Double(layer) + (k == 0 ? 0.02 : 0.005) * log10($0) },
-                            label: "layer \(layer)", marker: layer == 0 ? .circle : .none)
+                try ax.plot(
+                    x: steps, y: steps.map { 0.05 + 0.01 * Double(layer) + (k == 0 ? 0.02 : 0.005) * log10($0) },
+                    label: "layer \(layer)", marker: layer == 0 ? .circle : .none)
             }
             ax.xLabel = "step"
             ax.yLabel = "ε"
@@ -250,8 +257,9 @@ enum SampleFigures {
             let layout = try figure.save(to: path, provenance: ["Software": "moe-inspect test"])
             #expect(bytes(path).count > 1000, "\(path) is nearly empty")
             for t in layout.texts where t.role != .cellAnnotation {
-                #expect(t.frame.minX >= 0 && t.frame.maxX <= layout.width && t.frame.minY >= 0 && t.frame.maxY <= layout.height,
-                        "\(name): \"\(t.text)\" sticks out of the figure at \(t.frame)")
+                #expect(
+                    t.frame.minX >= 0 && t.frame.maxX <= layout.width && t.frame.minY >= 0 && t.frame.maxY <= layout.height,
+                    "\(name): \"\(t.text)\" sticks out of the figure at \(t.frame)")
             }
         }
     }

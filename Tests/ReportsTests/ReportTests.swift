@@ -1,9 +1,10 @@
 import Analysis
 import Foundation
 import Plotting
-@testable import Reports
 import Tensors
 import Testing
+
+@testable import Reports
 
 @Suite struct ReportTests {
     /// Two hand-made layers: one coupled (strong diagonal), one not.
@@ -22,13 +23,17 @@ import Testing
 
     @Test func reportWritesEveryFigureTableAndPage() throws {
         let dir = NSTemporaryDirectory() + "moe-report-" + UUID().uuidString
-        let runs = [CheckpointCoupling(checkpoint: "a/step100", step: 100, layers: Self.layers()),
-                    CheckpointCoupling(checkpoint: "a/step200", step: 200, layers: Self.layers())]
+        let runs = [
+            CheckpointCoupling(checkpoint: "a/step100", step: 100, layers: Self.layers()),
+            CheckpointCoupling(checkpoint: "a/step200", step: 200, layers: Self.layers()),
+        ]
         let report = CouplingReport(FigureSettings(formats: [.png, .svg], dpi: 72, provenance: ["moe-inspect:checkpoint": "a"]))
         let figures = try report.write(runs, options: CouplingOptions(alphas: [1], noise: false), to: dir)
         let stems = Set(figures.map(\.stem))
-        for s in ["series_erc_loss", "series_epsilon", "series_coupling_alpha", "coupling_alpha", "erc_by_layer", "coupling_profile",
-                  "activation_all_layers", "epsilon_by_layer", "router_cosine_by_layer", "activation_layer0", "router_cosine_layer1"] {
+        for s in [
+            "series_erc_loss", "series_epsilon", "series_coupling_alpha", "coupling_alpha", "erc_by_layer", "coupling_profile",
+            "activation_all_layers", "epsilon_by_layer", "router_cosine_by_layer", "activation_layer0", "router_cosine_layer1",
+        ] {
             #expect(stems.contains(s), "\(s)")
         }
         // alpha* of layer 1 is 2 (off-diagonal 2 over diagonal 1): the reading names it the weakest.

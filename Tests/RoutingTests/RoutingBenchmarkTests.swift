@@ -1,8 +1,9 @@
 import Checkpoints
 import Foundation
-import Models
 import MoELayout
+import Models
 import Testing
+
 @testable import Routing
 
 /// Forward throughput of `routing` on the demo-size OLMoE; runs only with MOE_BENCH=1 (`make bench`),
@@ -31,9 +32,12 @@ import Testing
             #else
             getrusage(RUSAGE_SELF, &usage)
             #endif
-            print(String(format: "BENCH routing demo-size: %d tokens (windows of 512), forward %.3f s = %.0f tokens/s; coupling on %d tokens %.3f s; peak RSS of the test process %.0f MiB",
-                         windows.tokenCount, best.forwardSeconds, Double(windows.tokenCount) / best.forwardSeconds, coupling, best.couplingSeconds,
-                         Double(usage.ru_maxrss) / 1024))
+            print(
+                String(
+                    format:
+                        "BENCH routing demo-size: %d tokens (windows of 512), forward %.3f s = %.0f tokens/s; coupling on %d tokens %.3f s; peak RSS of the test process %.0f MiB",
+                    windows.tokenCount, best.forwardSeconds, Double(windows.tokenCount) / best.forwardSeconds, coupling, best.couplingSeconds,
+                    Double(usage.ru_maxrss) / 1024))
         }
     }
 }

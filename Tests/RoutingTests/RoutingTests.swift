@@ -1,10 +1,11 @@
 import Analysis
 import Checkpoints
 import Foundation
-import Models
 import MoELayout
+import Models
 import Tensors
 import Testing
+
 @testable import Routing
 
 /// The reference runs of `fixtures/routing/make_routing_fixtures.py` (transformers + PyTorch).
@@ -75,8 +76,10 @@ struct RoutingStatisticsTests {
             // counts and co-activation follow from the top-k (checked equal in ModelsTests)
             #expect(l.load.counts.map(Float.init) == ref[p + "counts"]?.storage, "\(name) \(p)counts")
             #expect(l.load.coactivation.flatMap { $0.map(Float.init) } == ref[p + "coactivation"]?.storage, "\(name) \(p)coactivation")
-            for (key, value) in [("lb_transformers", l.load.loadBalancingLossTransformers), ("lb_olmocore", l.load.loadBalancingLossOLMoCore),
-                                 ("entropy", l.load.meanRouterEntropy), ("top1", l.load.meanTopProbability)] {
+            for (key, value) in [
+                ("lb_transformers", l.load.loadBalancingLossTransformers), ("lb_olmocore", l.load.loadBalancingLossOLMoCore),
+                ("entropy", l.load.meanRouterEntropy), ("top1", l.load.meanTopProbability),
+            ] {
                 let r = Double(try #require(ref[p + key]).storage[0])
                 #expect(close(value, r, 1e-4), "\(name) \(p)\(key): \(value) vs \(r)")
             }

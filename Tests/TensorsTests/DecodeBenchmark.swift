@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensors
+import Testing
 
 /// BF16 -> Float32 decoding rate (run by `make bench` with MOE_BENCH=1; skipped otherwise).
 @Suite struct DecodeBenchmark {
@@ -13,7 +13,9 @@ import Tensors
         var best = Double.infinity
         for _ in 0..<5 {
             let t = Date()
-            src.withUnsafeBytes { s in dst.withUnsafeMutableBufferPointer { d in Conversion.decode(.bf16, from: s.baseAddress!, count: count, into: d.baseAddress!) } }
+            src.withUnsafeBytes { s in
+                dst.withUnsafeMutableBufferPointer { d in Conversion.decode(.bf16, from: s.baseAddress!, count: count, into: d.baseAddress!) }
+            }
             best = min(best, Date().timeIntervalSince(t))
         }
         print(String(format: "BENCH bf16 decode, one core: %.2f GB/s of Float32 output (%.0f ms for 512 MB)", Double(count * 4) / best / 1e9, best * 1000))

@@ -1,10 +1,11 @@
 import Dispatch
 import Foundation
+import Tensors
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Testing
-import Tensors
 
 /// The machine's measured f32 product rate, the yardstick of `make bench`'s ERC figures
 /// (run with MOE_BENCH=1; skipped otherwise).
@@ -56,12 +57,16 @@ import Tensors
             rates.append((kernel, perCoreRate(kernel: kernel, size: 2048, workers: workers)))
         }
         for (k, r) in rates {
-            print(String(format: "BENCH f32 GEMM 2048^3, %d workers x one-core products, %@: %.0f GFLOP/s (by CPU time %.0f)",
-                         workers, k.rawValue, r.wall, r.cpu))
+            print(
+                String(
+                    format: "BENCH f32 GEMM 2048^3, %d workers x one-core products, %@: %.0f GFLOP/s (by CPU time %.0f)",
+                    workers, k.rawValue, r.wall, r.cpu))
         }
         let wall = rates.map(\.1.wall).max() ?? .nan, cpu = rates.map(\.1.cpu).max() ?? .nan
-        print(String(format: "BENCH f32 GEMM peak (best of the above): %.0f GFLOP/s, by CPU time %.0f GFLOP/s; kernel in use: %@",
-                     wall, cpu, GEMMKernel.description))
+        print(
+            String(
+                format: "BENCH f32 GEMM peak (best of the above): %.0f GFLOP/s, by CPU time %.0f GFLOP/s; kernel in use: %@",
+                wall, cpu, GEMMKernel.description))
         #expect(wall > 0 && cpu > 0)
     }
 }

@@ -1,5 +1,5 @@
-import Testing
 import Tensors
+import Testing
 
 @Suite struct TensorsTests {
     @Test func gemmMatchesHandComputedProduct() {
@@ -24,8 +24,10 @@ import Tensors
 
     @Test func bf16RoundingOfArraysGivesTheScalarBitsOnEveryLane() {
         // 37 values (two full vectors and a tail of 5), the same cases as above in several lanes
-        let cases: [Float] = [1 + 0x1p-8, 1 + 3 * 0x1p-8, -2, .infinity, -.infinity, 0, -0.0, 0x1p-130, .greatestFiniteMagnitude,
-                              Float(bitPattern: 0x7F80_0001), 3.14159]
+        let cases: [Float] = [
+            1 + 0x1p-8, 1 + 3 * 0x1p-8, -2, .infinity, -.infinity, 0, -0.0, 0x1p-130, .greatestFiniteMagnitude,
+            Float(bitPattern: 0x7F80_0001), 3.14159,
+        ]
         let values = (0..<37).map { cases[$0 % cases.count] }
         var bits = [UInt16](repeating: 0, count: values.count)
         values.withUnsafeBufferPointer { v in bits.withUnsafeMutableBufferPointer { Conversion.roundToBF16(v.baseAddress!, count: 37, into: $0.baseAddress!) } }

@@ -1,5 +1,5 @@
-import Testing
 import Tensors
+import Testing
 
 /// `ThreadProduct` on every kernel present, against hand-computed products.
 @Suite struct ThreadProductTests {
@@ -14,17 +14,25 @@ import Tensors
         #expect(p.kernel == kernel)
         var c: [Float] = [1, 1, -7, 1, 1, -7]  // C [2, 2] with leading dimension 3; -7 must stay
         let scratch = ThreadProduct.Scratch(for: p)
-        a.withUnsafeBytes { ab in bT.withUnsafeBytes { bb in c.withUnsafeMutableBufferPointer { cb in
-            p.run(a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!, scratch: scratch)
-        } } }
+        a.withUnsafeBytes { ab in
+            bT.withUnsafeBytes { bb in
+                c.withUnsafeMutableBufferPointer { cb in
+                    p.run(a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!, scratch: scratch)
+                }
+            }
+        }
         #expect(c == [117, 129, -7, 279, 309, -7])
         // A^T stored [k, m]: the same product from [[1,4],[2,5],[3,6]]
         let aT: [Float] = [1, 4, 2, 5, 3, 6]
         let q = try #require(ThreadProduct(m: 2, n: 2, k: 3, transA: true, transB: true, kernel: kernel))
         var d = [Float](repeating: 0, count: 4)
-        aT.withUnsafeBytes { ab in bT.withUnsafeBytes { bb in d.withUnsafeMutableBufferPointer { cb in
-            q.run(a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!, scratch: ThreadProduct.Scratch(for: q))
-        } } }
+        aT.withUnsafeBytes { ab in
+            bT.withUnsafeBytes { bb in
+                d.withUnsafeMutableBufferPointer { cb in
+                    q.run(a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!, scratch: ThreadProduct.Scratch(for: q))
+                }
+            }
+        }
         #expect(d == [58, 64, 139, 154])
     }
 
@@ -42,23 +50,35 @@ import Tensors
         let b: [UInt16] = [3, -2, 0.0078125].map { Conversion.bf16Bits($0) }
         let p = try #require(ThreadProduct(m: 1, n: 1, k: 3, inputs: .bf16))
         var c: [Float] = [0]
-        a.withUnsafeBytes { ab in b.withUnsafeBytes { bb in c.withUnsafeMutableBufferPointer { cb in
-            p.run(a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!, scratch: ThreadProduct.Scratch(for: p))
-        } } }
+        a.withUnsafeBytes { ab in
+            b.withUnsafeBytes { bb in
+                c.withUnsafeMutableBufferPointer { cb in
+                    p.run(a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!, scratch: ThreadProduct.Scratch(for: p))
+                }
+            }
+        }
         #expect(c == [12])
     }
 
     /// Runs `p` on `a` and `b` given as Float, passed as f32 or as BF16 bits (every value here is
     /// exact in BF16) as `p` takes them.
-    static func run(_ p: AnyShapeProduct, m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int,
-                    c: inout [Float], ldc: Int) -> Bool {
+    static func run(
+        _ p: AnyShapeProduct, m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int,
+        c: inout [Float], ldc: Int
+    ) -> Bool {
         c.withUnsafeMutableBufferPointer { cb in
             if p.inputs == .f32 {
-                return a.withUnsafeBytes { ab in b.withUnsafeBytes { bb in
-                    p.run(m: m, n: n, k: k, a: ab.baseAddress!, lda: lda, b: bb.baseAddress!, ldb: ldb, c: cb.baseAddress!, ldc: ldc) } }
+                return a.withUnsafeBytes { ab in
+                    b.withUnsafeBytes { bb in
+                        p.run(m: m, n: n, k: k, a: ab.baseAddress!, lda: lda, b: bb.baseAddress!, ldb: ldb, c: cb.baseAddress!, ldc: ldc)
+                    }
+                }
             }
-            return a.map(Conversion.bf16Bits).withUnsafeBytes { ab in b.map(Conversion.bf16Bits).withUnsafeBytes { bb in
-                p.run(m: m, n: n, k: k, a: ab.baseAddress!, lda: lda, b: bb.baseAddress!, ldb: ldb, c: cb.baseAddress!, ldc: ldc) } }
+            return a.map(Conversion.bf16Bits).withUnsafeBytes { ab in
+                b.map(Conversion.bf16Bits).withUnsafeBytes { bb in
+                    p.run(m: m, n: n, k: k, a: ab.baseAddress!, lda: lda, b: bb.baseAddress!, ldb: ldb, c: cb.baseAddress!, ldc: ldc)
+                }
+            }
         }
     }
 

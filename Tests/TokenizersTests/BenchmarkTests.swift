@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tokenizers
 
 /// Encoding 10 MB of text on one thread (skipped unless MOE_BENCH=1); scripts/bench_tokenize.py
@@ -33,8 +34,10 @@ import Testing
             ids = try tok.encode(utf8: text, source: "bench text")
             best = min(best, Date().timeIntervalSince(t0))
         }
-        print(String(format: "moe-inspect Tokenizers encode: %.3f s, %.2f MB/s, %d tokens (%@, vocabulary %d, loaded in %.3f s)",
-                     best, 10.0 / best, ids.count, path, tok.vocabularySize, loadSeconds))
+        print(
+            String(
+                format: "moe-inspect Tokenizers encode: %.3f s, %.2f MB/s, %d tokens (%@, vocabulary %d, loaded in %.3f s)",
+                best, 10.0 / best, ids.count, path, tok.vocabularySize, loadSeconds))
         if let out = Self.env["MOE_BENCH_IDS"] {
             try TokenArrayFile.npy(ids).write(to: URL(fileURLWithPath: out))
         }

@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Testing
+
 @testable import Tokenizers
 
 /// The local Hugging Face cache, on a cache that huggingface_hub's own helpers built and read back
@@ -14,8 +15,10 @@ import Testing
         #expect(HubCache.parse("allenai/OLMoE-1B-7B-0924") == .init(organisation: "allenai", name: "OLMoE-1B-7B-0924", revision: nil))
         #expect(HubCache.parse("Qwen/Qwen3-30B-A3B@main")?.revision == "main")
         #expect(HubCache.parse("org/name@refs/pr/1")?.revision == "refs/pr/1")
-        for bad in ["name", "/abs/path", "../x", "a/b/c", "org/na..me", "org--x/y", "org/-x", "org/x.", "./x", "org/name@../../etc",
-                    "org/name@/abs", "", "org/", "/name", "org/na me", "org/name.git", "o rg/x", "org/name@", "org/日本"] {
+        for bad in [
+            "name", "/abs/path", "../x", "a/b/c", "org/na..me", "org--x/y", "org/-x", "org/x.", "./x", "org/name@../../etc",
+            "org/name@/abs", "", "org/", "/name", "org/na me", "org/name.git", "o rg/x", "org/name@", "org/日本",
+        ] {
             #expect(HubCache.parse(bad) == nil, "\(bad)")
         }
     }

@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Testing
+
 @testable import Tokenizers
 
 /// Untrusted tokenizer files: every defect is a `TokenizerError` naming the file and the
@@ -14,9 +15,11 @@ import Testing
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": [] as [Any],
             "normalizer": NSNull(), "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
             "post_processor": NSNull(), "decoder": ["type": "ByteLevel"],
-            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
-                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                      "vocab": vocab, "merges": [["a", "b"], ["Ġ", "ab"]]] as [String: Any],
+            "model": [
+                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                "vocab": vocab, "merges": [["a", "b"], ["Ġ", "ab"]],
+            ] as [String: Any],
         ]
     }
 
@@ -51,21 +54,26 @@ import Testing
         #expect(try t.decode([2, 4]) == "ab ab")
     }
 
-    @Test(arguments: [
-        (["model", "type"], #""WordPiece""#, "model"),
-        (["normalizer"], #"{"type": "BertNormalizer"}"#, "normalizer"),
-        (["normalizer"], #"{"type": "Precompiled", "precompiled_charsmap": "AAAA"}"#, "normalizer"),
-        (["pre_tokenizer"], #"{"type": "Whitespace"}"#, "pre-tokenizer"),
-        (["pre_tokenizer"], #"{"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "Split", "pattern": {"String": " "}, "behavior": "Isolated", "invert": false}]}"#, "pre-tokenizer"),
-        (["decoder"], "{\"type\": \"WordPiece\", \"prefix\": \"##\", \"cleanup\": true}", "decoder"),
-        (["model", "dropout"], #"0.1"#, "BPE option"),
-        (["model", "continuing_subword_prefix"], "\"##\"", "BPE option"),
-        (["model", "end_of_word_suffix"], #""</w>""#, "BPE option"),
-        (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "\\h+"}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
-        (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "^a"}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
-        (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
-        (["pre_tokenizer"], #"{"type": "Split", "pattern": {"String": ""}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
-    ] as [([String], String, String)])
+    @Test(
+        arguments: [
+            (["model", "type"], #""WordPiece""#, "model"),
+            (["normalizer"], #"{"type": "BertNormalizer"}"#, "normalizer"),
+            (["normalizer"], #"{"type": "Precompiled", "precompiled_charsmap": "AAAA"}"#, "normalizer"),
+            (["pre_tokenizer"], #"{"type": "Whitespace"}"#, "pre-tokenizer"),
+            (
+                ["pre_tokenizer"],
+                #"{"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "Split", "pattern": {"String": " "}, "behavior": "Isolated", "invert": false}]}"#,
+                "pre-tokenizer"
+            ),
+            (["decoder"], "{\"type\": \"WordPiece\", \"prefix\": \"##\", \"cleanup\": true}", "decoder"),
+            (["model", "dropout"], #"0.1"#, "BPE option"),
+            (["model", "continuing_subword_prefix"], "\"##\"", "BPE option"),
+            (["model", "end_of_word_suffix"], #""</w>""#, "BPE option"),
+            (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "\\h+"}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
+            (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "^a"}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
+            (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
+            (["pre_tokenizer"], #"{"type": "Split", "pattern": {"String": ""}, "behavior": "Isolated", "invert": false}"#, "Split pre-tokenizer"),
+        ] as [([String], String, String)])
     func unsupportedComponentsAreRefusedByName(path: [String], value: String, component: String) throws {
         let e = try #require(Self.error(Self.with(path, Self.json(value))))
         guard case let .unsupported(file, c, _) = e else { Issue.record("\(e)"); return }
@@ -74,27 +82,31 @@ import Testing
         #expect(e.description.hasPrefix("test.json: unsupported \(component)"))
     }
 
-    @Test(arguments: [
-        (["version"], #""2.0""#, "version"),
-        (["model"], #"null"#, "model"),
-        (["model", "vocab"], #"{"a": -1}"#, "non-negative"),
-        (["model", "vocab"], #"{"a": 1.5}"#, "integer"),
-        (["model", "vocab"], #"{"a": 0, "b": 0}"#, "two tokens"),
-        (["model", "vocab"], #"{"a": 99999999}"#, "not supported"),
-        (["model", "merges"], #"[["a", "c"]]"#, "'c'"),
-        (["model", "merges"], #"[["a", "b", "c"]]"#, "pair"),
-        (["model", "merges"], #"["a b c"]"#, "two tokens"),
-        (["model", "merges"], #"["a b", ["Ġ", "ab"]]"#, "mix"),
-        (["model", "merges"], #"[["b", "a"]]"#, "'ba'"),
-        (["model", "unk_token"], #""<unk>""#, "unk_token"),
-        (["added_tokens"], #"[{"id": 7, "content": "<x>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]"#, "declares id 7"),
-        (["added_tokens"], #"[{"id": 5, "content": "<x>", "lstrip": "yes"}]"#, "lstrip"),
-        (["added_tokens"], #"[{"content": "<x>"}]"#, "\"id\""),
-        (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways", "invert": false}"#, "behavior"),
-        (["pre_tokenizer"], #"{"type": "Metaspace", "replacement": "ab"}"#, "one character"),
-        (["pre_tokenizer"], #"{"type": "Metaspace", "replacement": "▁", "add_prefix_space": false}"#, "prepend_scheme"),
-        (["decoder"], #"{"type": "Strip", "content": " ", "start": -1, "stop": 0}"#, "start"),
-    ] as [([String], String, String)])
+    @Test(
+        arguments: [
+            (["version"], #""2.0""#, "version"),
+            (["model"], #"null"#, "model"),
+            (["model", "vocab"], #"{"a": -1}"#, "non-negative"),
+            (["model", "vocab"], #"{"a": 1.5}"#, "integer"),
+            (["model", "vocab"], #"{"a": 0, "b": 0}"#, "two tokens"),
+            (["model", "vocab"], #"{"a": 99999999}"#, "not supported"),
+            (["model", "merges"], #"[["a", "c"]]"#, "'c'"),
+            (["model", "merges"], #"[["a", "b", "c"]]"#, "pair"),
+            (["model", "merges"], #"["a b c"]"#, "two tokens"),
+            (["model", "merges"], #"["a b", ["Ġ", "ab"]]"#, "mix"),
+            (["model", "merges"], #"[["b", "a"]]"#, "'ba'"),
+            (["model", "unk_token"], #""<unk>""#, "unk_token"),
+            (
+                ["added_tokens"],
+                #"[{"id": 7, "content": "<x>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]"#, "declares id 7"
+            ),
+            (["added_tokens"], #"[{"id": 5, "content": "<x>", "lstrip": "yes"}]"#, "lstrip"),
+            (["added_tokens"], #"[{"content": "<x>"}]"#, "\"id\""),
+            (["pre_tokenizer"], #"{"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways", "invert": false}"#, "behavior"),
+            (["pre_tokenizer"], #"{"type": "Metaspace", "replacement": "ab"}"#, "one character"),
+            (["pre_tokenizer"], #"{"type": "Metaspace", "replacement": "▁", "add_prefix_space": false}"#, "prepend_scheme"),
+            (["decoder"], #"{"type": "Strip", "content": " ", "start": -1, "stop": 0}"#, "start"),
+        ] as [([String], String, String)])
     func malformedFilesAreErrorsNamingTheDefect(path: [String], value: String, words: String) throws {
         let e = try #require(Self.error(Self.with(path, Self.json(value))))
         guard case .malformed = e else { Issue.record("\(e)"); return }
@@ -108,8 +120,10 @@ import Testing
         // Two added tokens that normalize to the same text cannot both be matched.
         var j = Self.base()
         j["normalizer"] = ["type": "NFC"]
-        j["added_tokens"] = [["id": 5, "content": "é", "normalized": true, "special": false],
-                             ["id": 6, "content": "e\u{301}", "normalized": true, "special": false]]
+        j["added_tokens"] = [
+            ["id": 5, "content": "é", "normalized": true, "special": false],
+            ["id": 6, "content": "e\u{301}", "normalized": true, "special": false],
+        ]
         let e = try #require(Self.error(j))
         #expect(e.description.contains("match the same text"), "\(e)")
     }

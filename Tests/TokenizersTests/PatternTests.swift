@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Testing
+
 @testable import Tokenizers
 
 /// The hand-written matchers against the generic regex path (ICU after translation), on every

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tokenizers
 
 /// Encoding and decoding against the ids Hugging Face `tokenizers` wrote

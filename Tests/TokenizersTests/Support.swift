@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+
 @testable import Tokenizers
 
 /// The repository's fixtures folder.
@@ -28,8 +29,9 @@ struct FixtureTexts {
     let pretokenTexts: [String]
     static let shared: FixtureTexts? = {
         guard let j = try? loadJSON(expectedFolder + "/texts.json") else { return nil }
-        return FixtureTexts(texts: (j["texts"]?.arrayValue ?? []).compactMap { $0.stringValue },
-                            pretokenTexts: (j["pretoken_texts"]?.arrayValue ?? []).compactMap { $0.stringValue })
+        return FixtureTexts(
+            texts: (j["texts"]?.arrayValue ?? []).compactMap { $0.stringValue },
+            pretokenTexts: (j["pretoken_texts"]?.arrayValue ?? []).compactMap { $0.stringValue })
     }()
 }
 

@@ -2,6 +2,7 @@ import Checkpoints
 import Foundation
 import Tensors
 import Testing
+
 @testable import Training
 
 /// `--precision bf16`: BF16 inputs to the projections' products, everything else Float32.
@@ -30,8 +31,9 @@ import Testing
             shadows.add(b)
             shadows.round(a)
             shadows.round(b)
-            let call = ParallelGEMM.Call(transA: trans.0, transB: trans.1, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
-                                         beta: beta, c: c1.pointer, ldc: n)
+            let call = ParallelGEMM.Call(
+                transA: trans.0, transB: trans.1, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+                beta: beta, c: c1.pointer, ldc: n)
             #expect(call.split.blocks > 1, "\(m)x\(n)x\(k) is split")
             var ordered = call
             ordered.c = c2.pointer
@@ -47,8 +49,9 @@ import Testing
         let (model, _) = try NetworkCheckpoint.load(Fixtures.path(folder))
         let tokens = try Fixtures.tensor(folder + "/expected_outputs.safetensors", "tokens")
         let B = tokens.shape[0], L = tokens.shape[1]
-        let ws = ModelWorkspace(model.config, batch: B, length: L,
-                                bf16: precision == .bf16 ? (model.parameters, BF16Products()) : nil)
+        let ws = ModelWorkspace(
+            model.config, batch: B, length: L,
+            bf16: precision == .bf16 ? (model.parameters, BF16Products()) : nil)
         var targets = [Int32](repeating: -1, count: B * L)
         for i in 0..<(B * L) {
             ws.tokens.pointer[i] = Int32(tokens.storage[i])
@@ -56,8 +59,9 @@ import Testing
         }
         let grads = FloatBuffer(count: model.parameters.count)
         let losses = targets.withUnsafeBufferPointer { tp in
-            model.forwardBackward(ws, targets: tp.baseAddress!, lbWeight: 0.01, zWeight: 0.001, scale: 1,
-                                  gradients: grads, trainable: Set(ParameterGroup.allCases), precision: precision)
+            model.forwardBackward(
+                ws, targets: tp.baseAddress!, lbWeight: 0.01, zWeight: 0.001, scale: 1,
+                gradients: grads, trainable: Set(ParameterGroup.allCases), precision: precision)
         }
         return (model, losses, grads.array)
     }
@@ -79,8 +83,9 @@ import Testing
         #expect(lossError < 5e-3, "LM loss \(bf16Loss.languageModel) in bf16 against \(fp32Loss.languageModel)")
         var worst = (0.0, ""), largestOfProjections = 0.0
         for t in model.layout.tensors {
-            let err = Fixtures.relativeError(Array(bf16[t.offset..<(t.offset + t.count)]), Array(fp32[t.offset..<(t.offset + t.count)]),
-                                             floor: 1e-9)
+            let err = Fixtures.relativeError(
+                Array(bf16[t.offset..<(t.offset + t.count)]), Array(fp32[t.offset..<(t.offset + t.count)]),
+                floor: 1e-9)
             if err > worst.0 { worst = (err, t.name) }
             if [.attention, .gateProjection, .upProjection, .downProjection, .lmHead].contains(t.group) {
                 largestOfProjections = max(largestOfProjections, err)
@@ -183,20 +188,32 @@ import Testing
         let a: [UInt16] = [1.5, 0.25, 1024, 77].map { Conversion.bf16Bits($0) }
         let b: [UInt16] = [3, 55, -2, 55, 0.0078125, 55].map { Conversion.bf16Bits($0) }
         var c: [Float] = [0.5, -9]
-        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-            p.multiply(m: 1, n: 1, k: 3, a: ap.baseAddress!, lda: 4, b: bp.baseAddress!, ldb: 2, beta: 1, c: cp.baseAddress!, ldc: 2)
-        } } }
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    p.multiply(m: 1, n: 1, k: 3, a: ap.baseAddress!, lda: 4, b: bp.baseAddress!, ldb: 2, beta: 1, c: cp.baseAddress!, ldc: 2)
+                }
+            }
+        }
         #expect(c == [12.5, -9])
         // transposed: op(A) = A^T with A stored [3 x 1] at stride 2, op(B) = B^T with B stored [1 x 3]
         var d: [Float] = [100]
-        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in d.withUnsafeMutableBufferPointer { dp in
-            let at: [UInt16] = [1.5, 0, 0.25, 0, 1024, 0].map { Conversion.bf16Bits($0) }
-            let bt: [UInt16] = [3, -2, 0.0078125].map { Conversion.bf16Bits($0) }
-            at.withUnsafeBufferPointer { atp in bt.withUnsafeBufferPointer { btp in
-                p.multiply(transA: true, transB: true, m: 1, n: 1, k: 3, a: atp.baseAddress!, lda: 2, b: btp.baseAddress!, ldb: 3, c: dp.baseAddress!, ldc: 1)
-            } }
-            _ = (ap, bp)
-        } } }
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                d.withUnsafeMutableBufferPointer { dp in
+                    let at: [UInt16] = [1.5, 0, 0.25, 0, 1024, 0].map { Conversion.bf16Bits($0) }
+                    let bt: [UInt16] = [3, -2, 0.0078125].map { Conversion.bf16Bits($0) }
+                    at.withUnsafeBufferPointer { atp in
+                        bt.withUnsafeBufferPointer { btp in
+                            p.multiply(
+                                transA: true, transB: true, m: 1, n: 1, k: 3, a: atp.baseAddress!, lda: 2, b: btp.baseAddress!, ldb: 3, c: dp.baseAddress!,
+                                ldc: 1)
+                        }
+                    }
+                    _ = (ap, bp)
+                }
+            }
+        }
         #expect(d == [12])
     }
 }

@@ -2,6 +2,7 @@ import Checkpoints
 import Foundation
 import Tensors
 import Testing
+
 @testable import Training
 
 /// Each hand-written backward pass against central finite differences of its forward pass
@@ -68,8 +69,9 @@ import Testing
         }
         _ = f()
         let dx = FloatBuffer(count: rows * dim), dw = FloatBuffer(count: dim), part = FloatBuffer(count: 64 * dim)
-        RMSNorm.backward(dy: r.pointer, dyStride: dim, x: x.pointer, xStride: dim, rstd: rstd.pointer, weight: w.pointer, rows: rows, dim: dim,
-                         dx: dx.pointer, dxStride: dim, accumulate: false, dWeight: dw.pointer, partials: part.pointer)
+        RMSNorm.backward(
+            dy: r.pointer, dyStride: dim, x: x.pointer, xStride: dim, rstd: rstd.pointer, weight: w.pointer, rows: rows, dim: dim,
+            dx: dx.pointer, dxStride: dim, accumulate: false, dWeight: dw.pointer, partials: part.pointer)
         Self.check("RMSNorm dx", analytic: dx.pointer, numeric: Self.numericGradient(x, f))
         Self.check("RMSNorm dw", analytic: dw.pointer, numeric: Self.numericGradient(w, f))
     }
@@ -95,8 +97,9 @@ import Testing
         var g = SeededGenerator(seed: 3)
         let batch = 2, H = 4, KV = 2, hd = 4
         let S = H * hd + 2 * KV * hd
-        let att = CausalAttention(batch: batch, length: L, heads: H, keyValueHeads: KV, headDim: hd, qkvStride: S,
-                                  keyOffset: H * hd, valueOffset: H * hd + KV * hd)
+        let att = CausalAttention(
+            batch: batch, length: L, heads: H, keyValueHeads: KV, headDim: hd, qkvStride: S,
+            keyOffset: H * hd, valueOffset: H * hd + KV * hd)
         let qkv = Self.random(batch * L * S, &g), r = Self.random(batch * L * H * hd, &g)
         let probs = FloatBuffer(count: batch * H * L * L), out = FloatBuffer(count: batch * L * H * hd)
         func f() -> Double {
@@ -140,8 +143,9 @@ import Testing
         let chosen = Array(UnsafeBufferPointer(start: a.topExpert.pointer, count: T * k))
         let dIn = FloatBuffer(count: T * d), dTop = FloatBuffer(count: T * k), dLogits = FloatBuffer(count: T * n)
         let dW1 = FloatBuffer(count: w1.count), dW2 = FloatBuffer(count: w2.count), dR = FloatBuffer(count: router.count)
-        moe.backwardExperts(dOutput: r.pointer, gateUp: w1.pointer, down: w2.pointer, a, dTopWeight: dTop.pointer, dInput: dIn.pointer,
-                            dGateUp: dW1.pointer, dDown: dW2.pointer)
+        moe.backwardExperts(
+            dOutput: r.pointer, gateUp: w1.pointer, down: w2.pointer, a, dTopWeight: dTop.pointer, dInput: dIn.pointer,
+            dGateUp: dW1.pointer, dDown: dW2.pointer)
         moe.backwardRouter(a, dTopWeight: dTop.pointer, lbPerExpert: lb, zScale: zScale, dLogits: dLogits.pointer)
         BLAS.gemm(transA: true, m: n, n: d, k: T, a: dLogits.pointer, lda: n, b: h.pointer, ldb: d, c: dR.pointer, ldc: d)
         BLAS.gemm(m: T, n: d, k: n, a: dLogits.pointer, lda: n, b: router.pointer, ldb: d, beta: 1, c: dIn.pointer, ldc: d)
@@ -162,10 +166,14 @@ import Testing
         let work = FloatBuffer(count: rows * V)
         func f() -> Double {
             work.copy(from: logits)
-            return targets.withUnsafeBufferPointer { CrossEntropy.lossAndGradient(logits: work.pointer, targets: $0.baseAddress!, rows: rows, vocabulary: V, scale: 1, computeGradient: false).loss }
+            return targets.withUnsafeBufferPointer {
+                CrossEntropy.lossAndGradient(logits: work.pointer, targets: $0.baseAddress!, rows: rows, vocabulary: V, scale: 1, computeGradient: false).loss
+            }
         }
         work.copy(from: logits)
-        let r = targets.withUnsafeBufferPointer { CrossEntropy.lossAndGradient(logits: work.pointer, targets: $0.baseAddress!, rows: rows, vocabulary: V, scale: 1, computeGradient: true) }
+        let r = targets.withUnsafeBufferPointer {
+            CrossEntropy.lossAndGradient(logits: work.pointer, targets: $0.baseAddress!, rows: rows, vocabulary: V, scale: 1, computeGradient: true)
+        }
         #expect(r.count == 4)
         let analytic = FloatBuffer(count: rows * V)
         analytic.copy(from: work)
@@ -183,10 +191,15 @@ import Testing
         for i in 0..<(B * L) { ws.tokens.pointer[i] = Int32(g.next() % 64); targets[i] = Int32(g.next() % 64) }
         let grads = FloatBuffer(count: model.parameters.count)
         func loss() -> Double {
-            targets.withUnsafeBufferPointer { model.forwardBackward(ws, targets: $0.baseAddress!, lbWeight: 0.01, zWeight: 0.001, scale: 1, gradients: nil, trainable: []) }
-                .total(lbWeight: 0.01, zWeight: 0.001)
+            targets.withUnsafeBufferPointer {
+                model.forwardBackward(ws, targets: $0.baseAddress!, lbWeight: 0.01, zWeight: 0.001, scale: 1, gradients: nil, trainable: [])
+            }
+            .total(lbWeight: 0.01, zWeight: 0.001)
         }
-        _ = targets.withUnsafeBufferPointer { model.forwardBackward(ws, targets: $0.baseAddress!, lbWeight: 0.01, zWeight: 0.001, scale: 1, gradients: grads, trainable: Set(ParameterGroup.allCases)) }
+        _ = targets.withUnsafeBufferPointer {
+            model.forwardBackward(
+                ws, targets: $0.baseAddress!, lbWeight: 0.01, zWeight: 0.001, scale: 1, gradients: grads, trainable: Set(ParameterGroup.allCases))
+        }
         var num = 0.0, den = 0.0
         for t in model.layout.tensors where !t.name.contains("experts.") || t.name.contains("experts.0.") {
             for j in Swift.stride(from: 0, to: t.count, by: max(1, t.count / 3)) {

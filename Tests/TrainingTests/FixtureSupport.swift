@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Tensors
+
 @testable import Training
 
 /// Paths and readers for the fixtures written by `fixtures/training/make_training_fixtures.py`.
@@ -68,8 +69,9 @@ struct FixtureRun {
         model.forward(ws)
         logits = ws.logits.array
         losses = targets.withUnsafeBufferPointer { tp in
-            model.forwardBackward(ws, targets: tp.baseAddress!, lbWeight: lbWeight, zWeight: zWeight, scale: 1,
-                                  gradients: grads, trainable: Set(ParameterGroup.allCases))
+            model.forwardBackward(
+                ws, targets: tp.baseAddress!, lbWeight: lbWeight, zWeight: zWeight, scale: 1,
+                gradients: grads, trainable: Set(ParameterGroup.allCases))
         }
         self.model = model
         gradients = grads

@@ -2,6 +2,7 @@ import Checkpoints
 import Foundation
 import Tensors
 import Testing
+
 @testable import Training
 
 /// Token files, configs, options and saved states that used to crash, allocate without bound or
@@ -58,12 +59,14 @@ import Testing
     }
 
     @Test func configsTooLargeForTheMachineAreRefusedBeforeAllocating() throws {
-        var json = try #require(try JSONParser.parse(try String(contentsOfFile: Fixtures.path("tiny-config.json"), encoding: .utf8), rejectDuplicateKeys: false).objectPairs)
+        var json = try #require(
+            try JSONParser.parse(try String(contentsOfFile: Fixtures.path("tiny-config.json"), encoding: .utf8), rejectDuplicateKeys: false).objectPairs)
         json.removeAll { $0.0 == "vocab_size" }
         json.append(("vocab_size", .int(1_000_000_000_000)))
         let e = #expect(throws: TrainingError.self) { try OlmoeConfig(json: .object(json), source: "config.json") }
         #expect(e?.description.contains("more than this machine") == true, "\(String(describing: e))")
-        var eps = try #require(try JSONParser.parse(try String(contentsOfFile: Fixtures.path("tiny-config.json"), encoding: .utf8), rejectDuplicateKeys: false).objectPairs)
+        var eps = try #require(
+            try JSONParser.parse(try String(contentsOfFile: Fixtures.path("tiny-config.json"), encoding: .utf8), rejectDuplicateKeys: false).objectPairs)
         eps.removeAll { $0.0 == "rms_norm_eps" }
         eps.append(("rms_norm_eps", .number(-1e-5)))
         let n = #expect(throws: TrainingError.self) { try OlmoeConfig(json: .object(eps), source: "config.json") }
@@ -92,8 +95,10 @@ import Testing
         let statePath = dir + "/run/step3/trainer_state.json"
         let log = try Data(contentsOf: URL(fileURLWithPath: dir + "/run/log.csv"))
         let original = try String(contentsOfFile: statePath, encoding: .utf8)
-        for (from, to) in [("\"step\" : 3", "\"step\" : -5"), ("\"batchSize\" : 2", "\"batchSize\" : 4611686018427387904"),
-                           ("\"step\" : 3", "\"step\" : 7")] {
+        for (from, to) in [
+            ("\"step\" : 3", "\"step\" : -5"), ("\"batchSize\" : 2", "\"batchSize\" : 4611686018427387904"),
+            ("\"step\" : 3", "\"step\" : 7"),
+        ] {
             try original.replacingOccurrences(of: from, with: to).write(toFile: statePath, atomically: true, encoding: .utf8)
             #expect(throws: TrainingError.self) { try Trainer.resume(from: dir + "/run", data: data, outputFolder: dir + "/run") }
             #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/run/log.csv")) == log, "log.csv changed after '\(to)'")

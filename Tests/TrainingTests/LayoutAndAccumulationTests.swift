@@ -2,6 +2,7 @@ import Checkpoints
 import Foundation
 import Tensors
 import Testing
+
 @testable import Training
 
 @Suite struct LayoutAndAccumulationTests {
@@ -15,9 +16,13 @@ import Testing
             g.fillNormal(a.buffer, std: 1); g.fillNormal(b.buffer, std: 1); g.fillNormal(c0.buffer, std: 1)
             let c1 = FloatBuffer(c0.array), c2 = FloatBuffer(c0.array)
             let lda = trans.0 ? m : k, ldb = trans.1 ? k : n
-            BLAS.gemm(transA: trans.0, transB: trans.1, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c0.pointer, ldc: n)
-            ParallelGEMM.gemm(transA: trans.0, transB: trans.1, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c1.pointer, ldc: n)
-            ParallelGEMM.gemm(transA: trans.0, transB: trans.1, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c2.pointer, ldc: n, concurrent: false)
+            BLAS.gemm(
+                transA: trans.0, transB: trans.1, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c0.pointer, ldc: n)
+            ParallelGEMM.gemm(
+                transA: trans.0, transB: trans.1, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c1.pointer, ldc: n)
+            ParallelGEMM.gemm(
+                transA: trans.0, transB: trans.1, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c2.pointer, ldc: n,
+                concurrent: false)
             #expect(c1.array == c2.array, "\(m)x\(n)x\(k) trans \(trans): concurrent and ordered blocks differ")
             #expect(Fixtures.relativeError(c1.array, c0.array) < 1e-6, "\(m)x\(n)x\(k) trans \(trans)")
         }
@@ -35,12 +40,16 @@ import Testing
         let full = FloatBuffer(count: model.parameters.count), acc = FloatBuffer(count: model.parameters.count)
         let ws4 = ModelWorkspace(model.config, batch: 4, length: L)
         for i in 0..<(4 * L) { ws4.tokens.pointer[i] = tokens[i] }
-        _ = targets.withUnsafeBufferPointer { model.forwardBackward(ws4, targets: $0.baseAddress!, lbWeight: 0, zWeight: 0, scale: 1, gradients: full, trainable: all) }
+        _ = targets.withUnsafeBufferPointer {
+            model.forwardBackward(ws4, targets: $0.baseAddress!, lbWeight: 0, zWeight: 0, scale: 1, gradients: full, trainable: all)
+        }
         let ws2 = ModelWorkspace(model.config, batch: 2, length: L)
         for half in 0..<2 {
             for i in 0..<(2 * L) { ws2.tokens.pointer[i] = tokens[half * 2 * L + i] }
             let t = Array(targets[(half * 2 * L)..<((half + 1) * 2 * L)])
-            _ = t.withUnsafeBufferPointer { model.forwardBackward(ws2, targets: $0.baseAddress!, lbWeight: 0, zWeight: 0, scale: 0.5, gradients: acc, trainable: all) }
+            _ = t.withUnsafeBufferPointer {
+                model.forwardBackward(ws2, targets: $0.baseAddress!, lbWeight: 0, zWeight: 0, scale: 0.5, gradients: acc, trainable: all)
+            }
         }
         #expect(Fixtures.relativeError(acc.array, full.array) < 1e-5)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Training
 
 /// The model against transformers: logits, router logits, losses and the gradient of

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Tokenizers
+
 @testable import Training
 
 /// `.txt` training and routing data read through a `tokenizer.json`: the ids Hugging Face

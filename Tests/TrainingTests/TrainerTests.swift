@@ -2,6 +2,7 @@ import Checkpoints
 import Foundation
 import Tensors
 import Testing
+
 @testable import Training
 
 /// Writes a 1-D uint16 `.npy` file (NumPy format version 1).
@@ -170,8 +171,9 @@ func temporaryFolder(_ name: String) -> String {
         let names = ["a", "b", "c"]
         func flat(_ prefix: String) throws -> [Float] { try names.flatMap { try #require(t["\(prefix).\($0)"]).storage } }
         let p = FloatBuffer(try flat("params0"))
-        let opt = Optimizer(kind: .adamw, count: p.count, ranges: [0..<p.count], beta1: hyper["beta1"] ?? 0, beta2: hyper["beta2"] ?? 0,
-                            epsilon: hyper["eps"] ?? 0, weightDecay: hyper["weight_decay"] ?? 0)
+        let opt = Optimizer(
+            kind: .adamw, count: p.count, ranges: [0..<p.count], beta1: hyper["beta1"] ?? 0, beta2: hyper["beta2"] ?? 0,
+            epsilon: hyper["eps"] ?? 0, weightDecay: hyper["weight_decay"] ?? 0)
         let lr = hyper["lr"] ?? 0
         opt.step(parameters: p, gradients: FloatBuffer(try flat("grads1")), learningRate: lr)
         #expect(Fixtures.relativeError(p.array, try flat("params1")) < 1e-6)

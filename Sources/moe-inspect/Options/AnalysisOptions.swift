@@ -11,7 +11,8 @@ extension LayerSelection: ExpressibleByArgument {
 
 /// Options shared by the commands that run the coupling analysis.
 struct AnalysisOptions: ParsableArguments {
-    @Option(name: .customLong("alpha"), help: ArgumentHelp("ERC alpha; repeat for several (default 1; the paper: 1 at 64 experts, 0.5 at 256).", valueName: "A"))
+    @Option(
+        name: .customLong("alpha"), help: ArgumentHelp("ERC alpha; repeat for several (default 1; the paper: 1 at 64 experts, 0.5 at 256).", valueName: "A"))
     var alphas: [Double] = []
 
     @Option(help: ArgumentHelp("Probe feature: gate (R~ W_g, the paper's choice), up, silu-gate, swiglu or output.", valueName: "F"))
@@ -35,8 +36,9 @@ struct AnalysisOptions: ParsableArguments {
     }
 
     var options: CouplingOptions {
-        CouplingOptions(alphas: alphas.isEmpty ? [1] : alphas, feature: feature, noise: !noNoise, samples: samples,
-                        seed: seed, layers: selection.layers)
+        CouplingOptions(
+            alphas: alphas.isEmpty ? [1] : alphas, feature: feature, noise: !noNoise, samples: samples,
+            seed: seed, layers: selection.layers)
     }
 }
 

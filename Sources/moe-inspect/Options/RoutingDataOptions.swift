@@ -17,7 +17,10 @@ struct RoutingDataOptions: ParsableArguments {
             valueName: "FILE"))
     var data: [String] = []
 
-    @Option(help: ArgumentHelp("The tokenizer.json that encodes .txt data and decodes the tokens each expert receives (default: the one beside the first checkpoint).", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "The tokenizer.json that encodes .txt data and decodes the tokens each expert receives (default: the one beside the first checkpoint).",
+            valueName: "FILE"))
     var tokenizer: String?
 
     @Option(help: "Tokens per window.")
@@ -29,7 +32,10 @@ struct RoutingDataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Element type of raw .bin token files: uint8, uint16, uint32, int32, int64 (default uint16).", valueName: "T"))
     var dataDtype: TokenDType?
 
-    @Option(help: ArgumentHelp("Measure the coupling on data on a seeded sample of N tokens (default all; 0 skips it). Its cost is n products with W_g per token and layer.", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Measure the coupling on data on a seeded sample of N tokens (default all; 0 skips it). Its cost is n products with W_g per token and layer.",
+            valueName: "N"))
     var couplingTokens: Int?
 
     @Option(help: ArgumentHelp("Input tokens listed per expert (vocabulary specialization).", valueName: "N"))
@@ -55,8 +61,10 @@ struct RoutingDataOptions: ParsableArguments {
 
     /// Runs the `--data` tokens through `checkpoints` (in order; checkpoints of one run get router
     /// saturation against its latest) and measures their routing.
-    func route(_ checkpoints: [String], layout: LayoutOptions, alphas: [Double], feature: ProbeFeature, seed: UInt64,
-               progress: Progress) throws -> DataRouting {
+    func route(
+        _ checkpoints: [String], layout: LayoutOptions, alphas: [Double], feature: ProbeFeature, seed: UInt64,
+        progress: Progress
+    ) throws -> DataRouting {
         let models = try checkpoints.map { p throws -> CausalModel in try CausalModel(layout.open(p)) }
         guard let first = models.first else { throw CommandError("no checkpoint to run the data through") }
         let V = first.architecture.vocabularySize
@@ -82,7 +90,8 @@ struct RoutingDataOptions: ParsableArguments {
                 buffer.withUnsafeMutableBufferPointer { b in if let p = b.baseAddress { tokens.copyWindow(0, length: usable - 1, into: p) } }
             }
             try windows.append(domain: name, count: usable > 0 ? usable : min(tokens.count, maxTokens ?? tokens.count), source: file) { buffer[$0] }
-            progress.say("\(file): \(tokens.tokenizerSource == nil ? "" : "\(tokens.count) tokens, ")\(usable / seqLen) windows of \(seqLen) tokens (domain \(name))")
+            progress.say(
+                "\(file): \(tokens.tokenizerSource == nil ? "" : "\(tokens.count) tokens, ")\(usable / seqLen) windows of \(seqLen) tokens (domain \(name))")
         }
         let options = RoutingOptions(alphas: alphas.isEmpty ? [1] : alphas, feature: feature, couplingTokens: couplingTokens, seed: seed, topTokens: topTokens)
         var results: [CheckpointRouting] = []

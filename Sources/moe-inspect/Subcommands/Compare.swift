@@ -114,9 +114,12 @@ extension MoEInspect {
                     progress.say("compare: several checkpoints have \(by ?? "") = \(Readings.number(v)); they are drawn at the same place")
                 }
             }
-            let routing = dataOptions.data.isEmpty ? nil : try dataOptions.route(
-                items.map(\.coupling.checkpoint), layout: layoutOptions, alphas: options.alphas, feature: options.feature, seed: options.seed,
-                progress: progress)
+            let routing =
+                dataOptions.data.isEmpty
+                ? nil
+                : try dataOptions.route(
+                    items.map(\.coupling.checkpoint), layout: layoutOptions, alphas: options.alphas, feature: options.feature, seed: options.seed,
+                    progress: progress)
             let report = ComparisonReport(
                 figures.settings(checkpoints: checkpoints, quiet: quiet),
                 info: BuildInfo.pageInfo(checkpoints: inputs.map(\.checkpoint), others: (logPaths ?? []).map { ("log", $0) }))

@@ -9,18 +9,18 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             abstract: "Convert a checkpoint between safetensors and HDF5, optionally casting floating tensors.",
             discussion: """
-            The output format follows OUT: a name ending in .h5/.hdf5 is an HDF5 file (tensors as
-            nested groups, config as the `config` attribute); one ending in .safetensors is a single
-            file (config.json written beside it if none is there); anything else is a Hugging Face
-            folder (model.safetensors or shards + index, and config.json). Without --dtype the bytes
-            are copied unchanged. Nothing existing is replaced unless --overwrite.
+                The output format follows OUT: a name ending in .h5/.hdf5 is an HDF5 file (tensors as
+                nested groups, config as the `config` attribute); one ending in .safetensors is a single
+                file (config.json written beside it if none is there); anything else is a Hugging Face
+                folder (model.safetensors or shards + index, and config.json). Without --dtype the bytes
+                are copied unchanged. Nothing existing is replaced unless --overwrite.
 
-            An OLMo-core checkpoint (a stepN folder of a training run, or its unsharded
-            safetensors export with the run's config.json) written to a folder becomes a Hugging
-            Face flex_olmo model, as OLMo-core's own export writes it: per-expert tensor names and
-            the config translated. Written to a .safetensors file, it keeps OLMo-core's names (an
-            unsharded export, the run's config.json beside it).
-            """)
+                An OLMo-core checkpoint (a stepN folder of a training run, or its unsharded
+                safetensors export with the run's config.json) written to a folder becomes a Hugging
+                Face flex_olmo model, as OLMo-core's own export writes it: per-expert tensor names and
+                the config translated. Written to a .safetensors file, it keeps OLMo-core's names (an
+                unsharded export, the run's config.json beside it).
+                """)
 
         @Argument(help: "Input checkpoint (file, index, folder, or OLMo-core stepN folder).")
         var input: String
@@ -63,15 +63,18 @@ extension MoEInspect {
             let target = dtype.flatMap { DType(userSpelling: $0) }
             if CheckpointConverter.target(for: output) == .safetensorsFolder, OLMoCoreLayout.matches(source.tensors.map(\.name)) {
                 let start = Date()
-                try OLMoCoreExport.write(try MoECheckpoint(source), to: output, dtype: target, overwrite: overwrite,
-                                         maxShardBytes: parseSize(shardSize) ?? 5_000_000_000)
+                try OLMoCoreExport.write(
+                    try MoECheckpoint(source), to: output, dtype: target, overwrite: overwrite,
+                    maxShardBytes: parseSize(shardSize) ?? 5_000_000_000)
                 progress.say(String(format: "wrote %@ (Hugging Face flex_olmo) in %.1f s", output, Date().timeIntervalSince(start)))
                 return
             }
             var done = 0
             let start = Date()
-            try CheckpointConverter.convert(source, to: output, dtype: target, overwrite: overwrite,
-                                            maxShardBytes: parseSize(shardSize) ?? 5_000_000_000, compress: compress) { _ in
+            try CheckpointConverter.convert(
+                source, to: output, dtype: target, overwrite: overwrite,
+                maxShardBytes: parseSize(shardSize) ?? 5_000_000_000, compress: compress
+            ) { _ in
                 done += 1
                 if done % 200 == 0 { progress.say("converted \(done)/\(source.tensors.count) tensors") }
             }

@@ -8,7 +8,9 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             commandName: "erc",
             abstract: "Measure expert-router coupling: ERC loss (specialization + precision), noise bound eps, alpha*, M statistics.",
-            discussion: "One row per checkpoint, MoE layer and alpha. Several checkpoints (e.g. run/step*) make a series over training: they are listed run by run (the folder above the step, or --runs), each run in the order of the step parsed from names like step1000. coupling_alpha is alpha*, the smallest alpha at which the noise-free ERC loss is zero. Layers whose weights hold NaN/Inf get a status instead of numbers. The --csv and --json tables are what `report --tables DIR` reads.")
+            discussion:
+                "One row per checkpoint, MoE layer and alpha. Several checkpoints (e.g. run/step*) make a series over training: they are listed run by run (the folder above the step, or --runs), each run in the order of the step parsed from names like step1000. coupling_alpha is alpha*, the smallest alpha at which the noise-free ERC loss is zero. Layers whose weights hold NaN/Inf get a status instead of numbers. The --csv and --json tables are what `report --tables DIR` reads."
+        )
 
         @Argument(help: "One or more checkpoints (files, indexes or folders).")
         var checkpoints: [String]

@@ -8,10 +8,10 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             abstract: "Describe a checkpoint: family, MoE and dense layers, experts, top-k, sizes, dtypes, parameter counts, problems.",
             discussion: """
-            Reads only the headers and the router weights (fast on a 15 GB checkpoint). Problems
-            (NaN/Inf in a router, all-zero router rows, missing experts, shape mismatches) are
-            reported, not fatal; --scan-experts also scans every expert weight for NaN/Inf.
-            """)
+                Reads only the headers and the router weights (fast on a 15 GB checkpoint). Problems
+                (NaN/Inf in a router, all-zero router rows, missing experts, shape mismatches) are
+                reported, not fatal; --scan-experts also scans every expert weight for NaN/Inf.
+                """)
 
         @Argument(help: "Checkpoint: a .safetensors or .h5 file, a model.safetensors.index.json, or a folder holding one.")
         var checkpoint: String
@@ -37,8 +37,15 @@ extension MoEInspect {
             func row(_ k: String, _ v: String) { lines.append(k.padding(toLength: 22, withPad: " ", startingAt: 0) + v) }
             row("checkpoint", s.path)
             row("format", "\(s.format), \(s.files.count) file\(s.files.count == 1 ? "" : "s"), \(formatBytes(s.totalBytes))")
-            row("family", s.family + (s.modelType.map { $0 != s.family ? " (model_type \($0))" : "" } ?? (hasConfig ? " (its config has no model_type)" : " (no config.json)")))
-            row("layers", "\(s.layerCount): \(s.moeLayers.count) MoE, \(s.denseLayers.count) dense" + (s.denseLayers.isEmpty ? "" : " (\(s.denseLayers.map(String.init).joined(separator: ", ")))"))
+            row(
+                "family",
+                s.family
+                    + (s.modelType.map { $0 != s.family ? " (model_type \($0))" : "" } ?? (hasConfig ? " (its config has no model_type)" : " (no config.json)"))
+            )
+            row(
+                "layers",
+                "\(s.layerCount): \(s.moeLayers.count) MoE, \(s.denseLayers.count) dense"
+                    + (s.denseLayers.isEmpty ? "" : " (\(s.denseLayers.map(String.init).joined(separator: ", ")))"))
             row("experts", s.expertCounts.map(String.init).joined(separator: ", ") + (s.sharedExperts ? " routed + shared" : " routed"))
             row("top-k", s.topK.map(String.init) ?? (hasConfig ? "unknown (not in the config)" : "unknown (no config)"))
             row("router scoring", s.scoring.rawValue)

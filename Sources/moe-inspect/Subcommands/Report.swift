@@ -96,9 +96,12 @@ extension MoEInspect {
                 }
             }
             let curves = try series.groups.compactMap { g in try g.folder.flatMap { try RunCurves.read(folder: $0, label: g.label) } }
-            let routing = dataOptions.data.isEmpty ? nil : try dataOptions.route(
-                series.results.map(\.checkpoint), layout: layoutOptions, alphas: options.alphas, feature: options.feature, seed: options.seed,
-                progress: progress)
+            let routing =
+                dataOptions.data.isEmpty
+                ? nil
+                : try dataOptions.route(
+                    series.results.map(\.checkpoint), layout: layoutOptions, alphas: options.alphas, feature: options.feature, seed: options.seed,
+                    progress: progress)
             let report = CouplingReport(
                 figures.settings(checkpoints: checkpoints, quiet: quiet),
                 info: BuildInfo.pageInfo(checkpoints: series.results.map(\.checkpoint)))

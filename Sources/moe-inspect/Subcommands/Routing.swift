@@ -2,8 +2,8 @@ import Analysis
 import ArgumentParser
 import Checkpoints
 import Foundation
-import Models
 import MoELayout
+import Models
 import Reports
 import Routing
 import Tokenizers
@@ -15,17 +15,20 @@ extension MoEInspect {
             commandName: "routing",
             abstract: "Run tokens through checkpoints and measure their routing: load, co-activation, domains, vocabulary, saturation, and coupling on data.",
             discussion: """
-            Each --data file is cut into consecutive windows of --seq-len tokens from token 0 (each its own causal \
-            sequence, no BOS added; a last partial window is dropped). NAME=FILE names a domain. One decoder layer's \
-            weights are in memory at a time. Per checkpoint and MoE layer (routed experts only): counts, co-activation, \
-            load balance, the load-balancing loss in transformers' and OLMo-core's conventions, router entropy and top-1 \
-            probability, per-domain shares, the tokens each expert receives most, and the coupling on data: agreement of \
-            the router's top-k with the top-k of a_tj = ||W_g^j x_t|| (chance k/n), m_data[i][j] = mean a_tj over the \
-            tokens routed to i, its ERC loss and alpha*, and its correlation with the noise-free proxy M. Several \
-            checkpoints of one run add router saturation (top-k overlap with the last checkpoint).
-            """)
+                Each --data file is cut into consecutive windows of --seq-len tokens from token 0 (each its own causal \
+                sequence, no BOS added; a last partial window is dropped). NAME=FILE names a domain. One decoder layer's \
+                weights are in memory at a time. Per checkpoint and MoE layer (routed experts only): counts, co-activation, \
+                load balance, the load-balancing loss in transformers' and OLMo-core's conventions, router entropy and top-1 \
+                probability, per-domain shares, the tokens each expert receives most, and the coupling on data: agreement of \
+                the router's top-k with the top-k of a_tj = ||W_g^j x_t|| (chance k/n), m_data[i][j] = mean a_tj over the \
+                tokens routed to i, its ERC loss and alpha*, and its correlation with the noise-free proxy M. Several \
+                checkpoints of one run add router saturation (top-k overlap with the last checkpoint).
+                """)
 
-        @Argument(help: "One or more checkpoints (files, indexes or folders; checkpoints of one run, stepN folders of one folder, give router saturation against its latest step).")
+        @Argument(
+            help:
+                "One or more checkpoints (files, indexes or folders; checkpoints of one run, stepN folders of one folder, give router saturation against its latest step)."
+        )
         var checkpoints: [String]
 
         @OptionGroup var dataOptions: RoutingDataOptions
@@ -65,8 +68,9 @@ extension MoEInspect {
         }
 
         func run() throws {
-            try protectInputs([out, csv == "-" ? nil : csv, assignments].compactMap { $0 },
-                              from: checkpoints + dataOptions.files + [dataOptions.tokenizer, layoutOptions.layout].compactMap { $0 })
+            try protectInputs(
+                [out, csv == "-" ? nil : csv, assignments].compactMap { $0 },
+                from: checkpoints + dataOptions.files + [dataOptions.tokenizer, layoutOptions.layout].compactMap { $0 })
             let progress = Progress(quiet: quiet)
             let routed = try dataOptions.route(checkpoints, layout: layoutOptions, alphas: alphas, feature: feature, seed: seed, progress: progress)
             let results = routed.runs

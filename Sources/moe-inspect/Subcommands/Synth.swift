@@ -9,17 +9,17 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             abstract: "Write a random OLMoE- or DeepSeek-V3-layout checkpoint of a named or given shape.",
             discussion: """
-            Presets: olmoe-1b-7b (d 2048, D 1024, 16 layers, 64 experts, top-8, vocab 50304; about
-            13.9 GB in bf16, 3 shards, as the real checkpoint) and tiny. Any size option overrides the
-            preset. Weights are normal with std 0.02, norms are ones; the same seed gives the same bytes.
+                Presets: olmoe-1b-7b (d 2048, D 1024, 16 layers, 64 experts, top-8, vocab 50304; about
+                13.9 GB in bf16, 3 shards, as the real checkpoint) and tiny. Any size option overrides the
+                preset. Weights are normal with std 0.02, norms are ones; the same seed gives the same bytes.
 
-            deepseek-v3: the real checkpoint's names, dtypes and config (FP8 e4m3 linear weights with \
-            float32 128x128 weight_scale_inv blocks, each block's scale its largest |w| / 448; BF16 \
-            embeddings, head, norms and routers), 3 dense layers then --layers MoE layers (default 58, \
-            about 673 GB; --layers 2 is 28.5 GB), 256 experts of d 7168, D 2048, without the \
-            multi-token-prediction module (num_nextn_predict_layers 0). deepseek-v3-tiny: the same names \
-            and config at d 160, D 136, 8 experts, 1 dense + 2 MoE layers.
-            """)
+                deepseek-v3: the real checkpoint's names, dtypes and config (FP8 e4m3 linear weights with \
+                float32 128x128 weight_scale_inv blocks, each block's scale its largest |w| / 448; BF16 \
+                embeddings, head, norms and routers), 3 dense layers then --layers MoE layers (default 58, \
+                about 673 GB; --layers 2 is 28.5 GB), 256 experts of d 7168, D 2048, without the \
+                multi-token-prediction module (num_nextn_predict_layers 0). deepseek-v3-tiny: the same names \
+                and config at d 160, D 136, 8 experts, 1 dense + 2 MoE layers.
+                """)
 
         @Option(help: ArgumentHelp("Preset shape: olmoe-1b-7b, tiny, deepseek-v3 or deepseek-v3-tiny.", valueName: "preset"))
         var like: String = "tiny"
@@ -101,7 +101,8 @@ extension MoEInspect {
                 let s = try deepseekShape()
                 if let problem = s.problem { throw ValidationError(problem) }
                 if let d = dtype, DType(userSpelling: d) != .f8e4m3 && d.lowercased() != "fp8" {
-                    throw ValidationError("--dtype \(d): deepseek-v3 is stored as the real checkpoint is, FP8 (e4m3) with block scales; --dtype applies to the OLMoE presets")
+                    throw ValidationError(
+                        "--dtype \(d): deepseek-v3 is stored as the real checkpoint is, FP8 (e4m3) with block scales; --dtype applies to the OLMoE presets")
                 }
                 specs = SyntheticDeepseekV3(shape: s).specs
             } else {
@@ -114,12 +115,17 @@ extension MoEInspect {
                     throw ValidationError("--\(name) applies to --like deepseek-v3 only")
                 }
                 let s = try shape()
-                for (name, v) in [("layers", s.layers), ("experts", s.experts), ("top-k", s.topK), ("hidden", s.hiddenSize), ("intermediate", s.intermediateSize), ("vocab", s.vocabSize), ("heads", s.heads)] where v <= 0 {
+                for (name, v) in [
+                    ("layers", s.layers), ("experts", s.experts), ("top-k", s.topK), ("hidden", s.hiddenSize), ("intermediate", s.intermediateSize),
+                    ("vocab", s.vocabSize), ("heads", s.heads),
+                ] where v <= 0 {
                     throw ValidationError("--\(name) must be positive")
                 }
                 if s.topK > s.experts { throw ValidationError("--top-k \(s.topK) exceeds --experts \(s.experts)") }
                 if s.hiddenSize % s.heads != 0 { throw ValidationError("--hidden \(s.hiddenSize) is not divisible by --heads \(s.heads)") }
-                guard let d = DType(userSpelling: dtype ?? "bf16"), [.bf16, .f16, .f32].contains(d) else { throw ValidationError("--dtype must be bf16, f16 or f32") }
+                guard let d = DType(userSpelling: dtype ?? "bf16"), [.bf16, .f16, .f32].contains(d) else {
+                    throw ValidationError("--dtype must be bf16, f16 or f32")
+                }
                 specs = SyntheticCheckpoint(shape: s, dtype: .f32).specs
             }
             // Every tensor's byte count (as float32, the widest), and the total, must fit in 64 bits.

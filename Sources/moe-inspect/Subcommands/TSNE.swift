@@ -13,7 +13,9 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             commandName: "tsne",
             abstract: "t-SNE map of expert parameters: one point per expert, or W_g rows with the router rows marked.",
-            discussion: "--points experts embeds each expert's flattened W_g (count-sketched to 4096 coordinates) over one layer or all; --points neurons embeds rows of every expert's W_g in one layer together with the router rows R[i] (all scaled to unit length), where coupling shows as rows gathering around their router row. scikit-learn's defaults: perplexity 30, early exaggeration 12 for 250 iterations, learning rate auto, PCA initialisation; wide inputs are first reduced to 50 principal components. The silhouette score by label, in the map and in weight space, makes checkpoints comparable without looking.")
+            discussion:
+                "--points experts embeds each expert's flattened W_g (count-sketched to 4096 coordinates) over one layer or all; --points neurons embeds rows of every expert's W_g in one layer together with the router rows R[i] (all scaled to unit length), where coupling shows as rows gathering around their router row. scikit-learn's defaults: perplexity 30, early exaggeration 12 for 250 iterations, learning rate auto, PCA initialisation; wide inputs are first reduced to 50 principal components. The silhouette score by label, in the map and in weight space, makes checkpoints comparable without looking."
+        )
 
         @Argument(help: "A checkpoint.")
         var checkpoint: String
@@ -74,7 +76,8 @@ extension MoEInspect {
             let model = try layoutOptions.open(checkpoint)
             var selected = try model.moeLayers(in: layer.flatMap { LayerSelection([$0]) })
             if points == .neurons { selected = Array(selected.prefix(1)) }
-            let pts: ExpertPoints = points == .neurons
+            let pts: ExpertPoints =
+                points == .neurons
                 ? try ExpertPoints.neurons(model, layer: selected[0], perExpert: perExpert == 0 ? nil : perExpert, seed: seed)
                 : try ExpertPoints.experts(model, layers: selected, allProjections: allProjections, seed: seed)
             let readTime = Date().timeIntervalSince(start)
@@ -91,19 +94,26 @@ extension MoEInspect {
             if let csv {
                 var t = Table(columns: ["x", "y", "layer", "expert", "kind"])
                 for i in 0..<pts.data.rows {
-                    t.rows.append([.number(Double(map.embedding[i, 0])), .number(Double(map.embedding[i, 1])), .int(pts.layers[i]), .int(pts.experts[i]), .text(pts.kinds[i].rawValue)])
+                    t.rows.append([
+                        .number(Double(map.embedding[i, 0])), .number(Double(map.embedding[i, 1])), .int(pts.layers[i]), .int(pts.experts[i]),
+                        .text(pts.kinds[i].rawValue),
+                    ])
                 }
                 try t.writeCSV(to: csv)
             }
             if let figure {
-                let what = points == .neurons ? "W_g rows and router rows, layer \(selected[0].index)" : (selected.count == 1 ? "experts of layer \(selected[0].index)" : "experts of \(selected.count) layers")
+                let what =
+                    points == .neurons
+                    ? "W_g rows and router rows, layer \(selected[0].index)"
+                    : (selected.count == 1 ? "experts of layer \(selected[0].index)" : "experts of \(selected.count) layers")
                 let f = try TSNEFigures.map(map, title: "t-SNE of \(what)")
                 FigureSettings(width: size.width, fontScale: size.fontScale).fit(f)
                 _ = try f.save(to: figure, provenance: provenance(checkpoints: [checkpoint]))
             }
-            let summary = TSNESummary(points: pts.data.rows, dimensions: pts.data.columns, label: label.rawValue,
-                                      klDivergence: map.klDivergence, silhouette2D: map.silhouette2D,
-                                      silhouetteOriginal: map.silhouetteOriginal, seconds: seconds)
+            let summary = TSNESummary(
+                points: pts.data.rows, dimensions: pts.data.columns, label: label.rawValue,
+                klDivergence: map.klDivergence, silhouette2D: map.silhouette2D,
+                silhouetteOriginal: map.silhouetteOriginal, seconds: seconds)
             if json {
                 print(try summary.json())
             } else {

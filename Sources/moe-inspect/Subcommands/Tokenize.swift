@@ -8,13 +8,13 @@ extension MoEInspect {
         static let configuration = CommandConfiguration(
             abstract: "Encode a text file with a checkpoint's own tokenizer (tokenizer.json), as Hugging Face tokenizers does.",
             discussion: """
-            TOKENIZER is a tokenizer.json, a checkpoint folder holding one (or a file beside one),
-            or a Hugging Face name org/name[@revision] found in the local hub cache. The ids are
-            those of tokenizers' encode(text, add_special_tokens=False): no BOS/EOS is added, the
-            post-processor, truncation and padding are not applied. The file is read as UTF-8
-            bytes as they are (no newline translation). Without --npy or --stats the ids are
-            printed on one line.
-            """)
+                TOKENIZER is a tokenizer.json, a checkpoint folder holding one (or a file beside one),
+                or a Hugging Face name org/name[@revision] found in the local hub cache. The ids are
+                those of tokenizers' encode(text, add_special_tokens=False): no BOS/EOS is added, the
+                post-processor, truncation and padding are not applied. The file is read as UTF-8
+                bytes as they are (no newline translation). Without --npy or --stats the ids are
+                printed on one line.
+                """)
 
         @Argument(help: "tokenizer.json, a checkpoint folder or file beside one, or org/name[@revision].")
         var tokenizer: String
@@ -48,8 +48,10 @@ extension MoEInspect {
             let ids = try tok.encodeFile(text)
             let bytes = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? Int) ?? 0
             let seconds = Date().timeIntervalSince(start)
-            progress.say(String(format: "encoded %@ (%@) into %d tokens in %.2f s (%.1f MB/s) with %@",
-                                text, formatBytes(bytes), ids.count, seconds, Double(bytes) / max(seconds, 1e-9) / 1e6, path))
+            progress.say(
+                String(
+                    format: "encoded %@ (%@) into %d tokens in %.2f s (%.1f MB/s) with %@",
+                    text, formatBytes(bytes), ids.count, seconds, Double(bytes) / max(seconds, 1e-9) / 1e6, path))
             if let npy {
                 try AtomicOutput.write(TokenArrayFile.npy(ids), to: npy)
                 progress.say("wrote \(npy)")

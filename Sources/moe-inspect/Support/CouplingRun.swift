@@ -1,7 +1,7 @@
 import Analysis
 import Foundation
-import Reports
 import MoELayout
+import Reports
 
 /// Runs the coupling analysis over several checkpoints, one line of progress per layer.
 func runCoupling(_ paths: [String], layout: LayoutOptions, options: CouplingOptions, quiet: Bool) throws -> [CheckpointCoupling] {
@@ -13,8 +13,10 @@ func runCoupling(_ paths: [String], layout: LayoutOptions, options: CouplingOpti
         var done = 0
         return try CouplingAnalysis.analyze(model, path: p, options: options) { l in
             done += 1
-            progress.say(String(format: "%@: layer %d (%d/%d) %@read %.2f s, compute %.2f s", p, l.layer, done, total,
-                                l.isOK ? "" : "[\(l.status)] ", l.readSeconds, l.computeSeconds))
+            progress.say(
+                String(
+                    format: "%@: layer %d (%d/%d) %@read %.2f s, compute %.2f s", p, l.layer, done, total,
+                    l.isOK ? "" : "[\(l.status)] ", l.readSeconds, l.computeSeconds))
         }
     }
 }
@@ -48,7 +50,9 @@ func analyseSeries(_ paths: [String], runs: String?, layout: LayoutOptions, opti
     var next = 0
     let renumbered = groups.map { g -> RunGroup in
         var r = g
-        r.members = g.members.indices.map { _ in defer { next += 1 }; return next }
+        r.members = g.members.indices.map { _ in
+            defer { next += 1 }; return next
+        }
         return r
     }
     return AnalysedSeries(results: results, groups: renumbered)
