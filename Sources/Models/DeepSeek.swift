@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// DeepSeek-V2 and V3 (`model_type: deepseek_v2`, `deepseek_v3`): multi-head latent attention

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// FlexOlmo (`model_type: flex_olmo`, transformers' `FlexOlmoForCausalLM`), the Hugging Face form

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// Mixtral (`model_type: mixtral`): plain grouped-query attention (optional `head_dim`,

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// OLMoE (`model_type: olmoe`, transformers' `OlmoeForCausalLM`): grouped-query attention with

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// Qwen2-MoE (`model_type: qwen2_moe`): grouped-query attention with q/k/v biases (`qkv_bias`,

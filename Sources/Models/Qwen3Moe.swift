@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// Qwen3-MoE (`model_type: qwen3_moe`): grouped-query attention with an RMSNorm over each

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// How a rotary embedding scales its frequencies for contexts longer than pre-training
