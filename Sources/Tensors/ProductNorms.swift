@@ -56,12 +56,30 @@ public enum ProductNorms {
         /// accumulation (the BF16 x BF16 products are exact). Relative error about 1e-7 against
         /// the Float32 product, at the cost of one Float32 product and without decoding W.
         case splitBF16
-        /// `splitBF16` when the source offers BF16 bits and oneDNN is in use, else `f32`.
+        /// `splitBF16` where it pays: the source offers BF16 bits, oneDNN is in use and its BF16
+        /// kernel for this shape runs on AMX tiles; else `f32`. The split doubles the products'
+        /// work, so it wins only where BF16 products run well over twice as fast as Float32 ones:
+        /// measured on this project's machines, with AVX-512 BF16 instructions alone (no AMX) the
+        /// split ran 2-4x slower than decoding and multiplying in Float32 (`make bench`).
         case automatic
     }
 
-    /// `MOE_INSPECT_PRODUCT=f32` makes `.automatic` decode BF16 matrices and multiply in Float32.
-    static let forceF32 = ProcessInfo.processInfo.environment["MOE_INSPECT_PRODUCT"] == "f32"
+    /// `MOE_INSPECT_PRODUCT=f32` or `split-bf16` fixes what `.automatic` chooses.
+    static let forced: Precision? = {
+        switch ProcessInfo.processInfo.environment["MOE_INSPECT_PRODUCT"] {
+        case "f32": return .f32
+        case "split-bf16": return .splitBF16
+        default: return nil
+        }
+    }()
+
+    /// True when oneDNN's BF16 product of an expert-sized shape runs on AMX (kernel names such
+    /// as `brg:avx512_core_amx`), where the split pays; decided once per process from the
+    /// kernel oneDNN picks for this CPU, so every run on the machine multiplies the same way.
+    static let bf16RunsOnAMX: Bool = {
+        guard let p = ThreadProduct(m: 1024, n: 128, k: 2048, transB: true, inputs: .bf16, kernel: .oneDNN) else { return false }
+        return p.kernelName.contains("amx")
+    }()
 
     /// Computes N for proxies `x` [m, d] over `source`'s matrices on `workers` threads.
     /// - Throws: the first error of `source.read`; no further matrices are started after it.
@@ -75,7 +93,9 @@ public enum ProductNorms {
         switch precision {
         case .f32: split = false
         case .splitBF16: split = source.readBF16 != nil && kernel == .oneDNN
-        case .automatic: split = source.readBF16 != nil && kernel == .oneDNN && !forceF32
+        case .automatic:
+            if let forced { return try compute(x: x, source: source, precision: forced, kernel: kernel, workers: workers) }
+            split = source.readBF16 != nil && kernel == .oneDNN && bf16RunsOnAMX
         }
         // C [r, m] (or [r, 2m]) = W [r, d] X^T: W is the large operand, streamed once.
         let columns = split ? 2 * m : m
