@@ -165,16 +165,24 @@ public enum RoutingReport {
     public static func write(_ routed: DataRouting, to folder: String, settings: FigureSettings = FigureSettings()) throws {
         guard let last = routed.runs.last else { return }
         let sink = try FigureSink(folder: folder, settings: settings)
-        try addFigures(routed, names: nil, detailed: [(routed.runs.count - 1, nil)], to: sink)
+        // two checkpoints are often both "step400": name each by its last two path parts, and say
+        // whose per-layer figures these are when there are several
+        let names = routed.runs.map { $0.checkpoint.split(separator: "/").suffix(2).joined(separator: "/") }
+        let lastName = names.last ?? last.checkpoint
+        try addFigures(routed, names: names, detailed: [(routed.runs.count - 1, nil)], to: sink)
         try RoutingTables.summary(routed.runs).writeCSV(to: folder + "/tables/routing.csv")
         try AtomicOutput.write(routed.json.serialized(pretty: true) + "\n", to: folder + "/summary.json")
-        var body = "<div class=\"scroll\">" + html(RoutingTables.display(RoutingTables.summary([last]))) + "</div>\n"
+        var body = "<div class=\"scroll\">" + html(RoutingTables.display(RoutingTables.summary(routed.runs))) + "</div>\n"
+        if routed.runs.count > 1 {
+            body += "<p>Expert load, m_data beside M, co-activation and domains are drawn for \(ReportPage.escape(lastName)), the last checkpoint given.</p>\n"
+        }
         body += "<p>Tables: <a href=\"tables/routing.csv\">routing.csv</a> · <a href=\"summary.json\">summary.json</a></p>\n"
         try AtomicOutput.write(
             ReportPage.page(
-                title: "moe-inspect routing: " + routed.runs.map { ($0.checkpoint as NSString).lastPathComponent }.joined(separator: ", "),
+                title: "moe-inspect routing: " + names.joined(separator: ", "),
                 lede: lede(routed), verdict: [],
-                sections: [PageSection(id: "routing", title: "Layers of \(last.checkpoint)", html: body)], figures: sink.figures, info: PageInfo()),
+                sections: [PageSection(id: "routing", title: routed.runs.count > 1 ? "Layers of every checkpoint" : "Layers of \(last.checkpoint)", html: body)],
+                figures: sink.figures, info: PageInfo()),
             to: folder + "/index.html")
     }
 
