@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// Writing outputs so that nothing the user had is lost: every file goes to a temporary name in
 /// the same folder and is renamed into place only when complete.
@@ -136,7 +137,7 @@ public enum AtomicOutput {
         if fm.fileExists(atPath: path) {
             guard replace else {
                 try? fm.removeItem(atPath: tmp)
-                throw .io(file: path, reason: "already exists; choose another output or pass --overwrite")
+                throw .io(file: path, reason: "already exists; choose another output or pass \(Setting.overwrite)")
             }
             let old = temporaryPath(for: path)
             FaultInjection.point()

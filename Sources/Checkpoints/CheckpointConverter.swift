@@ -37,7 +37,7 @@ public enum CheckpointConverter {
     ) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: output) && !overwrite {
-            throw CheckpointError.io(file: output, reason: "already exists; choose another output or pass --overwrite")
+            throw CheckpointError.io(file: output, reason: "already exists; choose another output or pass \(Setting.overwrite)")
         }
         var specs: [TensorSpec] = []
         var dequantized = Set<String>()

@@ -615,7 +615,7 @@ public enum HDF5Writer {
         produce: TensorBytesProducer
     ) throws {
         for s in specs where !hdf5Stores(s.dtype) {
-            throw CheckpointError.unsupported(file: path, reason: "HDF5 has no \(s.dtype.rawValue) type that h5py reads; choose --dtype f16 or f32")
+            throw CheckpointError.unsupported(file: path, reason: "HDF5 has no \(s.dtype.rawValue) type that h5py reads; choose \(Setting.dtype) f16 or f32")
         }
         let names = specs.map { $0.name }
         if Set(names).count != names.count { throw CheckpointError.malformed(file: path, reason: "duplicate tensor names") }

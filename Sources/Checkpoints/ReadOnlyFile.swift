@@ -3,6 +3,7 @@ import Glibc
 #else
 import Darwin
 #endif
+import Tensors
 
 /// A regular file opened read-only and read with `pread`.
 ///
@@ -22,12 +23,12 @@ public final class ReadOnlyFile: @unchecked Sendable {
     public init(path: String) throws(CheckpointError) {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw .io(file: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .io(file: path, reason: SettingMessage(String(cString: strerror(errno)))) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
-            throw .io(file: path, reason: reason)
+            throw .io(file: path, reason: SettingMessage(reason))
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)

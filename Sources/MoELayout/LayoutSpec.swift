@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Tensors
 
 /// Where a model family keeps its MoE tensors: name patterns with `{layer}` and `{expert}`.
 ///
@@ -218,7 +219,7 @@ public struct LayoutSpec: Sendable, Codable, Equatable {
 }
 
 /// Errors of the layout layer; each names the checkpoint.
-public enum LayoutError: Error, CustomStringConvertible, Sendable {
+public enum LayoutError: SettingNamingError, Sendable {
     /// No family's names fit: lists the names that could not be placed.
     case unrecognized(file: String, unplaced: [String], total: Int)
     /// A layout file could not be used.
@@ -232,17 +233,17 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
     /// Layers were asked for that are not MoE layers.
     case notMoELayers(file: String, asked: [Int], available: [Int])
 
-    public var description: String {
+    public func description(naming name: (Setting) -> String) -> String {
         switch self {
         case let .unrecognized(f, names, total):
             let shown = names.prefix(8).map(quoted).joined(separator: ", ")
             let more = total > 8 ? " and \(total - 8) more" : ""
-            return "\(f): no known MoE layout fits; could not place \(shown)\(more) (write a layout file and pass --layout, see docs/layout-file.md)"
+            return "\(f): no known MoE layout fits; could not place \(shown)\(more) (write a layout file and pass it as \(name(.layoutFile)), see docs/layout-file.md)"
         case let .badLayoutFile(f, r): return "\(f): \(r)"
         case let .inconsistent(f, r): return "\(f): \(r)"
         case let .layoutDoesNotFit(f, router):
             return
-                "\(f): no tensor matches the layout file's router pattern '\(router)'; check the names with 'moe-inspect info --json' (tensor names) and the layout file"
+                "\(f): no tensor matches the layout file's router pattern '\(router)'; check the pattern against the checkpoint's tensor names"
         case let .noMoELayers(f, problems):
             return "\(f): no MoE layer found" + (problems.isEmpty ? "" : " (\(problems.joined(separator: "; ")))")
         case let .notMoELayers(f, asked, available):
@@ -250,6 +251,12 @@ public enum LayoutError: Error, CustomStringConvertible, Sendable {
                 "\(f): layer(s) \(asked.map(String.init).joined(separator: ", ")) are not MoE layers (MoE layers: \(available.map(String.init).joined(separator: ", ")))"
         }
     }
+}
+
+/// The settings of the layout layer that messages name.
+extension Setting {
+    /// A layout file that places a checkpoint's tensors (docs/layout-file.md).
+    package static let layoutFile: Setting = "layoutFile"
 }
 
 /// How a router turns its logits into expert weights.

@@ -114,7 +114,7 @@ public enum OLMoCoreExport {
         if let p = model.problems.first { throw Unsupported(description: "\(ck.path): \(p)") }
         let fm = FileManager.default
         if fm.fileExists(atPath: output) && !overwrite {
-            throw CheckpointError.io(file: output, reason: "already exists; choose another output or pass --overwrite")
+            throw CheckpointError.io(file: output, reason: "already exists; choose another output or pass \(Setting.overwrite)")
         }
         let moe = Dictionary(uniqueKeysWithValues: model.moeLayers.map { ($0.index, $0) })
         var specs: [TensorSpec] = []

@@ -59,25 +59,30 @@ public struct SyntheticDeepseekV3: Sendable {
         /// Decoder layers (`num_hidden_layers`).
         public var layers: Int { denseLayers + moeLayers }
 
-        /// Why this shape is not a DeepSeek-V3 model, or nil.
-        public var problem: String? {
+        /// Why this shape is not a DeepSeek-V3 model, or nil; the settings are named by `Shape`'s
+        /// properties.
+        public var problem: SettingMessage? {
             let positive: [(String, Int)] = [
-                ("vocab", vocabSize), ("hidden", hiddenSize), ("dense-intermediate", denseIntermediateSize),
-                ("intermediate", expertIntermediateSize), ("layers", moeLayers), ("heads", heads), ("experts", experts),
-                ("top-k", topK), ("groups", groups), ("top-groups", topGroups), ("q-lora-rank", qLoraRank),
-                ("kv-lora-rank", kvLoraRank), ("nope-head-dim", qkNopeHeadDim), ("rope-head-dim", qkRopeHeadDim), ("v-head-dim", vHeadDim),
+                ("vocabSize", vocabSize), ("hiddenSize", hiddenSize), ("denseIntermediateSize", denseIntermediateSize),
+                ("expertIntermediateSize", expertIntermediateSize), ("moeLayers", moeLayers), ("heads", heads), ("experts", experts),
+                ("topK", topK), ("groups", groups), ("topGroups", topGroups), ("qLoraRank", qLoraRank),
+                ("kvLoraRank", kvLoraRank), ("qkNopeHeadDim", qkNopeHeadDim), ("qkRopeHeadDim", qkRopeHeadDim), ("vHeadDim", vHeadDim),
             ]
+            func the(_ name: String) -> Setting { Setting(name) }
             if let (name, _) = positive.first(where: { $0.1 <= 0 }) {
-                return name == "layers" ? "--layers (MoE layers) must be at least 1: ERC is measured on MoE layers" : "--\(name) must be positive"
+                return name == "moeLayers"
+                    ? "\(the(name)) (MoE layers) must be at least 1: ERC is measured on MoE layers" : "\(the(name)) must be positive"
             }
-            if denseLayers < 0 { return "--dense-layers must not be negative" }
-            if sharedExperts < 0 { return "--shared-experts must not be negative" }
-            if experts % groups != 0 { return "--experts \(experts) is not divisible by --groups \(groups) (group-limited routing splits the experts evenly)" }
-            if topGroups > groups { return "--top-groups \(topGroups) exceeds --groups \(groups)" }
+            if denseLayers < 0 { return "\(the("denseLayers")) must not be negative" }
+            if sharedExperts < 0 { return "\(the("sharedExperts")) must not be negative" }
+            if experts % groups != 0 {
+                return "\(the("experts")) \(experts) is not divisible by \(the("groups")) \(groups) (group-limited routing splits the experts evenly)"
+            }
+            if topGroups > groups { return "\(the("topGroups")) \(topGroups) exceeds \(the("groups")) \(groups)" }
             if topK > topGroups * (experts / groups) {
-                return "--top-k \(topK) exceeds the \(topGroups * (experts / groups)) experts in the \(topGroups) searched group(s)"
+                return "\(the("topK")) \(topK) exceeds the \(topGroups * (experts / groups)) experts in the \(topGroups) searched group(s)"
             }
-            if qkRopeHeadDim % 2 != 0 { return "--rope-head-dim \(qkRopeHeadDim) must be even (rotary pairs)" }
+            if qkRopeHeadDim % 2 != 0 { return "\(the("qkRopeHeadDim")) \(qkRopeHeadDim) must be even (rotary pairs)" }
             return nil
         }
     }

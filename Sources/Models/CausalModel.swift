@@ -145,10 +145,9 @@ public final class CausalModel: @unchecked Sendable {
         let activationBytes = Double(T) * Double(3 * d + 2 * widest) * 4
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         guard activationBytes < 0.5 * memory else {
-            throw .input(
-                reason: String(
-                    format: "%d tokens need %.1f GB of activations, more than half of this machine's %.1f GB: run fewer tokens (--max-tokens)",
-                    T, activationBytes / 1e9, memory / 1e9))
+            let need = String(
+                format: "%d tokens need %.1f GB of activations, more than half of this machine's %.1f GB", T, activationBytes / 1e9, memory / 1e9)
+            throw .input(reason: "\(need): run fewer tokens (\(Setting.maxTokens))")
         }
         let reader = WeightReader(checkpoint: layout.checkpoint, storedName: storedName)
         let path = layout.checkpoint.path

@@ -1,6 +1,7 @@
 import Analysis
 import Checkpoints
 import Foundation
+import Tensors
 import Plotting
 
 /// One checkpoint of a comparison, with what its run folder adds.
@@ -47,7 +48,7 @@ public struct ComparisonReport {
             if labels.count == 2 { columns.append("\(name)_diff") }
         }
         if let dup = columns.first(where: { c in columns.filter { $0 == c }.count > 1 }) {
-            throw .badLabels(reason: "the labels \(labels.joined(separator: ", ")) make two columns named \(dup); choose other --labels")
+            throw .badLabels(reason: "the labels \(labels.joined(separator: ", ")) make two columns named \(dup); choose other \(Setting.labels)")
         }
         var t = Table(columns: columns)
         let layers = Array(Set(items.flatMap { $0.numbers.layers.map(\.layer) })).sorted()

@@ -79,7 +79,7 @@ public enum ERCTableReader {
         guard !files.isEmpty else {
             throw .badTable(
                 file: folder,
-                reason: "holds no table of moe-inspect erc (--csv FILE or --json)"
+                reason: "holds no ERC table (the CSV or JSON that moe-inspect erc writes)"
                     + (skipped.isEmpty ? "" : "; skipped: " + skipped.map { ($0.file as NSString).lastPathComponent }.joined(separator: ", ")))
         }
         return try assemble(rows, files: files, skipped: skipped)

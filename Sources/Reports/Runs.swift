@@ -1,6 +1,7 @@
 import Analysis
 import Checkpoints
 import Foundation
+import Tensors
 
 /// Checkpoints of one training run, in step order: the unit a series figure draws as one line.
 public struct RunGroup: Sendable, Equatable {
@@ -62,7 +63,7 @@ public enum RunGrouping {
         var names: [String]
         if let labels {
             if let empty = labels.firstIndex(where: { $0.isEmpty }) {
-                throw .badLabels(reason: "--runs label \(empty + 1) is empty")
+                throw .badLabels(reason: "\(Setting.runLabels) label \(empty + 1) is empty")
             }
             if labels.count == paths.count {
                 // One label per checkpoint: the labels make the runs.
@@ -75,10 +76,10 @@ public enum RunGrouping {
                 groups = order.map { ("label:" + $0, members[$0] ?? []) }
                 names = order
             } else if labels.count == groups.count {
-                guard Set(labels).count == labels.count else { throw .badLabels(reason: "--runs names a run twice (\(labels.joined(separator: ",")))") }
+                guard Set(labels).count == labels.count else { throw .badLabels(reason: "\(Setting.runLabels) names a run twice (\(labels.joined(separator: ",")))") }
                 names = labels
             } else {
-                throw .badLabels(reason: "--runs names \(labels.count) runs, but \(paths.count) checkpoints in \(groups.count) run folder(s) were given")
+                throw .badLabels(reason: "\(Setting.runLabels) names \(labels.count) runs, but \(paths.count) checkpoints in \(groups.count) run folder(s) were given")
             }
         } else {
             let folders = groups.map { g -> String in

@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Plotting
+import Tensors
 
 /// A training log (`DIR/log.csv` of `moe-inspect train`): named numeric columns.
 public struct TrainingLog: Sendable {
@@ -33,7 +34,7 @@ public struct TrainingLog: Sendable {
 }
 
 /// Errors of the reports layer.
-public enum ReportError: Error, CustomStringConvertible {
+public enum ReportError: SettingNamingError {
     /// A file that cannot be read.
     case unreadable(file: String)
     /// A file given as a training log that is not one.
@@ -42,21 +43,21 @@ public enum ReportError: Error, CustomStringConvertible {
     case badTable(file: String, reason: String)
     /// A run that holds the same step twice.
     case repeatedStep(run: String, step: Int, first: String, second: String)
-    /// Labels (`--labels`, `--runs`) that do not fit the inputs.
-    case badLabels(reason: String)
-    /// A comparison that cannot be ordered or drawn as asked (`--by`).
+    /// Labels (of checkpoints or of runs) that do not fit the inputs.
+    case badLabels(reason: SettingMessage)
+    /// A comparison that cannot be ordered or drawn as asked.
     case badComparison(reason: String)
     /// A file of `watch`'s folder that is not what it should be.
     case badWatchFolder(file: String, reason: String)
 
-    public var description: String {
+    public func description(naming name: (Setting) -> String) -> String {
         switch self {
         case let .unreadable(f): return "\(f): cannot read"
         case let .badLog(f, r): return "\(f): not a training log: \(r)"
         case let .badTable(f, r): return "\(f): not a table of moe-inspect erc: \(r)"
         case let .repeatedStep(run, step, a, b):
-            return "run \(run) holds step \(step) twice: \(a) and \(b) (give each run's checkpoints once, or name the runs with --runs)"
-        case let .badLabels(r): return r
+            return "run \(run) holds step \(step) twice: \(a) and \(b) (give each run's checkpoints once, or name the runs with \(name(.runLabels)))"
+        case let .badLabels(r): return r.rendered(naming: name)
         case let .badComparison(r): return r
         case let .badWatchFolder(f, r): return "\(f): \(r)"
         }
@@ -71,7 +72,7 @@ extension TrainingLog {
         /// `eval.csv`: the held-out loss at each save.
         case heldOut
         /// Something else, said in words.
-        case other(String)
+        case other(SettingMessage)
     }
 
     /// What this log is, from its columns.
@@ -79,7 +80,7 @@ extension TrainingLog {
         let c = Set(columns.keys)
         if c.contains("checkpoint") && c.contains("alpha") && c.contains("erc_loss") {
             return .other(
-                "a table of moe-inspect erc (one row per checkpoint, layer and alpha), not a training log; draw it with moe-inspect report --tables DIR")
+                "a table of moe-inspect erc (one row per checkpoint, layer and alpha), not a training log; a report draws such tables (\(Setting.tables))")
         }
         if c.contains("layer") {
             return .other(
@@ -88,7 +89,7 @@ extension TrainingLog {
         }
         if c.contains("eval_loss") && !TrainingCurves.panels.contains(where: { c.contains($0.0) }) { return .heldOut }
         if TrainingCurves.panels.contains(where: { c.contains($0.0) }) { return .training }
-        return .other("not a training log: it has none of the columns " + TrainingCurves.panels.map(\.0).joined(separator: ", ") + " or eval_loss")
+        return .other("not a training log: it has none of the columns \(TrainingCurves.panels.map(\.0).joined(separator: ", ")) or eval_loss")
     }
 }
 
@@ -191,4 +192,14 @@ public enum TrainingCurves {
         if smooth > 0 { f.title = String(format: "Training curves (EMA smoothing %g; raw values faint)", smooth) }
         return f
     }
+}
+
+/// The settings of the reports that messages name.
+extension Setting {
+    /// The names of the runs that the checkpoints belong to.
+    package static let runLabels: Setting = "runLabels"
+    /// The names of the compared checkpoints.
+    package static let labels: Setting = "labels"
+    /// Tables of ERC values drawn as a report.
+    package static let tables: Setting = "tables"
 }

@@ -1,3 +1,5 @@
+import Tensors
+
 /// The tokens a routing analysis runs: consecutive windows of `windowLength` tokens, each its own
 /// causal sequence from position 0 (no BOS added), grouped into named domains.
 public struct TokenWindows: Sendable, Equatable {
@@ -25,7 +27,7 @@ public struct TokenWindows: Sendable, Equatable {
     /// - Throws: `RoutingError.data` for a window length below 1.
     public init(windowLength: Int) throws(RoutingError) {
         guard windowLength >= 1, windowLength <= 1 << 20 else {
-            throw .data(source: "--seq-len", reason: "window length \(windowLength) must be between 1 and 1048576")
+            throw .setting("\(Setting.windowLength) \(windowLength) must be between 1 and 1048576")
         }
         self.windowLength = windowLength
         tokens = []
@@ -42,7 +44,7 @@ public struct TokenWindows: Sendable, Equatable {
         let usable = min(count, maxTokens ?? count)
         let w = usable / windowLength
         guard w > 0 else {
-            throw .data(source: source, reason: "\(usable) tokens do not fill one window of \(windowLength) (lower --seq-len)")
+            throw .data(source: source, reason: "\(usable) tokens do not fill one window of \(windowLength) (lower \(Setting.windowLength))")
         }
         let first = windowCount
         tokens.reserveCapacity(tokens.count + w * windowLength)

@@ -441,9 +441,9 @@ extension TokenizerError {
     /// The same error from the checkpoint layer (the hub cache), keeping the file it names.
     init(_ e: CheckpointError) {
         switch e {
-        case let .io(f, r): self = .io(file: f, reason: r)
+        case let .io(f, r): self = .io(file: f, reason: r.description)
         case let .malformed(f, r): self = .malformed(file: f, reason: r)
-        case let .unsupported(f, r): self = .unsupported(file: f, component: "input", reason: r)
+        case let .unsupported(f, r): self = .unsupported(file: f, component: "input", reason: r.description)
         case let .missingTensor(f, n): self = .io(file: f, reason: "no tensor named '\(n)'")
         }
     }

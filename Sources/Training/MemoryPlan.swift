@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// The memory a training run will need, estimated before anything is allocated, so that a
 /// config or options too large for the machine get an error that says what is too big instead
@@ -38,10 +39,10 @@ public struct MemoryPlan: Sendable {
         let available = Double(ProcessInfo.processInfo.physicalMemory) * 0.9
         guard totalBytes <= available else {
             let gb = { (b: Double) in String(format: "%.3g GB", b / 1e9) }
-            let what =
+            let what: SettingMessage =
                 parameterBytes >= activationBytes
                 ? "the model's parameters, gradients and optimizer state need \(gb(parameterBytes)) (vocab_size, hidden_size, intermediate_size, num_experts or num_hidden_layers are too large)"
-                : "the activations of one micro-batch need \(gb(activationBytes)) (lower --batch-size or --seq-len)"
+                : "the activations of one micro-batch need \(gb(activationBytes)) (lower \(Setting.batchSize) or \(Setting.sequenceLength))"
             throw .invalidOption("\(source): training would need about \(gb(totalBytes)) of memory, more than this machine's \(gb(available / 0.9)): \(what)")
         }
     }

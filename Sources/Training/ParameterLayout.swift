@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// Which part of the model a parameter belongs to, for `--train GROUP,...`.
 public enum ParameterGroup: String, Sendable, CaseIterable, Codable {
@@ -29,11 +30,11 @@ public enum ParameterGroup: String, Sendable, CaseIterable, Codable {
             if w == "experts" { out.formUnion([.gateProjection, .upProjection, .downProjection]); continue }
             if w == "embed_tokens" || w == "embedding" { out.insert(.embedding); continue }
             guard let g = ParameterGroup(rawValue: w) else {
-                throw .invalidOption("--train: unknown parameter group '\(w)'; choose from \(allCases.map(\.rawValue).joined(separator: ", ")), experts, all")
+                throw .invalidOption("\(Setting.trainGroups): unknown parameter group '\(w)'; choose from \(allCases.map(\.rawValue).joined(separator: ", ")), experts, all")
             }
             out.insert(g)
         }
-        guard !out.isEmpty else { throw .invalidOption("--train: the list of parameter groups is empty") }
+        guard !out.isEmpty else { throw .invalidOption("\(Setting.trainGroups): the list of parameter groups is empty") }
         return out
     }
 }

@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Tensors
 
 /// A training run's folder: its marker, its CSV logs and its `step{N}` checkpoints.
 ///
@@ -29,7 +30,7 @@ public final class RunFolder {
             if entries.contains(RunLog.marker) {
                 let run = RunFolder(path: path)
                 guard run.savedSteps.isEmpty else {
-                    throw .io(file: path, reason: "already holds a run; continue it with --resume \(path) or choose another --out")
+                    throw .io(file: path, reason: "already holds a run; continue it with \(Setting.resume) \(path) or choose another \(Setting.output)")
                 }
                 // A run stopped before its first save left only logs: it starts over.
                 for file in RunLog.File.allCases { try? fm.removeItem(atPath: path + "/" + file.rawValue) }
@@ -43,7 +44,7 @@ public final class RunFolder {
         try fm.createDirectoryOrThrow(path)
         let run = RunFolder(path: path)
         do { try AtomicOutput.write("moe-inspect train run folder\n", to: path + "/" + RunLog.marker) } catch {
-            throw .io(file: path, reason: error.description)
+            throw .io(file: path, reason: SettingMessage(error.description))
         }
         return run
     }

@@ -67,7 +67,7 @@ public final class TokenData: @unchecked Sendable {
         self.path = path
         if path.lowercased().hasSuffix(".txt"), let tokenizer {
             if let b = binaryDType {
-                throw .data(file: path, reason: ".txt files are encoded by \(tokenizer.source); --data-dtype \(b.rawValue) does not apply")
+                throw .data(file: path, reason: ".txt files are encoded by \(tokenizer.source); \(Setting.dataDType) \(b.rawValue) does not apply")
             }
             guard tokenizer.vocabularySize <= vocabularySize else {
                 throw .data(
@@ -100,14 +100,14 @@ public final class TokenData: @unchecked Sendable {
         if lower.hasSuffix(".npy") {
             (dtype, offset, count) = try TokenData.parseNpy(d, path: path)
         } else if lower.hasSuffix(".txt") {
-            if let b = binaryDType, b != .uint8 { throw .data(file: path, reason: ".txt files are read as bytes; --data-dtype \(b.rawValue) does not apply") }
+            if let b = binaryDType, b != .uint8 { throw .data(file: path, reason: ".txt files are read as bytes; \(Setting.dataDType) \(b.rawValue) does not apply") }
             // Bytes are token ids only for a byte-level vocabulary; a 50k vocabulary would
             // silently train on the first 256 ids.
             guard vocabularySize <= TokenData.byteVocabularyLimit else {
                 throw .data(
                     file: path,
                     reason:
-                        "text needs the model's tokenizer: there is no tokenizer.json beside the checkpoint, and the vocabulary of \(vocabularySize) ids is not byte-sized; pass --tokenizer FILE, or token ids (.npy, .bin)"
+                        "text needs the model's tokenizer: there is no tokenizer.json beside the checkpoint, and the vocabulary of \(vocabularySize) ids is not byte-sized; pass a \(Setting.tokenizer) file, or token ids (.npy, .bin)"
                 )
             }
             (dtype, offset, count) = (.uint8, 0, d.count)
@@ -127,7 +127,7 @@ public final class TokenData: @unchecked Sendable {
     /// (a 1-tuple of a non-negative integer), and data bytes for every element it promises.
     /// - Returns: the element type, the offset of the data and the number of tokens.
     public static func parseNpy(_ d: Data, path: String) throws(TrainingError) -> (TokenDType, Int, Int) {
-        func bad(_ r: String) -> TrainingError { .data(file: path, reason: r) }
+        func bad(_ r: SettingMessage) -> TrainingError { .data(file: path, reason: r) }
         let bytes = [UInt8](d.prefix(12))
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
         guard bytes.count >= 10, Array(bytes.prefix(6)) == magic else { throw bad("not a .npy file (bad magic)") }

@@ -86,17 +86,17 @@ public final class Trainer {
         tokensSeen = 0
         let windows = data.windowCount(length: options.sequenceLength)
         guard windows >= 1 else {
-            throw .data(file: data.path, reason: "\(data.count) tokens hold no window of --seq-len + 1 = \(options.sequenceLength + 1) tokens")
+            throw .data(file: data.path, reason: "\(data.count) tokens hold no window of \(Setting.sequenceLength) + 1 = \(options.sequenceLength + 1) tokens")
         }
         if let e = evalData, e.windowCount(length: options.sequenceLength) < 1 {
-            throw .data(file: e.path, reason: "\(e.count) tokens hold no window of --seq-len + 1 = \(options.sequenceLength + 1) tokens")
+            throw .data(file: e.path, reason: "\(e.count) tokens hold no window of \(Setting.sequenceLength) + 1 = \(options.sequenceLength + 1) tokens")
         }
         let groups = Set(options.trainGroups)
         trainable = groups
         let ranges = model.layout.tensors.filter { groups.contains($0.group) }.map { $0.offset..<($0.offset + $0.count) }
         trainableRanges = ranges
         guard !ranges.isEmpty else {
-            throw .invalidOption("--train \(options.trainGroups.map(\.rawValue).joined(separator: ",")) selects no tensor of this model")
+            throw .invalidOption("\(Setting.trainGroups) \(options.trainGroups.map(\.rawValue).joined(separator: ",")) selects no tensor of this model")
         }
         optimizer = Optimizer(
             kind: options.optimizer, count: model.parameters.count, ranges: ranges,
@@ -130,10 +130,10 @@ public final class Trainer {
         try state.validate(folder: stepFolder)
         guard data.count == state.dataTokens else {
             throw .state(
-                file: stepFolder, reason: "the run trained on \(state.dataTokens) tokens of \(state.dataPath); --data \(data.path) holds \(data.count)")
+                file: stepFolder, reason: "the run trained on \(state.dataTokens) tokens of \(state.dataPath); \(Setting.data) \(data.path) holds \(data.count)")
         }
         if let h = state.dataHash, h != data.contentHash {
-            throw .state(file: stepFolder, reason: "the run trained on \(state.dataPath); --data \(data.path) has as many tokens but other ones")
+            throw .state(file: stepFolder, reason: "the run trained on \(state.dataPath); \(Setting.data) \(data.path) has as many tokens but other ones")
         }
         var options = state.options
         if let steps {
@@ -143,7 +143,7 @@ public final class Trainer {
         }
         if let saveEvery { options.saveEvery = saveEvery }
         if let precision { options.precision = precision }
-        guard options.steps >= state.step else { throw .invalidOption("--steps \(options.steps) is below the saved step \(state.step)") }
+        guard options.steps >= state.step else { throw .invalidOption("\(Setting.steps) \(options.steps) is below the saved step \(state.step)") }
         let (model, _) = try NetworkCheckpoint.load(stepFolder)
         let trainer = try Trainer(model: model, format: state.format, data: data, evalData: evalData, options: options, outputFolder: outputFolder)
         let tensorsPath = stepFolder + "/" + TrainerState.tensorsName

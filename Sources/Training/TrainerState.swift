@@ -37,7 +37,7 @@ struct TrainerState: Codable {
     /// hand-edited state must not make resume delete log rows or write odd step folders.
     func validate(folder: String) throws(TrainingError) {
         let file = folder + "/" + TrainerState.jsonName
-        func bad(_ r: String) -> TrainingError { .state(file: file, reason: r) }
+        func bad(_ r: SettingMessage) -> TrainingError { .state(file: file, reason: r) }
         guard formatVersion == 1 else { throw bad("trainer state version \(formatVersion) is not supported") }
         guard step >= 0, tokens >= 0, optimizerSteps >= 0, dataTokens > 0 else {
             throw bad("step \(step), tokens \(tokens), optimizer steps \(optimizerSteps) and data tokens \(dataTokens) must be non-negative")

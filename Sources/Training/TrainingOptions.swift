@@ -93,29 +93,47 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
 
     public init() {}
 
-    /// Checks values that cannot work, naming the option.
+    /// Checks values that cannot work, naming the setting.
     public func validate() throws(TrainingError) {
-        func bad(_ s: String) -> TrainingError { .invalidOption(s) }
-        if steps < 1 { throw bad("--steps must be at least 1, got \(steps)") }
-        if batchSize < 1 { throw bad("--batch-size must be at least 1, got \(batchSize)") }
-        if sequenceLength < 2 { throw bad("--seq-len must be at least 2, got \(sequenceLength)") }
-        if accumulation < 1 { throw bad("--grad-accum must be at least 1, got \(accumulation)") }
-        if !(learningRate >= 0) || !learningRate.isFinite { throw bad("--lr must be a non-negative number, got \(learningRate)") }
-        if warmupSteps < 0 { throw bad("--warmup must be non-negative") }
-        if schedule == .cosine && warmupSteps >= steps { throw bad("--warmup \(warmupSteps) leaves no steps for the cosine decay of \(steps) steps") }
-        if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { throw bad("--beta1 and --beta2 must lie in [0, 1)") }
-        if !(adamEpsilon > 0) { throw bad("--adam-eps must be positive") }
-        if !(weightDecay >= 0) { throw bad("--weight-decay must be non-negative") }
-        if optimizer == .sgd && weightDecay > 0 {
-            throw bad("--weight-decay does not apply to plain SGD (no momentum, no weight decay); use --optimizer adamw")
+        func bad(_ s: SettingMessage) -> TrainingError { .invalidOption(s) }
+        if steps < 1 { throw bad("\(Setting.steps) must be at least 1, got \(steps)") }
+        if batchSize < 1 { throw bad("\(Setting.batchSize) must be at least 1, got \(batchSize)") }
+        if sequenceLength < 2 { throw bad("\(Setting.sequenceLength) must be at least 2, got \(sequenceLength)") }
+        if accumulation < 1 { throw bad("\(Setting.accumulation) must be at least 1, got \(accumulation)") }
+        if !(learningRate >= 0) || !learningRate.isFinite { throw bad("\(Setting.learningRate) must be a non-negative number, got \(learningRate)") }
+        if warmupSteps < 0 { throw bad("\(Setting.warmupSteps) must be non-negative") }
+        if schedule == .cosine && warmupSteps >= steps {
+            throw bad("\(Setting.warmupSteps) \(warmupSteps) leaves no steps for the cosine decay of \(steps) steps")
         }
-        if !(clipGradNorm >= 0) { throw bad("--clip-grad-norm must be non-negative (0 turns clipping off)") }
-        if let w = lbWeight, !(w >= 0) { throw bad("--lb-weight must be non-negative") }
-        if !(zWeight >= 0) { throw bad("--z-weight must be non-negative") }
-        if !(ercWeight >= 0) { throw bad("--erc-weight must be non-negative") }
-        if !(ercAlpha >= 0) { throw bad("--erc-alpha must be non-negative") }
-        if saveEvery < 0 { throw bad("--save-every must be non-negative") }
-        if trainGroups.isEmpty { throw bad("--train selects no parameters") }
-        if evalBatches < 1 { throw bad("--eval-batches must be at least 1") }
+        if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { throw bad("\(Setting.beta1) and \(Setting.beta2) must lie in [0, 1)") }
+        if !(adamEpsilon > 0) { throw bad("\(Setting.adamEpsilon) must be positive") }
+        if !(weightDecay >= 0) { throw bad("\(Setting.weightDecay) must be non-negative") }
+        if optimizer == .sgd && weightDecay > 0 {
+            throw bad(
+                "\(Setting.weightDecay) does not apply to plain SGD (no momentum, no weight decay); use \(Setting.optimizer) \(OptimizerKind.adamw.rawValue)")
+        }
+        if !(clipGradNorm >= 0) { throw bad("\(Setting.clipGradNorm) must be non-negative (0 turns clipping off)") }
+        if let w = lbWeight, !(w >= 0) { throw bad("\(Setting.lbWeight) must be non-negative") }
+        if !(zWeight >= 0) { throw bad("\(Setting.zWeight) must be non-negative") }
+        if !(ercWeight >= 0) { throw bad("\(Setting.ercWeight) must be non-negative") }
+        if !(ercAlpha >= 0) { throw bad("\(Setting.ercAlpha) must be non-negative") }
+        if saveEvery < 0 { throw bad("\(Setting.saveEvery) must be non-negative") }
+        if trainGroups.isEmpty { throw bad("\(Setting.trainGroups) selects no parameters") }
+        if evalBatches < 1 { throw bad("\(Setting.evalBatches) must be at least 1") }
     }
+}
+
+/// The settings of a training run that messages name (`TrainingOptions`' properties and the
+/// trainer's inputs); the command line shows them as its flags.
+extension Setting {
+    package static let steps: Setting = "steps", batchSize: Setting = "batchSize", sequenceLength: Setting = "sequenceLength"
+    package static let accumulation: Setting = "accumulation", learningRate: Setting = "learningRate", warmupSteps: Setting = "warmupSteps"
+    package static let beta1: Setting = "beta1", beta2: Setting = "beta2", adamEpsilon: Setting = "adamEpsilon"
+    package static let weightDecay: Setting = "weightDecay", optimizer: Setting = "optimizer", clipGradNorm: Setting = "clipGradNorm"
+    package static let lbWeight: Setting = "lbWeight", zWeight: Setting = "zWeight", ercWeight: Setting = "ercWeight", ercAlpha: Setting = "ercAlpha"
+    package static let saveEvery: Setting = "saveEvery", trainGroups: Setting = "trainGroups", evalBatches: Setting = "evalBatches"
+    /// The token data trained on, and its element type for raw `.bin` files.
+    package static let data: Setting = "data", dataDType: Setting = "dataDType", tokenizer: Setting = "tokenizer"
+    /// The run folder written, and the step folder resumed from.
+    package static let output: Setting = "output", resume: Setting = "resume"
 }

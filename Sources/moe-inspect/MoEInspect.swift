@@ -36,6 +36,8 @@ struct MoEInspect: ParsableCommand {
         do { command = try parseAsRoot() } catch { MoEInspect.exit(withError: error) }
         do {
             try command.run()
+        } catch let e as SettingNamingError {
+            fail(e.commandLineDescription)
         } catch let e as ToolError {
             fail(e.description)
         } catch {

@@ -89,7 +89,8 @@ import Testing
             Issue.record("unknown naming was accepted")
         } catch {
             #expect("\(error)".contains("transformer.blocks.0.moe.router.weight") || "\(error)".contains("moe.expert_"), "\(error)")
-            #expect("\(error)".contains("--layout"))
+            #expect("\(error)".contains("pass it as layoutFile"))
+            #expect((error as? LayoutError)?.description(naming: { "--" + $0.name }).contains("pass it as --layoutFile") == true)
         }
         let layoutJSON = """
             {"family": "custom", "layerPrefix": "transformer.blocks.{layer}.",

@@ -75,13 +75,14 @@ import Testing
     @Test func shapesThatAreNotDeepseekV3AreRefused() {
         var s = SyntheticDeepseekV3.Shape.tiny
         s.moeLayers = 0
-        #expect(s.problem?.contains("at least 1") == true)
+        #expect(s.problem?.description.contains("moeLayers (MoE layers) must be at least 1") == true)
         s = .tiny; s.experts = 9
-        #expect(s.problem?.contains("not divisible by --groups") == true)
+        #expect(s.problem?.description.contains("experts 9 is not divisible by groups 2") == true)
+        #expect(s.problem?.rendered { "<\($0)>" }.contains("<experts> 9 is not divisible by <groups> 2") == true)
         s = .tiny; s.topGroups = 3
-        #expect(s.problem?.contains("exceeds --groups") == true)
+        #expect(s.problem?.description.contains("exceeds groups") == true)
         s = .tiny; s.topK = 5
-        #expect(s.problem?.contains("searched group") == true)
+        #expect(s.problem?.description.contains("searched group") == true)
         s = .tiny; s.denseLayers = 0
         #expect(s.problem == nil)
     }

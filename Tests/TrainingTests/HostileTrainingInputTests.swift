@@ -55,7 +55,7 @@ import Testing
         try "In the beginning".write(toFile: dir + "/t.txt", atomically: true, encoding: .utf8)
         #expect(try TokenData(path: dir + "/t.txt", vocabularySize: 256).count == 16)
         let e = #expect(throws: TrainingError.self) { try TokenData(path: dir + "/t.txt", vocabularySize: 50304) }
-        #expect(e?.description.contains("--tokenizer") == true && e?.description.contains("t.txt") == true, "\(String(describing: e))")
+        #expect(e?.description.contains("pass a tokenizer file") == true && e?.description.contains("t.txt") == true, "\(String(describing: e))")
     }
 
     @Test func configsTooLargeForTheMachineAreRefusedBeforeAllocating() throws {
@@ -81,7 +81,7 @@ import Testing
         o.batchSize = 1 << 62
         let (m, f) = try NetworkCheckpoint.load(Fixtures.path("olmoe-grad"))
         let e = #expect(throws: TrainingError.self) { try Trainer(model: m, format: f, data: data, options: o, outputFolder: dir + "/run") }
-        #expect(e?.description.contains("--batch-size") == true, "\(String(describing: e))")
+        #expect(e?.description.contains("lower batchSize or sequenceLength") == true, "\(String(describing: e))")
     }
 
     @Test func aCorruptedTrainerStateChangesNothing() throws {

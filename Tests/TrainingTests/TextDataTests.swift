@@ -44,7 +44,7 @@ import Tokenizers
         let e = #expect(throws: TrainingError.self) { try TokenData(path: Self.corpus, vocabularySize: 256, tokenizer: tok) }
         #expect(e?.description.contains("905 ids") == true && e?.description.contains("not this model's tokenizer") == true, "\(String(describing: e))")
         let d = #expect(throws: TrainingError.self) { try TokenData(path: Self.corpus, vocabularySize: 1024, binaryDType: .uint16, tokenizer: tok) }
-        #expect(d?.description.contains("--data-dtype") == true)
+        #expect(d?.description.contains("dataDType uint16 does not apply") == true, "\(String(describing: d))")
     }
 
     @Test func textThatIsNotUTF8IsOneError() throws {

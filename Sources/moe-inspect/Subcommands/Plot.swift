@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Reports
+import Tensors
 
 extension MoEInspect {
     struct Plot: ParsableCommand {
@@ -65,7 +66,7 @@ extension MoEInspect {
                 case .heldOut:
                     runs.append(RunCurves(label: names[k], log: nil, eval: log))
                 case let .other(what):
-                    throw CommandError("\(path): is \(what)")
+                    throw CommandError("\(path): is \(what.rendered(naming: CommandLineNames.flag))")
                 }
             }
             let settings = FigureSettings(dpi: dpi, width: size.width, fontScale: size.fontScale)

@@ -99,7 +99,7 @@ extension MoEInspect {
             let specs: [TensorSpec]
             if isDeepseek {
                 let s = try deepseekShape()
-                if let problem = s.problem { throw ValidationError(problem) }
+                if let problem = s.problem { throw ValidationError(problem.rendered(naming: CommandLineNames.flag)) }
                 if let d = dtype, DType(userSpelling: d) != .f8e4m3 && d.lowercased() != "fp8" {
                     throw ValidationError(
                         "--dtype \(d): deepseek-v3 is stored as the real checkpoint is, FP8 (e4m3) with block scales; --dtype applies to the OLMoE presets")

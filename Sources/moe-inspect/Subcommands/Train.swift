@@ -109,7 +109,7 @@ extension MoEInspect {
                 _ = try ParameterGroup.parseList(train)
                 try options().validate()
             } catch let e as TrainingError {
-                throw ValidationError(e.description)
+                throw ValidationError(e.commandLineDescription)
             }
         }
 
