@@ -29,18 +29,18 @@ struct CausalAttention {
         value: UnsafePointer<Float>, vStride: Int, output: UnsafeMutablePointer<Float>, outStride: Int,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        let q = SharedPointer(query), k = SharedPointer(key), v = SharedPointer(value), out = SharedPointer(output)
-        let sp = SharedPointer(scratch)
+        let q = UnsafeShared(query), k = UnsafeShared(key), v = UnsafeShared(value), out = UnsafeShared(output)
+        let sp = UnsafeShared(scratch)
         let L = length, H = heads, group = heads / keyValueHeads, dq = queryKeyDim, dv = valueDim
         let sc = scale, bs = min(L, CausalAttention.blockRows), win = window
         // (the executor runs OpenBLAS single-threaded: the jobs fill the cores)
         Parallel.forEach(batch * heads) { job in
             let b = job / H, h = job % H, g = h / group
-            let qh = q.p + b * L * qStride + h * dq
-            let kh = k.p + b * L * kStride + g * dq
-            let vh = v.p + b * L * vStride + g * dv
-            let o = out.p + b * L * outStride + h * dv
-            let scores = sp.p + job * bs * L
+            let qh = q.value + b * L * qStride + h * dq
+            let kh = k.value + b * L * kStride + g * dq
+            let vh = v.value + b * L * vStride + g * dv
+            let o = out.value + b * L * outStride + h * dv
+            let scores = sp.value + job * bs * L
             var r0 = 0
             while r0 < L {
                 let m = min(bs, L - r0), n = r0 + m
@@ -66,8 +66,8 @@ struct CausalAttention {
 
 /// Adds `bias` [cols] to every row of `x` [rows, stride].
 func addBias(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, stride: Int, bias: UnsafePointer<Float>) {
-    let xs = SharedPointer(x), b = SharedPointer(bias)
+    let xs = UnsafeShared(x), b = UnsafeShared(bias)
     Parallel.forRows(rows, rowCost: cols) { _, range in
-        for t in range { let r = xs.p + t * stride; for j in 0..<cols { r[j] += b.p[j] } }
+        for t in range { let r = xs.value + t * stride; for j in 0..<cols { r[j] += b.value[j] } }
     }
 }

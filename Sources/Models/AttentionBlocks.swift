@@ -48,8 +48,8 @@ extension StandardAttentionWeights {
         }
         if let clip = a.clip {
             for (buf, n) in [(q, T * qd), (k, T * kd), (v, T * kd)] {
-                let p = SharedPointer(buf)
-                Parallel.forRows(n, rowCost: 1) { _, r in for i in r { p.p[i] = min(max(p.p[i], -clip), clip) } }
+                let p = UnsafeShared(buf)
+                Parallel.forRows(n, rowCost: 1) { _, r in for i in r { p.value[i] = min(max(p.value[i], -clip), clip) } }
             }
         }
         c.rope.apply(q, rows: T, rowStride: qd, heads: a.heads, headStride: hd, offset: 0, sequenceLength: c.length, interleaved: c.ropeSpec.interleaved)
@@ -110,14 +110,14 @@ extension LatentAttentionWeights {
         c.rope.apply(q, rows: T, rowStride: qd, heads: H, headStride: dqk, offset: nope, sequenceLength: c.length, interleaved: c.ropeSpec.interleaved)
         c.rope.apply(ckv, rows: T, rowStride: r + rope, heads: 1, headStride: 0, offset: r, sequenceLength: c.length, interleaved: c.ropeSpec.interleaved)
         let k = S(.key, T * qd), v = S(.value, T * H * dv), o = S(.output, T * H * dv)
-        let kp = SharedPointer(k), vp = SharedPointer(v), kvp = SharedPointer(kv), cp = SharedPointer(ckv)
+        let kp = UnsafeShared(k), vp = UnsafeShared(v), kvp = UnsafeShared(kv), cp = UnsafeShared(ckv)
         Parallel.forRows(T, rowCost: kvw) { _, range in
             for t in range {
                 for head in 0..<H {
-                    let src = kvp.p + t * kvw + head * (nope + dv), kr = kp.p + t * qd + head * dqk
+                    let src = kvp.value + t * kvw + head * (nope + dv), kr = kp.value + t * qd + head * dqk
                     kr.update(from: src, count: nope)
-                    (kr + nope).update(from: cp.p + t * (r + rope) + r, count: rope)
-                    (vp.p + t * H * dv + head * dv).update(from: src + nope, count: dv)
+                    (kr + nope).update(from: cp.value + t * (r + rope) + r, count: rope)
+                    (vp.value + t * H * dv + head * dv).update(from: src + nope, count: dv)
                 }
             }
         }

@@ -308,15 +308,15 @@ public final class CausalModel: @unchecked Sendable {
                 }
                 if let g = w.sharedGate {
                     // Qwen2-MoE: routed + sigmoid(x . w) * shared
-                    let hp = SharedPointer(hin), shp = SharedPointer(sh)
+                    let hp = UnsafeShared(hin), shp = UnsafeShared(sh)
                     g.storage.withUnsafeBufferPointer { gb in
                         guard let base = gb.baseAddress else { return }
-                        let gp = SharedPointer(base)
+                        let gp = UnsafeShared(base)
                         Parallel.forRows(m, rowCost: 2 * d) { _, range in
                             for t in range {
-                                let z = VectorMath.dot(hp.p + t * d, gp.p, d)
+                                let z = VectorMath.dot(hp.value + t * d, gp.value, d)
                                 let gate = 1 / (1 + Foundation.exp(-z))
-                                for j in 0..<d { shp.p[t * d + j] *= gate }
+                                for j in 0..<d { shp.value[t * d + j] *= gate }
                             }
                         }
                     }
@@ -345,6 +345,6 @@ private func glibcMallocTrim(_ pad: Int) -> Int32
 
 /// `a += b` elementwise.
 func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
-    let ap = SharedPointer(a), bp = SharedPointer(b)
-    Parallel.forRows(count, rowCost: 1) { _, r in for i in r { ap.p[i] += bp.p[i] } }
+    let ap = UnsafeShared(a), bp = UnsafeShared(b)
+    Parallel.forRows(count, rowCost: 1) { _, r in for i in r { ap.value[i] += bp.value[i] } }
 }

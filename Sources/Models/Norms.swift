@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// Root-mean-square normalisation as transformers' `*RMSNorm`:
 /// `y = w * (x / sqrt(mean(x^2) + eps))` per row, in Float32.
@@ -8,13 +9,13 @@ enum RMSNorm {
         x: UnsafePointer<Float>, xStride: Int, rows: Int, dim: Int, weight: UnsafePointer<Float>,
         eps: Float, y: UnsafeMutablePointer<Float>, yStride: Int
     ) {
-        let xs = SharedPointer(x), ys = SharedPointer(y), w = SharedPointer(weight)
+        let xs = UnsafeShared(x), ys = UnsafeShared(y), w = UnsafeShared(weight)
         Parallel.forRows(rows, rowCost: dim) { _, range in
             for t in range {
-                let xr = xs.p + t * xStride, yr = ys.p + t * yStride
+                let xr = xs.value + t * xStride, yr = ys.value + t * yStride
                 let ss = VectorMath.dot(xr, xr, dim)
                 let r = 1 / (ss / Float(dim) + eps).squareRoot()
-                for j in 0..<dim { yr[j] = w.p[j] * (xr[j] * r) }
+                for j in 0..<dim { yr[j] = w.value[j] * (xr[j] * r) }
             }
         }
     }
@@ -52,17 +53,17 @@ struct RotaryTable: Sendable {
         _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, headStride: Int, offset: Int,
         sequenceLength: Int, interleaved: Bool
     ) {
-        let xs = SharedPointer(x), h = half
+        let xs = UnsafeShared(x), h = half
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
                 guard let cbase = cb.baseAddress, let sbase = sb.baseAddress else { return }
-                let cp = SharedPointer(cbase), sp = SharedPointer(sbase)
+                let cp = UnsafeShared(cbase), sp = UnsafeShared(sbase)
                 Parallel.forRows(rows, rowCost: heads * 2 * h) { _, range in
                     for t in range {
                         let pos = t % sequenceLength
-                        let c = cp.p + pos * h, s = sp.p + pos * h
+                        let c = cp.value + pos * h, s = sp.value + pos * h
                         for head in 0..<heads {
-                            let base = xs.p + t * rowStride + head * headStride + offset
+                            let base = xs.value + t * rowStride + head * headStride + offset
                             if interleaved {
                                 for i in 0..<h {
                                     let x1 = base[2 * i], x2 = base[2 * i + 1]

@@ -34,15 +34,15 @@ enum Router {
     ) {
         let T = a.tokens, n = a.experts, k = a.topK
         ParallelGEMM.gemm(transB: true, m: T, n: n, k: d, a: h, lda: d, b: router, ldb: d, c: a.logits.pointer, ldc: n)
-        let lg = SharedPointer(a.logits.pointer), sc = SharedPointer(a.scores.pointer)
-        let te = SharedPointer(a.topExperts), tw = SharedPointer(a.topWeights.pointer)
-        let bs = bias.map { SharedPointer($0) }
+        let lg = UnsafeShared(a.logits.pointer), sc = UnsafeShared(a.scores.pointer)
+        let te = UnsafeShared(a.topExperts), tw = UnsafeShared(a.topWeights.pointer)
+        let bs = bias.map { UnsafeShared($0) }
         Parallel.forRows(T, rowCost: n * (k + 4)) { _, range in
             var choice = [Float](repeating: 0, count: n)
             var taken = [Bool](repeating: false, count: n)
             var groupScore = [Float](), groupKept = [Bool]()
             for t in range {
-                let l = lg.p + t * n, s = sc.p + t * n
+                let l = lg.value + t * n, s = sc.value + t * n
                 switch spec.scoring {
                 case .softmax:
                     var mx = -Float.infinity
@@ -53,7 +53,7 @@ enum Router {
                 case .sigmoid:
                     for e in 0..<n { s[e] = 1 / (1 + Foundation.exp(-l[e])) }
                 }
-                for e in 0..<n { choice[e] = s[e] + (bs?.p[e] ?? 0) }
+                for e in 0..<n { choice[e] = s[e] + (bs?.value[e] ?? 0) }
                 if case let .groupLimited(groups, topGroups, sumOfTopTwo) = spec.selection {
                     let size = n / groups
                     if groupScore.count != groups { groupScore = .init(repeating: 0, count: groups); groupKept = .init(repeating: false, count: groups) }
@@ -83,17 +83,17 @@ enum Router {
                     var best = -1
                     for e in 0..<n where !taken[e] && (best < 0 || choice[e] > choice[best]) { best = e }
                     taken[best] = true
-                    te.p[t * k + slot] = Int32(best)
+                    te.value[t * k + slot] = Int32(best)
                     // the weight: the score (V3: without the correction bias; V2: as masked)
                     let w = spec.correctionBias ? s[best] : choice[best]
-                    tw.p[t * k + slot] = w
+                    tw.value[t * k + slot] = w
                     chosenSum += w
                 }
                 if spec.normalizeTopK {
                     let den = chosenSum + spec.normalizationEpsilon
-                    for slot in 0..<k { tw.p[t * k + slot] /= den }
+                    for slot in 0..<k { tw.value[t * k + slot] /= den }
                 }
-                if spec.scalingFactor != 1 { for slot in 0..<k { tw.p[t * k + slot] *= spec.scalingFactor } }
+                if spec.scalingFactor != 1 { for slot in 0..<k { tw.value[t * k + slot] *= spec.scalingFactor } }
             }
         }
     }
@@ -112,9 +112,9 @@ enum FeedForward {
             .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: gate, ldb: d, c: g, ldc: D),
             .init(transB: true, m: T, n: D, k: d, a: x, lda: d, b: up, ldb: d, c: u, ldc: D),
         ])
-        let gp = SharedPointer(g), up2 = SharedPointer(u)
+        let gp = UnsafeShared(g), up2 = UnsafeShared(u)
         Parallel.forRows(T, rowCost: D) { _, range in
-            for t in range { VectorMath.swiglu(gate: gp.p + t * D, up: up2.p + t * D, out: gp.p + t * D, count: D) }
+            for t in range { SwiGLU.forward(gate: gp.value + t * D, up: up2.value + t * D, out: gp.value + t * D, count: D) }
         }
         ParallelGEMM.gemm(
             transB: true, m: T, n: d, k: D, a: g, lda: D, b: down, ldb: D,
@@ -156,19 +156,19 @@ enum RoutedExperts {
         let perRow = 4 * (2 * d + 2 * D)
         let budget = max(1, scratchBytes / perRow)
         var e0 = 0
-        let out = SharedPointer(output), xs = SharedPointer(x), tw = SharedPointer(topWeights)
+        let out = UnsafeShared(output), xs = UnsafeShared(x), tw = UnsafeShared(topWeights)
         while e0 < n {
             var e1 = e0 + 1
             while e1 < n && start[e1 + 1] - start[e0] <= budget { e1 += 1 }
             let r0 = start[e0], rows = start[e1] - r0
             if rows > 0 {
                 let xg = S(.expertInput, rows * d), gu = S(.expertGateUp, rows * 2 * D), y = S(.expertOutput, rows * d)
-                let xgp = SharedPointer(xg)
+                let xgp = UnsafeShared(xg)
                 rowToken.withUnsafeBufferPointer { rtb in
                     guard let rtBase = rtb.baseAddress else { return }
-                    let rt = SharedPointer(rtBase)
+                    let rt = UnsafeShared(rtBase)
                     Parallel.forRows(rows, rowCost: d) { _, range in
-                        for r in range { (xgp.p + r * d).update(from: xs.p + Int(rt.p[r0 + r]) * d, count: d) }
+                        for r in range { (xgp.value + r * d).update(from: xs.value + Int(rt.value[r0 + r]) * d, count: d) }
                     }
                 }
                 var calls: [ParallelGEMM.Call] = []
@@ -184,9 +184,9 @@ enum RoutedExperts {
                             c: gu + off * 2 * D + D, ldc: 2 * D))
                 }
                 ParallelGEMM.batch(calls)
-                let g = SharedPointer(gu)
+                let g = UnsafeShared(gu)
                 Parallel.forRows(rows, rowCost: 2 * D) { _, range in
-                    for r in range { let p = g.p + r * 2 * D; VectorMath.swiglu(gate: p, up: p + D, out: p, count: D) }
+                    for r in range { let p = g.value + r * 2 * D; SwiGLU.forward(gate: p, up: p + D, out: p, count: D) }
                 }
                 calls = []
                 for e in e0..<e1 where start[e + 1] > start[e] {
@@ -198,18 +198,18 @@ enum RoutedExperts {
                 }
                 ParallelGEMM.batch(calls)
                 // add weight * y to each token, experts in ascending order (a token meets each expert once)
-                let yp = SharedPointer(y)
+                let yp = UnsafeShared(y)
                 for e in e0..<e1 where start[e + 1] > start[e] {
                     let lo = start[e], hi = start[e + 1]
                     rowToken.withUnsafeBufferPointer { rtb in
                         rowSlot.withUnsafeBufferPointer { rsb in
                             guard let rtBase = rtb.baseAddress, let rsBase = rsb.baseAddress else { return }
-                            let rt = SharedPointer(rtBase), rs = SharedPointer(rsBase)
+                            let rt = UnsafeShared(rtBase), rs = UnsafeShared(rsBase)
                             Parallel.forRows(hi - lo, rowCost: d) { _, range in
                                 for i in range {
-                                    let r = lo + i, t = Int(rt.p[r])
-                                    let w = tw.p[t * k + Int(rs.p[r])]
-                                    let o = out.p + t * d, src = yp.p + (r - r0) * d
+                                    let r = lo + i, t = Int(rt.value[r])
+                                    let w = tw.value[t * k + Int(rs.value[r])]
+                                    let o = out.value + t * d, src = yp.value + (r - r0) * d
                                     for j in 0..<d { o[j] += src[j] * w }
                                 }
                             }

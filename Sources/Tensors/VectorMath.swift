@@ -1,31 +1,32 @@
 import Foundation
 
-/// Vectorised kernels for the element-wise passes of training, on 16-lane Float vectors.
+/// Vectorised kernels for the element-wise passes of training and of the forward pass, on
+/// 16-lane Float vectors.
 ///
 /// Every element goes through the same vector code (tails are padded into a full vector),
 /// so each result depends only on its inputs, never on where a row starts or how work is
 /// split across threads. Reductions add 16 lane partials then the lanes in a fixed order:
 /// the same bits for the same row whatever the thread count.
-enum VectorMath {
-    typealias V = SIMD16<Float>
-    static let width = 16
+package enum VectorMath {
+    package typealias V = SIMD16<Float>
+    package static let width = 16
 
     @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inlinable package static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
 
     @inline(__always)
-    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    @inlinable package static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
 
     /// The first `count` (< 16) elements at `p`, the other lanes `fill`.
     @inline(__always)
-    static func loadPartial(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> V {
+    @inlinable package static func loadPartial(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> V {
         var v = V(repeating: fill)
         for i in 0..<count { v[i] = p[i] }
         return v
     }
 
     @inline(__always)
-    static func storePartial(_ v: V, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    @inlinable package static func storePartial(_ v: V, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
         for i in 0..<count { p[i] = v[i] }
     }
 
@@ -33,7 +34,7 @@ enum VectorMath {
     /// Inputs are clamped to [-87.3, 88.3] (results below 2^-126 become ~1.2e-38, not 0); NaN
     /// gives NaN.
     @inline(__always)
-    static func exp(_ xIn: V) -> V {
+    @inlinable package static func exp(_ xIn: V) -> V {
         // (`clamped` and `pointwiseMax` are not vectorised by the compiler; `replacing` is)
         let lo = V(repeating: -87.3), hi = V(repeating: 88.3)
         var x = xIn.replacing(with: lo, where: xIn .< lo)
@@ -58,11 +59,11 @@ enum VectorMath {
 
     /// Lane-wise maximum (NaN in `b` is not taken).
     @inline(__always)
-    static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .> a) }
+    @inlinable package static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .> a) }
 
     /// Sum of the lanes in a fixed order.
     @inline(__always)
-    static func sum(_ v: V) -> Float {
+    @inlinable package static func sum(_ v: V) -> Float {
         let a = v.lowHalf + v.highHalf
         let b = a.lowHalf + a.highHalf
         let c = b.lowHalf + b.highHalf
@@ -70,7 +71,7 @@ enum VectorMath {
     }
 
     @inline(__always)
-    static func max(_ v: V) -> Float {
+    @inlinable package static func max(_ v: V) -> Float {
         var m = v[0]
         for i in 1..<16 where v[i] > m { m = v[i] }
         return m
@@ -78,7 +79,7 @@ enum VectorMath {
 
     /// sum_j a[j] b[j].
     @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inlinable package static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = V(), j = 0
         while j + width <= n { acc = acc + load(a + j) * load(b + j); j += width }
         if j < n { acc = acc + loadPartial(a + j, n - j) * loadPartial(b + j, n - j) }
@@ -87,7 +88,7 @@ enum VectorMath {
 
     /// sum_j a[j] b[j] c[j].
     @inline(__always)
-    static func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inlinable package static func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = V(), j = 0
         while j + width <= n { acc = acc + load(a + j) * load(b + j) * load(c + j); j += width }
         if j < n { acc = acc + loadPartial(a + j, n - j) * loadPartial(b + j, n - j) * loadPartial(c + j, n - j) }
@@ -96,7 +97,7 @@ enum VectorMath {
 
     /// Softmax of `row[0..<n]` in place, each element first multiplied by `scale`.
     @inline(__always)
-    static func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) {
+    @inlinable package static func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) {
         let full = n / width * width, rest = n - full
         var mx = V(repeating: -.infinity), j = 0
         while j < full { mx = vmax(mx, load(row + j) * scale); j += width }
@@ -120,14 +121,14 @@ enum VectorMath {
 }
 
 /// SwiGLU `SiLU(g) * u` and its gradient, vectorised.
-enum SwiGLU {
-    typealias V = VectorMath.V
+package enum SwiGLU {
+    package typealias V = VectorMath.V
 
     @inline(__always)
-    static func forward16(_ g: V, _ u: V) -> V { g / (1 + VectorMath.exp(-g)) * u }
+    @inlinable package static func forward16(_ g: V, _ u: V) -> V { g / (1 + VectorMath.exp(-g)) * u }
 
     /// `out[j] = g[j] / (1 + e^-g[j]) * u[j]`.
-    static func forward(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>, out o: UnsafeMutablePointer<Float>, count: Int) {
+    @inlinable package static func forward(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>, out o: UnsafeMutablePointer<Float>, count: Int) {
         let w = VectorMath.width
         var j = 0
         while j + w <= count { VectorMath.store(forward16(VectorMath.load(g + j), VectorMath.load(u + j)), o + j); j += w }
@@ -138,7 +139,7 @@ enum SwiGLU {
     }
 
     @inline(__always)
-    static func backward16(_ x: V, _ u: V, _ da: V) -> (dg: V, du: V) {
+    @inlinable package static func backward16(_ x: V, _ u: V, _ da: V) -> (dg: V, du: V) {
         let sg = 1 / (1 + VectorMath.exp(-x))
         let silu = x * sg
         let dg = da * u * (sg * (1 + x * (1 - sg)))
@@ -146,7 +147,7 @@ enum SwiGLU {
     }
 
     /// Replaces `g` by dL/dg and `u` by dL/du given `dOut` = dL/d(SiLU(g) u).
-    static func backward(gate g: UnsafeMutablePointer<Float>, up u: UnsafeMutablePointer<Float>, dOut da: UnsafePointer<Float>, count: Int) {
+    @inlinable package static func backward(gate g: UnsafeMutablePointer<Float>, up u: UnsafeMutablePointer<Float>, dOut da: UnsafePointer<Float>, count: Int) {
         let w = VectorMath.width
         var j = 0
         while j + w <= count {
@@ -164,7 +165,7 @@ enum SwiGLU {
 
 extension VectorMath {
     /// log sum_j e^x[j] (max-shifted).
-    static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inlinable package static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let full = n / width * width, rest = n - full
         var mx = V(repeating: -.infinity), j = 0
         while j < full { mx = vmax(mx, load(x + j)); j += width }
@@ -184,7 +185,7 @@ extension VectorMath {
     }
 
     /// x[j] = e^(x[j] - shift) * scale, in place.
-    static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float, scale: Float) {
+    @inlinable package static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float, scale: Float) {
         let sv = V(repeating: shift)
         var j = 0
         while j + width <= n { store(exp(load(x + j) - sv) * scale, x + j); j += width }
