@@ -2,8 +2,8 @@
 import PackageDescription
 
 // Data flows one way through the layers, each a target depending only on those above it:
-//   C shims -> Tensors -> Checkpoints -> MoELayout -> Analysis (+ Embedding) -> Training
-//   MoELayout -> Models (forward pass) -> Routing (with Analysis)
+//   C shims -> Tensors (kernels) -> Checkpoints -> MoELayout -> Analysis (+ Embedding)
+//   MoELayout -> Models (forward pass, family configs) -> Training, Routing (both with Analysis)
 //   Plotting (on Cairo, knows no MoE) -> Reports -> moe-inspect (thin CLI)
 
 // Release builds are -O with whole-module optimisation (SwiftPM's default); input-facing layers
@@ -52,8 +52,8 @@ let package = Package(
         // MARK: - Analyses and training
         .target(name: "Embedding", dependencies: ["Tensors"], swiftSettings: kernels),
         .target(name: "Analysis", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Embedding"]),
-        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Tokenizers"], swiftSettings: kernels),
         .target(name: "Models", dependencies: ["Tensors", "Checkpoints", "MoELayout"], swiftSettings: kernels),
+        .target(name: "Training", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Tokenizers", "Models"], swiftSettings: kernels),
         .target(name: "Routing", dependencies: ["Tensors", "Checkpoints", "MoELayout", "Analysis", "Models"]),
 
         // MARK: - Figures and reports

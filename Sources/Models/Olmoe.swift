@@ -5,33 +5,52 @@ import Foundation
 /// an RMSNorm over the whole query and key projections and optional `clip_qkv`; every layer a
 /// sparse MoE with a softmax router (top-k of the probabilities, renormalised only with
 /// `norm_topk_prob`).
-struct OlmoeConfiguration: FamilyConfig {
-    var vocabularySize: Int
-    var hiddenSize: Int
-    var intermediateSize: Int
-    var layerCount: Int
-    var heads: Int
-    var keyValueHeads: Int
-    var experts: Int
-    var topK: Int
-    var normalizeTopK: Bool
-    var rmsNormEpsilon: Double
-    var rope: RopeParameters
-    var clip: Double?
-    var attentionBias: Bool
-    var tieWordEmbeddings: Bool
-    var hiddenAct: String
-    var dtype: String?
+///
+/// The one decoder of OLMoE's `config.json` keys (v4 and v5 spellings, transformers' defaults),
+/// for the forward pass and for the trainer (`Training.OlmoeConfig`), which applies its own
+/// checks on top.
+package struct OlmoeConfiguration: FamilyConfig, Sendable {
+    package var modelType: String?
+    package var vocabularySize: Int
+    package var hiddenSize: Int
+    package var intermediateSize: Int
+    package var layerCount: Int
+    package var heads: Int
+    package var keyValueHeads: Int
+    /// `num_experts` (v5) or `num_local_experts` (v4); nil when the config has neither
+    /// (transformers then takes 64, see `experts`).
+    package var declaredExperts: Int?
+    package var topK: Int
+    package var normalizeTopK: Bool
+    package var rmsNormEpsilon: Double
+    package var rope: RopeParameters
+    package var clip: Double?
+    package var attentionBias: Bool
+    package var tieWordEmbeddings: Bool
+    package var hiddenAct: String
+    package var dtype: String?
+    /// `head_dim`, when the config states it (OLMoE's norms assume `hidden_size / heads`).
+    package var headDim: Int?
+    /// `router_aux_loss_coef`: the load-balancing loss weight of training.
+    package var routerAuxLossCoefficient: Double
+    /// `initializer_range`: the standard deviation of the normal initialisation.
+    package var initializerRange: Double
+    /// `pad_token_id`: 1 when the key is absent (transformers' default), nil when null.
+    package var padTokenId: Int?
 
-    init(from decoder: Decoder) throws {
+    /// Routed experts per layer (transformers' default 64 when the config names none).
+    package var experts: Int { declaredExperts ?? 64 }
+
+    package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigKey.self)
+        modelType = try c.first(String.self, "model_type")
         vocabularySize = try c.required("vocab_size")
         hiddenSize = try c.required("hidden_size")
         intermediateSize = try c.required("intermediate_size")
         layerCount = try c.required("num_hidden_layers")
         heads = try c.required("num_attention_heads")
         keyValueHeads = try c.value("num_key_value_heads", default: heads)
-        experts = try c.value("num_experts", "num_local_experts", default: 64)
+        declaredExperts = try c.first(Int.self, "num_experts", "num_local_experts")
         topK = try c.value("num_experts_per_tok", default: 8)
         normalizeTopK = try c.value("norm_topk_prob", default: false)
         rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-5)
@@ -41,6 +60,10 @@ struct OlmoeConfiguration: FamilyConfig {
         tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
         hiddenAct = try c.value("hidden_act", default: "silu")
         dtype = try c.first(String.self, "dtype", "torch_dtype")
+        headDim = try c.first(Int.self, "head_dim")
+        routerAuxLossCoefficient = try c.value("router_aux_loss_coef", default: 0.01)
+        initializerRange = try c.value("initializer_range", default: 0.02)
+        padTokenId = c.has("pad_token_id") ? try c.first(Int.self, "pad_token_id") : 1
     }
 
     func architecture(source: String) throws(ModelsError) -> Architecture {

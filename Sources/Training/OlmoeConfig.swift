@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Models
 
 /// The hyper-parameters of an OLMoE model, read from a Hugging Face `config.json`
 /// (transformers v4 keys such as top-level `rope_theta`, and v5 keys such as
@@ -64,8 +65,8 @@ public struct OlmoeConfig: Sendable, Equatable {
     /// Reads a config object; `source` names the file in errors.
     public init(json: JSONValue, source: String) throws(TrainingError) {
         func fail(_ r: String) -> TrainingError { .config(file: source, reason: r) }
-        let keys: Keys
-        do { keys = try ModelConfig(json: json).decode(Keys.self) } catch let e as ConfigDecodingFailure {
+        let keys: OlmoeConfiguration
+        do { keys = try ModelConfig(json: json).decode(OlmoeConfiguration.self) } catch let e as ConfigDecodingFailure {
             throw fail(e.description)
         } catch {
             throw fail("\(error)")
@@ -73,27 +74,29 @@ public struct OlmoeConfig: Sendable, Equatable {
         if let t = keys.modelType, t != "olmoe" {
             throw fail("model_type '\(t)' is not trainable here; the trainer implements OLMoE ('olmoe') only")
         }
+        // a config that names no expert count is refused (transformers would take 64)
+        guard let experts = keys.declaredExperts else { throw fail("missing 'num_experts'") }
         vocabularySize = keys.vocabularySize
         hiddenSize = keys.hiddenSize
         intermediateSize = keys.intermediateSize
         layerCount = keys.layerCount
-        headCount = keys.headCount
-        keyValueHeadCount = keys.keyValueHeadCount ?? keys.headCount
-        expertCount = keys.expertCount
+        headCount = keys.heads
+        keyValueHeadCount = keys.keyValueHeads
+        expertCount = experts
         topK = keys.topK
-        normalizeTopKProbabilities = keys.normalizeTopKProbabilities
+        normalizeTopKProbabilities = keys.normalizeTopK
         rmsNormEpsilon = Float(keys.rmsNormEpsilon)
         tieWordEmbeddings = keys.tieWordEmbeddings
         routerAuxLossCoefficient = keys.routerAuxLossCoefficient
         initializerRange = Float(keys.initializerRange)
         padTokenId = keys.padTokenId
-        if let c = keys.clipQKV {
+        if let c = keys.clip {
             guard c > 0 else { throw fail("'clip_qkv' must be a positive number or null") }
             clipQKV = Float(c)
         } else {
             clipQKV = nil
         }
-        ropeTheta = ModelConfig(json: json).ropeTheta ?? 10_000
+        ropeTheta = keys.rope.theta
         self.json = json
 
         for (v, name) in [
@@ -112,66 +115,14 @@ public struct OlmoeConfig: Sendable, Equatable {
         if let hd = keys.headDim, hd != headDim {
             throw fail("head_dim \(hd) differs from hidden_size / num_attention_heads = \(headDim); OLMoE's norms assume they agree")
         }
-        if let a = keys.hiddenAct, a != "silu" { throw fail("hidden_act '\(a)' is not supported (OLMoE uses silu)") }
+        if keys.hiddenAct != "silu" { throw fail("hidden_act '\(keys.hiddenAct)' is not supported (OLMoE uses silu)") }
         if keys.attentionBias { throw fail("attention_bias true is not supported (OLMoE has no attention biases)") }
-        if let r = json["rope_parameters"]?["rope_type"]?.stringValue ?? json["rope_scaling"]?["rope_type"]?.stringValue
-            ?? json["rope_scaling"]?["type"]?.stringValue, r != "default"
-        {
-            throw fail("rope_type '\(r)' is not supported (only the default rotary embedding)")
-        }
+        if keys.rope.type != "default" { throw fail("rope_type '\(keys.rope.type)' is not supported (only the default rotary embedding)") }
         guard ropeTheta > 0, ropeTheta.isFinite else { throw fail("rope_theta must be a positive number") }
         guard rmsNormEpsilon > 0, rmsNormEpsilon.isFinite else { throw fail("rms_norm_eps must be a positive number, got \(rmsNormEpsilon)") }
         guard initializerRange >= 0, initializerRange.isFinite else { throw fail("initializer_range must be a non-negative number") }
         try MemoryPlan(self, options: nil).check(source: source)
         if let p = padTokenId, p < 0 || p >= vocabularySize { padTokenId = nil }
-    }
-
-    /// The `config.json` keys the trainer reads, with transformers' `OlmoeConfig` defaults
-    /// where a key may be left out (v4 and v5 spellings both).
-    struct Keys: Decodable {
-        var modelType: String?
-        var vocabularySize: Int
-        var hiddenSize: Int
-        var intermediateSize: Int
-        var layerCount: Int
-        var headCount: Int
-        var keyValueHeadCount: Int?
-        var expertCount: Int
-        var topK: Int
-        var normalizeTopKProbabilities: Bool
-        var rmsNormEpsilon: Double
-        var tieWordEmbeddings: Bool
-        var routerAuxLossCoefficient: Double
-        var initializerRange: Double
-        /// `pad_token_id`: 1 when the key is absent (transformers' default), nil when null.
-        var padTokenId: Int?
-        var clipQKV: Double?
-        var headDim: Int?
-        var hiddenAct: String?
-        var attentionBias: Bool
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: ConfigKey.self)
-            modelType = try c.first(String.self, "model_type")
-            vocabularySize = try c.required("vocab_size")
-            hiddenSize = try c.required("hidden_size")
-            intermediateSize = try c.required("intermediate_size")
-            layerCount = try c.required("num_hidden_layers")
-            headCount = try c.required("num_attention_heads")
-            keyValueHeadCount = try c.first(Int.self, "num_key_value_heads")
-            expertCount = try c.required("num_experts", "num_local_experts")
-            topK = try c.value("num_experts_per_tok", default: 8)
-            normalizeTopKProbabilities = try c.value("norm_topk_prob", default: false)
-            rmsNormEpsilon = try c.value("rms_norm_eps", default: 1e-5)
-            tieWordEmbeddings = try c.value("tie_word_embeddings", default: false)
-            routerAuxLossCoefficient = try c.value("router_aux_loss_coef", default: 0.01)
-            initializerRange = try c.value("initializer_range", default: 0.02)
-            padTokenId = c.has("pad_token_id") ? try c.first(Int.self, "pad_token_id") : 1
-            clipQKV = try c.first(Double.self, "clip_qkv")
-            headDim = try c.first(Int.self, "head_dim")
-            hiddenAct = try c.first(String.self, "hidden_act")
-            attentionBias = try c.value("attention_bias", default: false)
-        }
     }
 
     /// Total parameter count (untied LM head counted when untied).

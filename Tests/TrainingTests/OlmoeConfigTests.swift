@@ -4,7 +4,7 @@ import Testing
 
 @testable import Training
 
-/// The trainer's config, decoded through `OlmoeConfig.Keys` (a `Decodable` with transformers'
+/// The trainer's config, decoded through Models' `OlmoeConfiguration` (a `Decodable` with transformers'
 /// defaults): what is read, what is defaulted, and one line for what is wrong.
 @Suite struct OlmoeConfigTests {
     /// The tiny config with `changes` applied (nil removes the key).
