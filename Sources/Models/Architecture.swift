@@ -146,9 +146,9 @@ public struct MoESpec: Sendable, Equatable {
     /// How tokens choose experts.
     public var router: RouterSpec
     /// Intermediate size of the shared expert(s) (Qwen2-MoE, DeepSeek), if any.
-    public var sharedIntermediate: Int?
+    public var sharedIntermediate: Int? = nil
     /// The shared expert's output is scaled by `sigmoid(x . w)` (Qwen2-MoE `shared_expert_gate`).
-    public var sharedExpertGate: Bool
+    public var sharedExpertGate: Bool = false
 }
 
 /// How a router turns its logits `h R^T` into k experts and their weights.
@@ -183,6 +183,42 @@ public struct RouterSpec: Sendable, Equatable {
     public var normalizationEpsilon: Float
     /// Multiplies the weights after renormalisation (`routed_scaling_factor`).
     public var scalingFactor: Float
+}
+
+extension RouterSpec {
+    /// The softmax router of OLMoE, Mixtral, Qwen and FlexOlmo: the k most probable experts,
+    /// their probabilities renormalised to sum 1 only when `normalized`.
+    static func softmaxTopK(_ k: Int, normalized: Bool) -> RouterSpec {
+        RouterSpec(
+            scoring: .softmax, topK: k, selection: .plain, correctionBias: false, normalizeTopK: normalized, normalizationEpsilon: 0,
+            scalingFactor: 1)
+    }
+}
+
+extension FeedForwardSpec {
+    /// `layers` feed-forward blocks: `moe` where `isMoE(layer)`, a dense MLP of
+    /// `denseIntermediate` elsewhere (Qwen's `mlp_only_layers` and `decoder_sparse_step`,
+    /// DeepSeek's `first_k_dense_replace`).
+    static func layers(_ layers: Int, moe: MoESpec, denseIntermediate: Int, isMoE: (Int) -> Bool) -> [FeedForwardSpec] {
+        (0..<max(0, layers)).map { isMoE($0) ? .moe(moe) : .dense(intermediate: denseIntermediate) }
+    }
+}
+
+extension Architecture {
+    /// A family's description; `feedForward` nil makes every layer `moe`, `slidingWindow` nil
+    /// gives every layer full causal attention.
+    init(
+        family: String, vocabularySize: Int, hiddenSize: Int, layerCount: Int, rmsNormEpsilon: Double, attention: AttentionSpec,
+        rope: RopeSpec, moe: MoESpec, feedForward: [FeedForwardSpec]? = nil, slidingWindow: [Int?]? = nil, tieWordEmbeddings: Bool,
+        declaredDType: String?, normPlacement: NormPlacement = .beforeSublayer
+    ) {
+        let L = max(0, layerCount)
+        self.init(
+            family: family, vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
+            rmsNormEpsilon: Float(rmsNormEpsilon), attention: attention, rope: rope,
+            feedForward: feedForward ?? Array(repeating: .moe(moe), count: L), slidingWindow: slidingWindow ?? Array(repeating: nil, count: L),
+            tieWordEmbeddings: tieWordEmbeddings, normPlacement: normPlacement, declaredDType: declaredDType)
+    }
 }
 
 /// A family's config, decoded from `config.json` and describing its model.

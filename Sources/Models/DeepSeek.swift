@@ -108,15 +108,11 @@ struct DeepseekConfiguration: FamilyConfig {
         }
         let moe = MoESpec(
             experts: experts, intermediate: moeIntermediateSize, router: router,
-            sharedIntermediate: sharedExperts > 0 ? moeIntermediateSize * sharedExperts : nil, sharedExpertGate: false)
-        let L = max(0, layerCount)
-        let ffn: [FeedForwardSpec] = (0..<L).map { $0 >= firstDenseLayers ? .moe(moe) : .dense(intermediate: intermediateSize) }
-        var arch = Architecture(
+            sharedIntermediate: sharedExperts > 0 ? moeIntermediateSize * sharedExperts : nil)
+        let ffn = FeedForwardSpec.layers(layerCount, moe: moe, denseIntermediate: intermediateSize) { $0 >= firstDenseLayers }
+        return Architecture(
             family: version == 2 ? "deepseek_v2" : "deepseek_v3", vocabularySize: vocabularySize, hiddenSize: hiddenSize,
-            layerCount: layerCount, rmsNormEpsilon: Float(rmsNormEpsilon), attention: .latent(attention),
-            rope: ropeSpec,
-            feedForward: ffn, slidingWindow: Array(repeating: nil, count: L), tieWordEmbeddings: tieWordEmbeddings)
-        arch.declaredDType = dtype
-        return arch
+            layerCount: layerCount, rmsNormEpsilon: rmsNormEpsilon, attention: .latent(attention), rope: ropeSpec, moe: moe,
+            feedForward: ffn, tieWordEmbeddings: tieWordEmbeddings, declaredDType: dtype)
     }
 }

@@ -48,17 +48,11 @@ struct MixtralConfiguration: FamilyConfig {
         let attention = StandardAttentionSpec(
             heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: false,
             outputBias: false, qkNorm: .none, clip: nil)
-        let router = RouterSpec(
-            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-            normalizeTopK: true, normalizationEpsilon: 0, scalingFactor: 1)
-        let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        var arch = Architecture(
+        let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: .softmaxTopK(topK, normalized: true))
+        return Architecture(
             family: "mixtral", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-            rope: ropeSpec,
-            feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
-            slidingWindow: Array(repeating: slidingWindow, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
-        arch.declaredDType = dtype
-        return arch
+            rmsNormEpsilon: rmsNormEpsilon, attention: .standard(attention), rope: ropeSpec, moe: moe,
+            slidingWindow: Array(repeating: slidingWindow, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings,
+            declaredDType: dtype)
     }
 }

@@ -76,18 +76,11 @@ package struct OlmoeConfiguration: FamilyConfig, Sendable {
         let attention = StandardAttentionSpec(
             heads: heads, keyValueHeads: keyValueHeads, headDim: headDim, qkvBias: attentionBias,
             outputBias: attentionBias, qkNorm: .wholeProjection, clip: clip.map(Float.init))
-        let router = RouterSpec(
-            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-            normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
-        let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        var arch = Architecture(
+        let moe = MoESpec(experts: experts, intermediate: intermediateSize, router: .softmaxTopK(topK, normalized: normalizeTopK))
+        return Architecture(
             family: "olmoe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-            rope: ropeSpec,
-            feedForward: Array(repeating: .moe(moe), count: max(0, layerCount)),
-            slidingWindow: Array(repeating: nil, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings)
-        arch.declaredDType = dtype
-        return arch
+            rmsNormEpsilon: rmsNormEpsilon, attention: .standard(attention), rope: ropeSpec, moe: moe,
+            tieWordEmbeddings: tieWordEmbeddings, declaredDType: dtype)
     }
 }
 

@@ -70,15 +70,12 @@ struct Qwen2MoeConfiguration: FamilyConfig {
         let attention = StandardAttentionSpec(
             heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: qkvBias,
             outputBias: false, qkNorm: .none, clip: nil)
-        let router = RouterSpec(
-            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-            normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
         let moe = MoESpec(
-            experts: experts, intermediate: moeIntermediateSize, router: router,
+            experts: experts, intermediate: moeIntermediateSize, router: .softmaxTopK(topK, normalized: normalizeTopK),
             sharedIntermediate: sharedIntermediateSize, sharedExpertGate: true)
         let L = max(0, layerCount)
-        let ffn: [FeedForwardSpec] = (0..<L).map { l in
-            !mlpOnlyLayers.contains(l) && experts > 0 && (l + 1) % decoderSparseStep == 0 ? .moe(moe) : .dense(intermediate: intermediateSize)
+        let ffn = FeedForwardSpec.layers(L, moe: moe, denseIntermediate: intermediateSize) { l in
+            !mlpOnlyLayers.contains(l) && experts > 0 && (l + 1) % decoderSparseStep == 0
         }
         // transformers: sliding_window applies only with use_sliding_window, on "sliding_attention" layers
         let window = useSlidingWindow ? slidingWindow.flatMap { $0 > 0 ? $0 : nil } : nil
@@ -89,12 +86,9 @@ struct Qwen2MoeConfiguration: FamilyConfig {
             }
         guard types.count == L else { throw .config(file: source, reason: "layer_types has \(types.count) entries for \(L) layers") }
         let windows: [Int?] = types.map { $0 == "sliding_attention" ? window : nil }
-        var arch = Architecture(
+        return Architecture(
             family: "qwen2_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-            rope: ropeSpec,
-            feedForward: ffn, slidingWindow: windows, tieWordEmbeddings: tieWordEmbeddings)
-        arch.declaredDType = dtype
-        return arch
+            rmsNormEpsilon: rmsNormEpsilon, attention: .standard(attention), rope: ropeSpec, moe: moe, feedForward: ffn,
+            slidingWindow: windows, tieWordEmbeddings: tieWordEmbeddings, declaredDType: dtype)
     }
 }

@@ -61,21 +61,14 @@ struct Qwen3MoeConfiguration: FamilyConfig {
         let attention = StandardAttentionSpec(
             heads: heads, keyValueHeads: keyValueHeads, headDim: hd, qkvBias: attentionBias,
             outputBias: attentionBias, qkNorm: .perHead, clip: nil)
-        let router = RouterSpec(
-            scoring: .softmax, topK: topK, selection: .plain, correctionBias: false,
-            normalizeTopK: normalizeTopK, normalizationEpsilon: 0, scalingFactor: 1)
-        let moe = MoESpec(experts: experts, intermediate: moeIntermediateSize, router: router, sharedIntermediate: nil, sharedExpertGate: false)
-        let L = max(0, layerCount)
-        let ffn: [FeedForwardSpec] = (0..<L).map { l in
-            !mlpOnlyLayers.contains(l) && experts > 0 && (l + 1) % decoderSparseStep == 0 ? .moe(moe) : .dense(intermediate: intermediateSize)
+        let moe = MoESpec(experts: experts, intermediate: moeIntermediateSize, router: .softmaxTopK(topK, normalized: normalizeTopK))
+        let ffn = FeedForwardSpec.layers(layerCount, moe: moe, denseIntermediate: intermediateSize) { l in
+            !mlpOnlyLayers.contains(l) && experts > 0 && (l + 1) % decoderSparseStep == 0
         }
         let window = useSlidingWindow ? slidingWindow : nil
-        var arch = Architecture(
+        return Architecture(
             family: "qwen3_moe", vocabularySize: vocabularySize, hiddenSize: hiddenSize, layerCount: layerCount,
-            rmsNormEpsilon: Float(rmsNormEpsilon), attention: .standard(attention),
-            rope: ropeSpec,
-            feedForward: ffn, slidingWindow: Array(repeating: window, count: L), tieWordEmbeddings: tieWordEmbeddings)
-        arch.declaredDType = dtype
-        return arch
+            rmsNormEpsilon: rmsNormEpsilon, attention: .standard(attention), rope: ropeSpec, moe: moe, feedForward: ffn,
+            slidingWindow: Array(repeating: window, count: max(0, layerCount)), tieWordEmbeddings: tieWordEmbeddings, declaredDType: dtype)
     }
 }
