@@ -154,7 +154,7 @@ public final class CausalModel: @unchecked Sendable {
         BLAS.setThreads(1)  // the kernels split work across the cores themselves, in fixed blocks
 
         // embedding rows
-        let x = Buffer(count: T * d)
+        let x = FloatBuffer(count: T * d)
         do {
             let table = try reader.read("model.embed_tokens.weight", [V, d])
             table.storage.withUnsafeBufferPointer { e in
@@ -166,7 +166,7 @@ public final class CausalModel: @unchecked Sendable {
         // scratch covers one chunk of whole windows; only x and h span all T tokens
         let chunkWindows = max(1, chunkTokens / windowLength)
         let chunks = stride(from: 0, to: batch, by: chunkWindows).map { w0 in (w0 * windowLength)..<(min(batch, w0 + chunkWindows) * windowLength) }
-        let h = Buffer(count: T * d), y = Buffer(count: min(T, chunkWindows * windowLength) * d)
+        let h = FloatBuffer(count: T * d), y = FloatBuffer(count: min(T, chunkWindows * windowLength) * d)
         let moeLayers = moeLayerByIndex
         let scratch = Scratch()
         var expertBuffers: [Projection: Tensor] = [:]
@@ -253,7 +253,7 @@ public final class CausalModel: @unchecked Sendable {
         if !logitRows.isEmpty {
             let headName = a.tieWordEmbeddings || !reader.contains("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight"
             let head = try reader.read(headName, [V, d])
-            let rows = Buffer(count: logitRows.count * d)
+            let rows = FloatBuffer(count: logitRows.count * d)
             for (i, r) in logitRows.enumerated() { (rows.pointer + i * d).update(from: h.pointer + r * d, count: d) }
             var logits = Tensor(shape: [logitRows.count, V])
             withPointers([head]) { hp in
@@ -274,8 +274,8 @@ public final class CausalModel: @unchecked Sendable {
     /// experts chunk by chunk into `y`, handing each chunk's rows to `addOutput` (which adds them
     /// to the residual stream).
     private func runMoE(
-        _ w: MoEWeights, spec: MoESpec, layer l: Int, input h: Buffer, tokens T: Int, chunks: [Range<Int>],
-        output y: Buffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void, addOutput: (Range<Int>) -> Void
+        _ w: MoEWeights, spec: MoESpec, layer l: Int, input h: FloatBuffer, tokens T: Int, chunks: [Range<Int>],
+        output y: FloatBuffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void, addOutput: (Range<Int>) -> Void
     ) {
         let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
         let routing = RouterActivations(tokens: T, experts: n, topK: k)

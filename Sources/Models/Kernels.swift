@@ -2,27 +2,8 @@ import Dispatch
 import Foundation
 import Tensors
 
-// The forward pass's buffers and scratch. Its kernels are Tensors' (Parallel, ParallelGEMM,
+// The forward pass's scratch (its buffers are Tensors' FloatBuffer). Its kernels are Tensors' (Parallel, ParallelGEMM,
 // VectorMath, SwiGLU), shared with training: results do not depend on the thread count.
-
-/// A fixed-size, 64-byte aligned block of Float32 (activations and scratch of the executor).
-final class Buffer: @unchecked Sendable {
-    let count: Int
-    let pointer: UnsafeMutablePointer<Float>
-
-    /// A buffer of `count` elements, zero-filled unless `zeroed` is false (scratch that is
-    /// always written before it is read).
-    init(count: Int, zeroed: Bool = true) {
-        self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        if zeroed { pointer.initialize(repeating: 0, count: max(1, count)) }
-    }
-
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-
-    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-}
 
 /// Scratch buffers reused from chunk to chunk and layer to layer: no allocation, page faults or
 /// zero fill in the loop. A slot holds one buffer, grown when a larger one is asked for; its
@@ -32,12 +13,12 @@ final class Scratch: @unchecked Sendable {
         case query, key, value, output, queryLatent, keyValueLatent, latent, keyValue, scores
         case feedForwardGate, feedForwardUp, expertInput, expertGateUp, expertOutput, shared
     }
-    private var buffers = [Buffer?](repeating: nil, count: Slot.allCases.count)
+    private var buffers = [FloatBuffer?](repeating: nil, count: Slot.allCases.count)
 
     /// Room for at least `count` floats in `slot`.
     func callAsFunction(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
         if let b = buffers[slot.rawValue], b.count >= count { return b.pointer }
-        let b = Buffer(count: count, zeroed: false)
+        let b = FloatBuffer(count: count, zeroed: false)
         buffers[slot.rawValue] = b
         return b.pointer
     }

@@ -5,21 +5,21 @@ import Tensors
 final class RouterActivations: @unchecked Sendable {
     let tokens: Int, experts: Int, topK: Int
     /// `h R^T` [T, n].
-    let logits: Buffer
+    let logits: FloatBuffer
     /// Scores [T, n]: softmax probabilities, or sigmoid scores (DeepSeek-V3).
-    let scores: Buffer
+    let scores: FloatBuffer
     /// Chosen experts [T, k], best first (lower index first on ties).
     let topExperts: UnsafeMutablePointer<Int32>
     /// Their weights [T, k] (after renormalisation and scaling).
-    let topWeights: Buffer
+    let topWeights: FloatBuffer
 
     init(tokens: Int, experts: Int, topK: Int) {
         self.tokens = tokens; self.experts = experts; self.topK = topK
-        logits = Buffer(count: tokens * experts)
-        scores = Buffer(count: tokens * experts)
+        logits = FloatBuffer(count: tokens * experts)
+        scores = FloatBuffer(count: tokens * experts)
         topExperts = .allocate(capacity: max(1, tokens * topK))
         topExperts.initialize(repeating: 0, count: max(1, tokens * topK))
-        topWeights = Buffer(count: tokens * topK)
+        topWeights = FloatBuffer(count: tokens * topK)
     }
 
     deinit { topExperts.deallocate() }

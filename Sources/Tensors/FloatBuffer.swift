@@ -1,20 +1,20 @@
-import Tensors
-
-/// A fixed-size, 64-byte aligned block of Float32 owned by this object: parameters, gradients,
-/// optimizer moments and activations live in these so that hot loops work on raw pointers with
-/// no copy-on-write checks and no allocation.
+/// A fixed-size, 64-byte aligned block of Float32 owned by this object: training's parameters,
+/// gradients, optimizer moments and activations, and the forward pass's activations and scratch,
+/// live in these so that hot loops work on raw pointers with no copy-on-write checks and no
+/// allocation.
 public final class FloatBuffer: @unchecked Sendable {
     /// Number of elements.
     public let count: Int
     /// The first element; valid for `count` elements while this object lives.
     public let pointer: UnsafeMutablePointer<Float>
 
-    /// A zero-filled buffer of `count` elements.
-    public init(count: Int) {
+    /// A buffer of `count` elements, zero-filled unless `zeroed` is false (scratch that is
+    /// always written before it is read).
+    public init(count: Int, zeroed: Bool = true) {
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
+        if zeroed { pointer.initialize(repeating: 0, count: max(1, count)) }
     }
 
     /// A buffer holding a copy of `values`.
