@@ -104,7 +104,7 @@ public enum NetworkCheckpoint {
                 Conversion.encode(spec.dtype, from: base.value + o, count: spec.shape.reduce(1, *), into: dst)
             }
         } catch let e as CheckpointError {
-            throw .io(file: folder, reason: SettingMessage(e.description))
+            throw .files(e)
         } catch {
             throw .io(file: folder, reason: "\(error)")
         }

@@ -44,7 +44,7 @@ public final class RunFolder {
         try fm.createDirectoryOrThrow(path)
         let run = RunFolder(path: path)
         do { try AtomicOutput.write("moe-inspect train run folder\n", to: path + "/" + RunLog.marker) } catch {
-            throw .io(file: path, reason: SettingMessage(error.description))
+            throw .files(error)
         }
         return run
     }

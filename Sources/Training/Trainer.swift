@@ -362,7 +362,7 @@ public final class Trainer {
                         guard let (p, n) = source[spec.name], let dst = out.baseAddress else { return }
                         dst.copyMemory(from: p.value, byteCount: n * 4)
                     }
-                } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
+                } catch let e as CheckpointError { throw TrainingError.files(e) } catch { throw TrainingError.io(file: tmp, reason: "\(error)") }
                 let state = TrainerState(
                     step: step, tokens: tokensSeen, generator: TrainerState.encode(generator), options: options,
                     dataPath: data.path, dataTokens: data.count, dataHash: data.contentHash,
@@ -377,6 +377,8 @@ public final class Trainer {
             }
         } catch let e as TrainingError {
             throw e
+        } catch let e as CheckpointError {
+            throw .files(e)
         } catch {
             throw .io(file: final, reason: "\(error)")
         }

@@ -26,8 +26,8 @@ public enum TrainingError: SettingNamingError, Sendable {
     case text(TokenizerError)
 
     public func description(naming name: (Setting) -> String) -> String {
-        // reasons passed up from the checkpoint layer already start with the file
-        func named(_ f: String, _ r: String) -> String { r.hasPrefix(f + ":") ? r : "\(f): \(r)" }
+        // an error of the checkpoint layer is wrapped (`.files`), never pasted into a reason
+        func named(_ f: String, _ r: String) -> String { "\(f): \(r)" }
         switch self {
         case let .config(f, r): return named(f, r)
         case let .checkpoint(f, r): return named(f, r)
