@@ -144,6 +144,9 @@ fi
 # OLMoE-1B-7B shape, 4096 tokens: ours streams one layer; transformers needs the whole model in bf16 (~14 GB)
 # (a vocabulary of 50304 is not byte-level: the text's bytes as uint16 token ids)
 python3 -c "import struct; b = open('fixtures/corpus/kjv-eval.txt', 'rb').read()[:4096]; open('/tmp/moe-bench-4096.bin', 'wb').write(struct.pack('<%dH' % len(b), *b))"
+# the DeepSeek-V3 run above pushed the 14 GB checkpoint out of the page cache: warm it again, so
+# that both sides read from memory (transformers loads it whole before timing)
+cat "$CKPT"/*.safetensors > /dev/null
 timed "moe-inspect routing (OLMoE-1B-7B shape, 4096 tokens, no coupling)" $BIN routing "$CKPT" --data /tmp/moe-bench-4096.bin --max-tokens 4096 --coupling-tokens 0
 ours=$(rate); grep -E "tokens/s" /tmp/moe-bench-err | sed 's/^/   /'
 timed "moe-inspect routing (OLMoE-1B-7B shape, 4096 tokens, coupling on 512)" $BIN routing "$CKPT" --data /tmp/moe-bench-4096.bin --max-tokens 4096 --coupling-tokens 512
