@@ -26,8 +26,26 @@ public struct LayerNumbers: Sendable, Equatable {
     public var layer: Int
     /// Routed experts n.
     public var experts: Int
+    /// Whether the layer was analysed, as a table's `status` cell says.
+    public enum Status: Sendable, Equatable, CustomStringConvertible {
+        /// Every measure was computed (`ok`, or an empty cell).
+        case ok
+        /// Why the layer could not be analysed, in the analysis's words.
+        case failed(String)
+
+        /// The status of a table cell.
+        public init(cell: String) { self = cell.isEmpty || cell == "ok" ? .ok : .failed(cell) }
+
+        public var description: String {
+            switch self {
+            case .ok: return "ok"
+            case let .failed(why): return why
+            }
+        }
+    }
+
     /// `ok`, or why the layer could not be analysed.
-    public var status: String
+    public var status: Status
     /// The ERC loss at each alpha asked.
     public var erc: [ERCNumbers]
     /// Noise bound eps over the experts: mean, min, max.
@@ -40,10 +58,10 @@ public struct LayerNumbers: Sendable, Equatable {
     public var couplingAlpha: Double
 
     /// Whether every measure was computed.
-    public var isOK: Bool { status == "ok" }
+    public var isOK: Bool { status == .ok }
 
     /// A layer with every measure unknown.
-    public init(layer: Int, experts: Int, status: String = "ok") {
+    public init(layer: Int, experts: Int, status: Status = .ok) {
         self.layer = layer; self.experts = experts; self.status = status; erc = []
         epsMean = .nan; epsMin = .nan; epsMax = .nan; cosineMeanAbs = .nan
         mDiagonalMean = .nan; mOffDiagonalMean = .nan; couplingAlpha = .nan
@@ -51,7 +69,7 @@ public struct LayerNumbers: Sendable, Equatable {
 
     /// The numbers of an analysed layer; the loss std only when `samples` > 1.
     public init(_ l: LayerCoupling, samples: Int) {
-        self.init(layer: l.layer, experts: l.experts, status: l.status.description)
+        self.init(layer: l.layer, experts: l.experts, status: l.isOK ? .ok : .failed(l.status.description))
         guard l.isOK else { return }
         erc = l.ercLosses.map { a in
             ERCNumbers(

@@ -397,7 +397,7 @@ public struct CouplingReport {
                     if std { row.append(e.flatMap { $0.lossStd.isFinite ? .number($0.lossStd) : nil } ?? .empty) }
                 }
                 func n(_ v: Double) -> Cell { v.isFinite ? .number(v) : .empty }
-                row += [n(l.couplingAlpha), n(l.epsMean), n(l.epsMin), n(l.cosineMeanAbs), .text(l.status)]
+                row += [n(l.couplingAlpha), n(l.epsMean), n(l.epsMin), n(l.cosineMeanAbs), .text(l.status.description)]
                 if !l.isOK { bad.insert(t.rows.count) }
                 t.rows.append(row)
             }
@@ -432,7 +432,7 @@ public struct CouplingReport {
                                 .array(
                                     c.layers.map { l in
                                         .object([
-                                            ("layer", .int(l.layer)), ("experts", .int(l.experts)), ("status", .string(l.status)),
+                                            ("layer", .int(l.layer)), ("experts", .int(l.experts)), ("status", .string(l.status.description)),
                                             ("coupling_alpha", num(l.couplingAlpha)), ("eps_mean", num(l.epsMean)),
                                             ("router_cos_mean_abs", num(l.cosineMeanAbs)),
                                             (

@@ -27,7 +27,7 @@ public enum CouplingTables {
         for c in checkpoints {
             for l in c.layers {
                 let base: [Cell] = [.text(c.checkpoint), c.step.map { .int($0) } ?? .empty, .int(l.layer), .int(l.experts)]
-                let tail: [Cell] = [.text(c.feature), .int(c.noiseSamples), .text(l.status), .text(c.run)]
+                let tail: [Cell] = [.text(c.feature), .int(c.noiseSamples), .text(l.status.description), .text(c.run)]
                 guard l.isOK else {
                     for a in alphas { t.rows.append(base + [.number(a)] + Array(repeating: Cell.empty, count: 11) + tail) }
                     continue

@@ -161,7 +161,7 @@ public enum ERCTableReader {
                 if !alphas.contains(alpha) { alphas.append(alpha) }
                 let status = r["status"] ?? "ok"
                 if index[layer] == nil {
-                    var l = LayerNumbers(layer: layer, experts: experts, status: status.isEmpty ? "ok" : status)
+                    var l = LayerNumbers(layer: layer, experts: experts, status: .init(cell: status))
                     l.epsMean = number(r["eps_mean"]); l.epsMin = number(r["eps_min"]); l.epsMax = number(r["eps_max"])
                     l.cosineMeanAbs = number(r["router_cos_mean_abs"])
                     l.mDiagonalMean = number(r["m_diag_mean"]); l.mOffDiagonalMean = number(r["m_offdiag_mean"])
