@@ -76,8 +76,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
     }
 
-    /// Bytes read per slice when a tensor is decoded.
-    static let stagingBytes = 8 << 20
+    /// Bytes read per slice when a tensor is decoded: small enough that the slice stays in a
+    /// core's L2 between the copy out of the page cache and the decoding. Measured on the
+    /// noise-free ERC pass over OLMoE-1B-7B's 16 layers, alternating with 8 MB slices: system
+    /// time (the copy) 0.74-0.77 s against 0.95-1.01 s; the wall time within the run-to-run noise.
+    static let stagingBytes = 256 << 10
 
     /// Hints the kernel to read tensor `name`'s bytes ahead.
     public func prefetch(_ name: String) { if let i = index[ExactName(name)] { file.willNeed(ranges[i]) } }
