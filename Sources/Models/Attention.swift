@@ -41,6 +41,7 @@ struct CausalAttention {
             let vh = v.value + b * L * vStride + g * dv
             let o = out.value + b * L * outStride + h * dv
             let scores = sp.value + job * bs * L
+            var denominators = [Float](repeating: 1, count: bs)
             var r0 = 0
             while r0 < L {
                 let m = min(bs, L - r0), n = r0 + m
@@ -54,10 +55,15 @@ struct CausalAttention {
                     let first = win.map { max(0, i - $0 + 1) } ?? 0
                     // row[j - lo] is key j; keys first...i take part
                     if first > lo { (row).update(repeating: 0, count: first - lo) }
-                    VectorMath.softmaxInPlace(row + (first - lo), i + 1 - first, scale: sc)
+                    // the numerators only: the row's output is divided by their sum after P V
+                    denominators[i - r0] = VectorMath.softmaxNumerators(row + (first - lo), i + 1 - first, scale: sc)
                     if i + 1 < n { (row + (i + 1 - lo)).update(repeating: 0, count: n - i - 1) }
                 }
                 BLAS.gemm(m: m, n: dv, k: n - lo, a: scores, lda: L, b: vh + lo * vStride, ldb: vStride, c: o + r0 * outStride, ldc: outStride)
+                for i in 0..<m {
+                    let inv = 1 / denominators[i], orow = o + (r0 + i) * outStride
+                    for c in 0..<dv { orow[c] *= inv }
+                }
                 r0 += m
             }
         }
