@@ -11,8 +11,9 @@ public struct MoELayerRouting: Sendable {
     public let tokens: Int
     /// Routed experts n, experts per token k, hidden size d.
     public let experts: Int, topK: Int, hidden: Int
-    /// x_t: the MoE input of every token (after the pre-MoE norm) [T, d].
-    public let input: Tensor
+    /// x_t: the MoE input of every token (after the pre-MoE norm) [T, d]; nil when the caller
+    /// did not ask for it (`forward(keepMoEInput: false)`: a copy of T d floats per layer saved).
+    public let input: Tensor?
     /// Router logits `x_t R^T` [T, n].
     public let logits: Tensor
     /// Router scores [T, n]: softmax probabilities, or DeepSeek-V3's sigmoid scores.
@@ -122,12 +123,13 @@ public final class CausalModel: @unchecked Sendable {
     ///   - keepFinalHidden: return the final hidden states [T, d] (after the final norm).
     ///   - chunkTokens: tokens (whole windows, at least one) run through attention and the
     ///     feed-forward at a time: scratch memory follows this, not T; results depend on it only through rounding.
+    ///   - keepMoEInput: hand out each MoE layer's input x_t (`MoELayerRouting.input`).
     ///   - layerDone: called after each decoder layer with its index and the seconds it took.
     ///   - onMoELayer: called at each MoE layer, after routing and before the experts run.
     /// - Throws: `ModelsError` for bad tokens or unreadable weights.
     public func forward(
         tokens: [Int32], windowLength: Int, logitRows: [Int] = [], keepFinalHidden: Bool = false,
-        chunkTokens: Int = CausalModel.defaultChunkTokens,
+        chunkTokens: Int = CausalModel.defaultChunkTokens, keepMoEInput: Bool = true,
         layerDone: (Int, Double) -> Void = { _, _ in },
         onMoELayer: (MoELayerRouting) -> Void
     ) throws(ModelsError) -> ForwardOutput {
@@ -237,7 +239,7 @@ public final class CausalModel: @unchecked Sendable {
                 let w = try MoEWeights(layout, layer: layer, spec: spec, hidden: d, reuse: &expertBuffers)
                 defer { expertBuffers = [.gate: w.gate, .up: w.up, .down: w.down] }
                 runMoE(
-                    w, spec: spec, layer: l, input: h, tokens: T, chunks: chunks, output: y, scratch: scratch, onMoELayer: onMoELayer,
+                    w, spec: spec, layer: l, input: h, keepInput: keepMoEInput, tokens: T, chunks: chunks, output: y, scratch: scratch, onMoELayer: onMoELayer,
                     addOutput: { addOutput($0, norm: outputNorm) })
             }
             releaseFreedMemory()
@@ -274,7 +276,7 @@ public final class CausalModel: @unchecked Sendable {
     /// experts chunk by chunk into `y`, handing each chunk's rows to `addOutput` (which adds them
     /// to the residual stream).
     private func runMoE(
-        _ w: MoEWeights, spec: MoESpec, layer l: Int, input h: FloatBuffer, tokens T: Int, chunks: [Range<Int>],
+        _ w: MoEWeights, spec: MoESpec, layer l: Int, input h: FloatBuffer, keepInput: Bool, tokens T: Int, chunks: [Range<Int>],
         output y: FloatBuffer, scratch: Scratch, onMoELayer: (MoELayerRouting) -> Void, addOutput: (Range<Int>) -> Void
     ) {
         let d = architecture.hiddenSize, n = spec.experts, k = spec.router.topK, D = spec.intermediate
@@ -285,7 +287,7 @@ public final class CausalModel: @unchecked Sendable {
         onMoELayer(
             MoELayerRouting(
                 layer: l, tokens: T, experts: n, topK: k, hidden: d,
-                input: Tensor(shape: [T, d], storage: h.array),
+                input: keepInput ? Tensor(shape: [T, d], storage: h.array) : nil,
                 logits: Tensor(shape: [T, n], storage: routing.logits.array),
                 scores: Tensor(shape: [T, n], storage: routing.scores.array),
                 scoring: spec.router.scoring,

@@ -50,6 +50,7 @@ public struct DataCoupling: Sendable {
     ///   - alphas: ERC alphas.
     public init(_ routing: MoELayerRouting, sample: [Int]?, feature: ProbeFeature, alphas: [Double]) throws(AnalysisError) {
         let n = routing.experts, k = routing.topK, d = routing.hidden
+        guard let input = routing.input else { throw .invalid("layer \(routing.layer): the forward pass kept no MoE input to measure coupling on") }
         let rows = sample ?? Array(0..<routing.tokens)
         let w = routing.weights
         let D = w.gate.shape.count == 3 ? w.gate.shape[1] : 0
@@ -68,7 +69,7 @@ public struct DataCoupling: Sendable {
             let block = rows[b0..<min(rows.count, b0 + DataCoupling.blockTokens)]
             var x = Tensor(shape: [block.count, d])
             for (i, t) in block.enumerated() {
-                x.storage.replaceSubrange((i * d)..<((i + 1) * d), with: routing.input.storage[(t * d)..<((t + 1) * d)])
+                x.storage.replaceSubrange((i * d)..<((i + 1) * d), with: input.storage[(t * d)..<((t + 1) * d)])
             }
             let a = try ActivationMatrix.compute(proxies: x, stack: stack, feature: feature)  // [block, n]
             for (i, t) in block.enumerated() {

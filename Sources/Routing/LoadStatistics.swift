@@ -33,48 +33,64 @@ public struct LoadStatistics: Sendable, Equatable {
     public init(_ r: MoELayerRouting) {
         let T = r.tokens, n = r.experts, k = r.topK
         var counts = [Int](repeating: 0, count: n)
-        var co = [[Int]](repeating: [Int](repeating: 0, count: n), count: n)
-        for t in 0..<T {
-            let chosen = r.topExperts[(t * k)..<((t + 1) * k)].map { Int($0) }
-            for i in chosen {
-                counts[i] += 1
-                for j in chosen { co[i][j] += 1 }
+        var co = [Int](repeating: 0, count: n * n)
+        r.topExperts.withUnsafeBufferPointer { chosen in
+            for t in 0..<T {
+                let row = chosen.baseAddress! + t * k
+                for a in 0..<k {
+                    let i = Int(row[a])
+                    counts[i] += 1
+                    for b in 0..<k { co[i * n + Int(row[b])] += 1 }
+                }
             }
         }
         self.counts = counts
-        coactivation = co
+        coactivation = (0..<n).map { i in Array(co[(i * n)..<((i + 1) * n)]) }
         let total = Double(T * k), mean = total / Double(n)
         maxOverMean = Double(counts.max() ?? 0) / mean
         let variance = counts.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(n)
         coefficientOfVariation = variance.squareRoot() / mean
         let h = counts.reduce(0.0) { acc, c in c > 0 ? acc - Double(c) / total * Foundation.log(Double(c) / total) : acc }
         normalizedEntropy = n > 1 ? h / Foundation.log(Double(n)) : 1
-        // P_e from softmax(logits), the distribution's entropy and top-1 in Double
+        // P_e from softmax(logits), the distribution's entropy and top-1 in Double (per-token
+        // buffers allocated once: this runs for every token of every layer)
         var meanP = [Double](repeating: 0, count: n)
         var entropy = 0.0, top = 0.0
         var p = [Double](repeating: 0, count: n), q = [Double](repeating: 0, count: n)
-        var order = [Int](repeating: 0, count: n), softmaxCounts = [Int](repeating: 0, count: n)
-        for t in 0..<T {
-            var mx = -Double.infinity
-            for e in 0..<n { mx = max(mx, Double(r.logits.storage[t * n + e])) }
-            var s = 0.0
-            for e in 0..<n { p[e] = Foundation.exp(Double(r.logits.storage[t * n + e]) - mx); s += p[e] }
-            for e in 0..<n { p[e] /= s; meanP[e] += p[e] }
-            // transformers' function takes its own top-k of softmax(logits)
-            for e in 0..<n { order[e] = e }
-            order.sort { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }
-            for e in order.prefix(k) { softmaxCounts[e] += 1 }
-            switch r.scoring {
-            case .softmax: q = p
-            case .sigmoid:
-                var z = 0.0
-                for e in 0..<n { q[e] = Double(r.scores.storage[t * n + e]); z += q[e] }
-                for e in 0..<n { q[e] = z > 0 ? q[e] / z : 1 / Double(n) }
+        var taken = [Bool](repeating: false, count: n), softmaxCounts = [Int](repeating: 0, count: n)
+        let sigmoid = r.scoring == .sigmoid
+        r.logits.storage.withUnsafeBufferPointer { logits in
+            r.scores.storage.withUnsafeBufferPointer { scores in
+                for t in 0..<T {
+                    let l = logits.baseAddress! + t * n
+                    var mx = -Double.infinity
+                    for e in 0..<n { mx = max(mx, Double(l[e])) }
+                    var s = 0.0
+                    for e in 0..<n { p[e] = Foundation.exp(Double(l[e]) - mx); s += p[e] }
+                    for e in 0..<n { p[e] /= s; meanP[e] += p[e] }
+                    // transformers' function takes its own top-k of softmax(logits): largest
+                    // first, the lower index on ties
+                    for e in 0..<n { taken[e] = false }
+                    for _ in 0..<min(k, n) {
+                        var best = -1
+                        for e in 0..<n where !taken[e] && (best < 0 || p[e] > p[best]) { best = e }
+                        taken[best] = true
+                        softmaxCounts[best] += 1
+                    }
+                    if sigmoid {
+                        let sc = scores.baseAddress! + t * n
+                        var z = 0.0
+                        for e in 0..<n { q[e] = Double(sc[e]); z += q[e] }
+                        for e in 0..<n { q[e] = z > 0 ? q[e] / z : 1 / Double(n) }
+                    } else {
+                        for e in 0..<n { q[e] = p[e] }
+                    }
+                    var ht = 0.0, mt = 0.0
+                    for e in 0..<n { if q[e] > 0 { ht -= q[e] * Foundation.log(q[e]) }; mt = max(mt, q[e]) }
+                    entropy += ht
+                    top += mt
+                }
             }
-            var ht = 0.0, mt = 0.0
-            for e in 0..<n { if q[e] > 0 { ht -= q[e] * Foundation.log(q[e]) }; mt = max(mt, q[e]) }
-            entropy += ht
-            top += mt
         }
         var sum = 0.0
         for e in 0..<n { sum += Double(softmaxCounts[e]) / Double(T) * (meanP[e] / Double(T)) }

@@ -74,7 +74,9 @@ public enum RoutingAnalysis {
         var layers: [LayerRouting] = []
         var couplingSeconds = 0.0
         let t0 = Date()
-        _ = try model.forward(tokens: data.tokens, windowLength: data.windowLength, layerDone: progress) { r in
+        _ = try model.forward(
+            tokens: data.tokens, windowLength: data.windowLength, keepMoEInput: options.couplingTokens != 0, layerDone: progress
+        ) { r in
             let load = LoadStatistics(r)
             var notes: [String] = []
             var coupling: DataCoupling?
