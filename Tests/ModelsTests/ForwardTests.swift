@@ -91,7 +91,8 @@ struct ForwardTests {
             // router logits and MoE inputs
             #expect(relativeMaxError(r.logits.storage, logits.storage) < 1e-4, "\(name) layer \(l) router logits")
             let input = try #require(ref["layer\(l).input"])
-            let ours = rows.flatMap { Array(r.input.storage[($0 * r.hidden)..<(($0 + 1) * r.hidden)]) }
+            let x = try #require(r.input, "the MoE input is handed out by default")
+            let ours = rows.flatMap { Array(x.storage[($0 * r.hidden)..<(($0 + 1) * r.hidden)]) }
             #expect(relativeMaxError(ours, input.storage) < 1e-4, "\(name) layer \(l) MoE input")
             // top-k: the reference's scores for ties
             var scores = logits
@@ -165,6 +166,24 @@ struct ForwardTests {
         #expect(whole == chunked)
         // the same to rounding (BLAS blocks products of other shapes differently)
         #expect(relativeMaxError(try #require(a.finalHidden).storage, try #require(b.finalHidden).storage) < 1e-5)
+    }
+
+    @Test("without keepMoEInput the layers hand out no input, and route the same")
+    func withoutTheInput() throws {
+        let model = try RoutingFixtures.model("routing/models/olmoe")
+        let tokens = (0..<96).map { Int32(2 + ($0 * 41) % 120) }
+        var kept: [Int: [Int32]] = [:], dropped: [Int: [Int32]] = [:], inputs: [Int: Bool] = [:]
+        _ = try model.forward(tokens: tokens, windowLength: 32) { r in
+            kept[r.layer] = r.topExperts
+            #expect(r.input?.shape == [96, r.hidden])
+        }
+        _ = try model.forward(tokens: tokens, windowLength: 32, keepMoEInput: false) { r in
+            dropped[r.layer] = r.topExperts
+            inputs[r.layer] = r.input != nil
+        }
+        #expect(!kept.isEmpty)
+        #expect(kept == dropped)
+        #expect(inputs.values.allSatisfy { !$0 })
     }
 
     @Test("bad tokens and windows are errors, not traps")
