@@ -76,18 +76,18 @@ enum Router {
                         for e in (g * size)..<((g + 1) * size) { choice[e] = masked }
                     }
                 }
-                // top-k by repeated maximum: largest first, lower index first on ties
-                for e in 0..<n { taken[e] = false }
                 var chosenSum: Float = 0
-                for slot in 0..<k {
-                    var best = -1
-                    for e in 0..<n where !taken[e] && (best < 0 || choice[e] > choice[best]) { best = e }
-                    taken[best] = true
-                    te.value[t * k + slot] = Int32(best)
-                    // the weight: the score (V3: without the correction bias; V2: as masked)
-                    let w = spec.correctionBias ? s[best] : choice[best]
-                    tw.value[t * k + slot] = w
-                    chosenSum += w
+                choice.withUnsafeBufferPointer { c in
+                    taken.withUnsafeMutableBufferPointer { tk in
+                        guard let cb = c.baseAddress, let tb = tk.baseAddress else { return }
+                        TopK.select(cb, count: n, k: k, taken: tb) { slot, best in
+                            te.value[t * k + slot] = Int32(best)
+                            // the weight: the score (V3: without the correction bias; V2: as masked)
+                            let w = spec.correctionBias ? s[best] : cb[best]
+                            tw.value[t * k + slot] = w
+                            chosenSum += w
+                        }
+                    }
                 }
                 if spec.normalizeTopK {
                     let den = chosenSum + spec.normalizationEpsilon

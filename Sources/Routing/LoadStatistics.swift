@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Tensors
 
 /// How evenly a layer's router spreads its top-k selections, and the two conventions of the
 /// load-balancing loss.
@@ -68,14 +69,12 @@ public struct LoadStatistics: Sendable, Equatable {
                     var s = 0.0
                     for e in 0..<n { p[e] = Foundation.exp(Double(l[e]) - mx); s += p[e] }
                     for e in 0..<n { p[e] /= s; meanP[e] += p[e] }
-                    // transformers' function takes its own top-k of softmax(logits): largest
-                    // first, the lower index on ties
-                    for e in 0..<n { taken[e] = false }
-                    for _ in 0..<min(k, n) {
-                        var best = -1
-                        for e in 0..<n where !taken[e] && (best < 0 || p[e] > p[best]) { best = e }
-                        taken[best] = true
-                        softmaxCounts[best] += 1
+                    // transformers' function takes its own top-k of softmax(logits)
+                    p.withUnsafeBufferPointer { pb in
+                        taken.withUnsafeMutableBufferPointer { tk in
+                            guard let pp = pb.baseAddress, let tb = tk.baseAddress else { return }
+                            TopK.select(pp, count: n, k: k, taken: tb) { _, best in softmaxCounts[best] += 1 }
+                        }
                     }
                     if sigmoid {
                         let sc = scores.baseAddress! + t * n
