@@ -188,12 +188,7 @@ extension VectorMath {
         var s = V()
         j = 0
         while j < full { s = s + exp(load(x + j) - mv); j += width }
-        if rest > 0 {
-            let e = exp(loadPartial(x + full, rest) - mv)
-            var masked = V()
-            for i in 0..<rest { masked[i] = e[i] }
-            s = s + masked
-        }
+        if rest > 0 { s = s + exp(loadPartial(x + full, rest) - mv).replacing(with: 0, where: lanes .>= Int32(rest)) }
         return m + Foundation.log(sum(s))
     }
 
